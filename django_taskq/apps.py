@@ -1,0 +1,22 @@
+"""App config: autodiscover every installed app's ``tasks`` module, register checks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+
+class TaskqConfig(AppConfig):
+    name = "django_taskq"
+    verbose_name = "Tasks (django_taskq)"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_taskq import checks  # noqa: F401 - registers system checks
+
+        for internal in ("django_taskq.builtins",):
+            try:
+                __import__(internal)
+            except ImportError:
+                pass
+        autodiscover_modules("tasks")

@@ -1,0 +1,1 @@
+"""Redis: connections, key names, Lua scripts, publishing and consuming."""

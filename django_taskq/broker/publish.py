@@ -1,0 +1,163 @@
+"""Publish messages: ready now into a stream, or later into the delayed set.
+
+``publish()`` is the single way a message enters Redis, for ``delay()``,
+retries, beat (with its at-most-once key) and workflows. Enqueueing many
+messages at once goes through ``publish_many()``, one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import redis
+
+from django_taskq import states
+from django_taskq.broker import keys
+from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
+from django_taskq.broker.scripts import script
+from django_taskq.conf import taskq_settings
+from django_taskq.exceptions import BrokerUnavailable
+from django_taskq.messages import Envelope, dumps
+
+logger = logging.getLogger("django_taskq.publish")
+
+T = TypeVar("T")
+
+
+def with_publish_retry(what: str, func: Callable[[], T]) -> T:
+    """Run ``func``; on a connection error retry per TASKQ_PUBLISH_RETRY.
+
+    Raises BrokerUnavailable after the last try: never hangs.
+    """
+    policy = taskq_settings.PUBLISH_RETRY or {}
+    max_retries = int(policy.get("max_retries", 3))
+    interval = float(policy.get("interval_start", 0.1))
+    step = float(policy.get("interval_step", 0.2))
+    interval_max = float(policy.get("interval_max", 1.0))
+    attempt = 0
+    while True:
+        try:
+            return func()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if attempt >= max_retries:
+                raise BrokerUnavailable(
+                    f"cannot {what}: Redis at {_where()} is unreachable after "
+                    f"{attempt + 1} attempts ({exc}). Check that Redis is running and "
+                    "TASKQ_BROKER_URL is right; TASKQ_PUBLISH_RETRY sets how long to retry."
+                ) from exc
+            logger.warning("%s failed (%s); retrying in %.2fs", what, exc, interval)
+            time.sleep(interval)
+            attempt += 1
+            interval = min(interval + step, interval_max)
+
+
+def _where() -> str:
+    from django_taskq.broker.connection import broker_url, redact
+
+    return redact(broker_url())
+
+
+def pending_record(envelope: Envelope) -> str:
+    return dumps(
+        {
+            "status": states.PENDING,
+            "result": None,
+            "traceback": None,
+            "date_done": None,
+            "task": envelope.task,
+            "parent_id": envelope.parent_id,
+            "root_id": envelope.root_id,
+        }
+    )
+
+
+def _publish_args(
+    envelope: Envelope, body: str, once_key: str | None, once_ttl: float
+) -> tuple[list[str], list[Any]]:
+    due_ms = 0
+    if envelope.eta is not None and envelope.eta > time.time():
+        due_ms = int(envelope.eta * 1000)
+    record_pending = not envelope.ignore_result and backend_is_broker()
+    ttl_ms = int(float(taskq_settings.RESULT_EXPIRES) * 1000) if record_pending else 0
+    stream = keys.stream(envelope.queue, envelope.priority)
+    script_keys = [
+        stream,
+        keys.delayed(),
+        keys.result(envelope.id),
+        keys.queues(),
+        once_key or keys.result(envelope.id),
+    ]
+    args: list[Any] = [
+        body,
+        envelope.id,
+        due_ms,
+        ttl_ms,
+        pending_record(envelope) if ttl_ms else "",
+        int(once_ttl * 1000) if once_key else 0,
+        envelope.queue,
+        keys.delayed_wake(),
+    ]
+    return script_keys, args
+
+
+def publish(
+    envelope: Envelope,
+    *,
+    once_key: str | None = None,
+    once_ttl: float = 0,
+    pipe: Any = None,
+    serializer: str | None = None,
+) -> bool:
+    """Put one message on its queue (or in the delayed set if it has an ETA).
+
+    With ``once_key``, publish only if that key did not exist (set together
+    with the publish, atomically); returns False for such a duplicate. With
+    ``pipe``, the command is queued on that pipeline and True is returned.
+    """
+    body = envelope.encode(serializer or taskq_settings.TASK_SERIALIZER)
+    script_keys, args = _publish_args(envelope, body, once_key, once_ttl)
+    if pipe is not None:
+        script(get_broker(), "enqueue")(keys=script_keys, args=args, client=pipe)
+        _record_pending_elsewhere(envelope, pipe=None)
+        return True
+    client = get_broker()
+    enqueue = script(client, "enqueue")
+    done = with_publish_retry(
+        f"send task {envelope.task}", lambda: enqueue(keys=script_keys, args=args, client=client)
+    )
+    _record_pending_elsewhere(envelope, pipe=None)
+    return bool(done)
+
+
+def publish_many(envelopes: Iterable[Envelope]) -> int:
+    """Publish many messages in one pipelined round trip; returns the count."""
+    client = get_broker()
+    enqueue = script(client, "enqueue")
+    serializer = taskq_settings.TASK_SERIALIZER
+    prepared = []
+    for envelope in envelopes:
+        body = envelope.encode(serializer)
+        prepared.append((envelope, *_publish_args(envelope, body, None, 0)))
+
+    def send() -> int:
+        pipe = client.pipeline(transaction=False)
+        for _, script_keys, args in prepared:
+            enqueue(keys=script_keys, args=args, client=pipe)
+        pipe.execute()
+        return len(prepared)
+
+    count = with_publish_retry(f"send {len(prepared)} tasks", send)
+    for envelope, *_ in prepared:
+        _record_pending_elsewhere(envelope, pipe=None)
+    return count
+
+
+def _record_pending_elsewhere(envelope: Envelope, pipe: Any) -> None:
+    """Write the PENDING record when results live on another Redis."""
+    if envelope.ignore_result or backend_is_broker():
+        return
+    ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+    get_backend().set(keys.result(envelope.id), pending_record(envelope), px=ttl)

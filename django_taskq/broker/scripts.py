@@ -1,0 +1,38 @@
+"""The Lua scripts shipped in ``lua/``, each with a plain Python method.
+
+Each script is read once per process and registered with redis-py, which
+calls it by ``EVALSHA`` and reloads it on ``NOSCRIPT`` (after a Redis
+restart), inside pipelines too.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+
+@cache
+def source(name: str) -> str:
+    """Text of ``lua/<name>.lua``."""
+    return resources.files("django_taskq.broker").joinpath("lua", f"{name}.lua").read_text()
+
+
+def script(client: redis.Redis | Any, name: str) -> Script:
+    """A callable Script for ``name``, bound to ``client``'s registry.
+
+    Script objects carry only the SHA and source, so one per (client, name)
+    is cached on the client itself.
+    """
+    registry: dict[str, Script] | None = getattr(client, "_taskq_scripts", None)
+    if registry is None:
+        registry = {}
+        client._taskq_scripts = registry
+    found = registry.get(name)
+    if found is None:
+        found = client.register_script(source(name))
+        registry[name] = found
+    return found

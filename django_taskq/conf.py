@@ -1,0 +1,124 @@
+"""Every ``TASKQ_*`` setting, its default, and one cached accessor.
+
+Settings are flat names in the Django settings module. ``taskq_settings.NAME``
+reads ``settings.TASKQ_NAME`` or the default below; the cache is dropped on
+Django's ``setting_changed`` signal so ``override_settings`` works in tests.
+Nothing here connects to anything or reads settings at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+PREFIX = "TASKQ_"
+
+#: name (without the TASKQ_ prefix) -> default value
+DEFAULTS: dict[str, Any] = {
+    # --- connection -------------------------------------------------------
+    # redis:// or rediss:// URL of the broker. None: use TASKQ_REDIS_CACHE_ALIAS
+    # if set, else redis://127.0.0.1:6379/0.
+    "BROKER_URL": None,
+    # Name of a django-redis cache in CACHES whose connection pool is reused.
+    "REDIS_CACHE_ALIAS": None,
+    # Redis URL for results when they must live elsewhere; None: the broker.
+    "RESULT_BACKEND": None,
+    # Every Redis key starts with this, so two projects can share one Redis.
+    "KEY_PREFIX": "taskq",
+    # Extra keyword arguments for redis.Redis / ConnectionPool.from_url.
+    "BROKER_CONNECTION_OPTIONS": {},
+    "BROKER_SOCKET_TIMEOUT": 10.0,
+    "BROKER_CONNECT_TIMEOUT": 3.0,
+    # How delay() retries while Redis is unreachable before BrokerUnavailable.
+    "PUBLISH_RETRY": {
+        "max_retries": 3,
+        "interval_start": 0.1,
+        "interval_step": 0.2,
+        "interval_max": 1.0,
+    },
+    # --- tasks and calling ------------------------------------------------
+    "DEFAULT_QUEUE": "default",
+    "DEFAULT_PRIORITY": 5,
+    # Task name or glob -> queue name, or -> {"queue": ..., "priority": ...}.
+    "ROUTES": {},
+    "TASK_ALWAYS_EAGER": False,
+    "TASK_EAGER_PROPAGATES": False,
+    "TASK_DEFAULT_MAX_RETRIES": 3,
+    "TASK_DEFAULT_RETRY_DELAY": 180.0,
+    "TASK_TIME_LIMIT": None,
+    "TASK_SOFT_TIME_LIMIT": None,
+    "TASK_ACKS_LATE": True,
+    "TASK_TRACK_STARTED": False,
+    "TASK_IGNORE_RESULT": False,
+    # Content types a worker accepts: "json" always; add "pickle" to opt in.
+    "ACCEPT_CONTENT": ["json"],
+    "TASK_SERIALIZER": "json",
+    # --- results ----------------------------------------------------------
+    # Seconds a result is kept (default one day).
+    "RESULT_EXPIRES": 86400,
+    # --- worker -----------------------------------------------------------
+    "WORKER_CONCURRENCY": None,
+    "WORKER_POOL": "prefork",
+    # Upper bound of messages one consumer holds unstarted.
+    "WORKER_PREFETCH": 64,
+    "WORKER_MAX_TASKS_PER_CHILD": None,
+    "WORKER_MAX_MEMORY_PER_CHILD": None,
+    # A consumer whose heartbeat is older than this is dead; its messages are
+    # redelivered. Must be well above the heartbeat interval (timeout / 3).
+    "WORKER_HEARTBEAT_TIMEOUT": 30.0,
+    # A message delivered this many times without finishing is dead-lettered.
+    "MAX_DELIVERIES": 5,
+    # How many dead letters are kept (oldest trimmed first).
+    "DEAD_LETTER_MAXLEN": 10000,
+    # --- beat -------------------------------------------------------------
+    "TIMEZONE": None,
+    "BEAT_SCHEDULE": {},
+    "BEAT_LEASE_SECONDS": 10.0,
+    "BEAT_MAX_STALENESS": None,
+    "BEAT_VERSION_POLL_SECONDS": 5.0,
+}
+
+
+class Settings:
+    """Read ``TASKQ_*`` settings lazily, with the defaults above."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"unknown django_taskq setting {PREFIX}{name}")
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        from django.conf import settings
+
+        value = getattr(settings, PREFIX + name, DEFAULTS[name])
+        self._cache[name] = value
+        return value
+
+    def reload(self) -> None:
+        """Forget cached values so the next read sees current settings."""
+        self._cache.clear()
+
+    @property
+    def concurrency(self) -> int:
+        """Worker concurrency: the setting, else the number of CPUs."""
+        value = self.WORKER_CONCURRENCY
+        return int(value) if value else (os.cpu_count() or 1)
+
+
+taskq_settings = Settings()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith(PREFIX) or setting in {"CACHES", "TIME_ZONE"}:
+        taskq_settings.reload()
+        from django_taskq.broker import connection
+
+        connection.reset()

@@ -1,0 +1,99 @@
+"""One rooted hierarchy of errors.
+
+Every message says what happened, to which task or setting, and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class TaskqError(Exception):
+    """Base of every django_taskq error."""
+
+
+class ImproperlyConfiguredTaskq(TaskqError, ImproperlyConfigured):
+    """A TASKQ_* setting is wrong; the message names it."""
+
+
+class BrokerError(TaskqError):
+    """Talking to Redis failed."""
+
+
+class BrokerUnavailable(BrokerError):
+    """Redis could not be reached after the publish retry policy ran out."""
+
+
+class NotRegistered(TaskqError, KeyError):
+    """No task of that name is registered in this process."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "task not registered"
+
+
+class TimeLimitExceeded(TaskqError):
+    """The task ran past its hard time limit and its process was killed."""
+
+
+class SoftTimeLimitExceeded(TaskqError):
+    """Raised inside a task that ran past its soft time limit; it may clean up."""
+
+
+class TaskRevokedError(TaskqError):
+    """The task was revoked (by revoke() or because it expired)."""
+
+
+class Retry(TaskqError):
+    """Raised by ``Task.retry()``: the task is scheduled to run again.
+
+    It is control flow, not a failure: the worker records state RETRY and
+    acknowledges the current message once the next attempt is scheduled.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        exc: BaseException | None = None,
+        when: float | None = None,
+    ) -> None:
+        self.exc = exc
+        self.when = when
+        super().__init__(message or f"Retry in {when}s: {exc!r}")
+
+
+class MaxRetriesExceededError(TaskqError):
+    """``retry()`` was called after max_retries attempts and had no exc to raise."""
+
+
+class Reject(TaskqError):
+    """Raise in a task to reject its message: it is dead-lettered, not retried."""
+
+    def __init__(self, reason: Any = None, requeue: bool = False) -> None:
+        self.reason = reason
+        self.requeue = requeue
+        super().__init__(reason)
+
+
+class TaskError(TaskqError):
+    """A remote task failed with an exception type this process cannot import.
+
+    ``remote_type`` holds the dotted name of the original exception type.
+    """
+
+    def __init__(self, remote_type: str, message: str) -> None:
+        self.remote_type = remote_type
+        super().__init__(f"{remote_type}: {message}")
+
+
+class TimeoutError(TaskqError, TimeoutError):  # noqa: A001 - Celery-compatible name
+    """``AsyncResult.get()`` waited longer than its timeout."""
+
+
+class EncodeError(TaskqError, TypeError):
+    """An argument of a task call cannot be encoded into a message."""
+
+
+class DecodeError(TaskqError, ValueError):
+    """A message could not be decoded (malformed, wrong content type)."""

@@ -1,0 +1,84 @@
+"""``manage.py taskq_worker``: run a worker."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_taskq.worker.main import POOLS, Worker
+
+
+def _memory_kib(value: str) -> int:
+    """``--max-memory-per-child`` in KiB (Celery's unit), or with a K/M/G suffix."""
+    units = {"k": 1, "m": 1024, "g": 1024 * 1024}
+    value = value.strip().lower().removesuffix("b")
+    if value and value[-1] in units:
+        return int(float(value[:-1]) * units[value[-1]])
+    return int(value)
+
+
+class Command(BaseCommand):
+    help = "Run a django_taskq worker: consume the queues and run their tasks."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("-Q", "--queues", default=None,
+                            help="Comma-separated queues, in order of preference (default: TASKQ_DEFAULT_QUEUE).")
+        parser.add_argument("-c", "--concurrency", type=int, default=None,
+                            help="Number of child processes or threads (default: number of CPUs).")
+        parser.add_argument("-P", "--pool", choices=POOLS, default=None,
+                            help="prefork (default), threads or solo.")
+        parser.add_argument("-l", "--loglevel", default="INFO",
+                            help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO).")
+        parser.add_argument("-n", "--hostname", default=None,
+                            help="Name of this worker (default taskq@<host name>).")
+        parser.add_argument("--max-tasks-per-child", type=int, default=None,
+                            help="Replace a child after it ran this many tasks.")
+        parser.add_argument("--max-memory-per-child", type=_memory_kib, default=None,
+                            help="Replace a child whose memory exceeds this (KiB, or 200M / 1G).")
+        parser.add_argument("--time-limit", type=float, default=None,
+                            help="Hard time limit in seconds for tasks that set none.")
+        parser.add_argument("--soft-time-limit", type=float, default=None,
+                            help="Soft time limit in seconds for tasks that set none.")
+        parser.add_argument("--prefetch", type=int, default=None,
+                            help="Most messages one consumer holds unstarted (default TASKQ_WORKER_PREFETCH).")
+        parser.add_argument("-B", "--beat", action="store_true",
+                            help="Also run the periodic task scheduler (beat) in this worker.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        level = str(options["loglevel"]).upper()
+        if level not in logging.getLevelNamesMapping():
+            raise CommandError(f"--loglevel {options['loglevel']!r} is not a log level")
+        _configure_logging(level)
+        queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()] or None
+        try:
+            worker = Worker(
+                queues=queues,
+                concurrency=options["concurrency"],
+                pool=options["pool"],
+                hostname=options["hostname"],
+                prefetch=options["prefetch"],
+                max_tasks_per_child=options["max_tasks_per_child"],
+                max_memory_per_child=options["max_memory_per_child"],
+                time_limit=options["time_limit"],
+                soft_time_limit=options["soft_time_limit"],
+                beat=options["beat"],
+                stdout=self.stdout,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        sys.exit(worker.run())
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("django_taskq")
+    logger.setLevel(level)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(
+            "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+        ))
+        logger.addHandler(handler)

@@ -1,0 +1,199 @@
+"""The message envelope and its codecs.
+
+A message is a JSON object (the *envelope*) that names the task, carries its
+arguments and the options that travel with it. Values JSON cannot hold
+natively (datetime, date, time, timedelta, Decimal, UUID, bytes, set, tuple)
+use a tagged form ``{"__taskq__": tag, "v": value}`` so they come back as the
+same type. An argument that cannot be encoded fails in the caller, at
+``delay()``, with a message naming it. Pickle is opt-in only
+(``TASKQ_ACCEPT_CONTENT``), marked by a leading ``p:`` on the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django_taskq.exceptions import DecodeError, EncodeError
+
+TAG = "__taskq__"
+PICKLE_MARK = "p:"
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, dt.datetime):
+        return {TAG: "datetime", "v": obj.isoformat()}
+    if isinstance(obj, dt.date):
+        return {TAG: "date", "v": obj.isoformat()}
+    if isinstance(obj, dt.time):
+        return {TAG: "time", "v": obj.isoformat()}
+    if isinstance(obj, dt.timedelta):
+        return {TAG: "timedelta", "v": obj.total_seconds()}
+    if isinstance(obj, Decimal):
+        return {TAG: "decimal", "v": str(obj)}
+    if isinstance(obj, uuid.UUID):
+        return {TAG: "uuid", "v": str(obj)}
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return {TAG: "bytes", "v": base64.b64encode(bytes(obj)).decode("ascii")}
+    if isinstance(obj, set | frozenset):
+        return {TAG: "set", "v": list(obj)}
+    to_dict = getattr(obj, "__taskq_json__", None)
+    if to_dict is not None:
+        return to_dict()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+_DECODERS: dict[str, Any] = {
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "timedelta": lambda v: dt.timedelta(seconds=v),
+    "decimal": Decimal,
+    "uuid": uuid.UUID,
+    "bytes": base64.b64decode,
+    "set": set,
+}
+
+
+def _object_hook(obj: dict[str, Any]) -> Any:
+    tag = obj.get(TAG)
+    if tag is None:
+        return obj
+    decoder = _DECODERS.get(tag)
+    if decoder is None:
+        raise DecodeError(f"unknown tagged value {tag!r} in message")
+    return decoder(obj["v"])
+
+
+_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
+_decoder = json.JSONDecoder(object_hook=_object_hook)
+
+
+def dumps(value: Any) -> str:
+    """Encode a value with the tagged JSON codec."""
+    return _encoder.encode(value)
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode what ``dumps`` produced."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return _decoder.decode(text)
+
+
+def check_encodable(task_name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+    """Raise EncodeError naming the first argument JSON cannot encode."""
+    for index, value in enumerate(args):
+        try:
+            dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(
+                f"{task_name}: positional argument {index} of type {type(value).__name__} "
+                f"cannot be sent as JSON ({exc}). Pass a JSON-friendly value such as an id "
+                f"or a dict, or opt in to pickle with TASKQ_ACCEPT_CONTENT."
+            ) from exc
+    for key, value in kwargs.items():
+        try:
+            dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(
+                f"{task_name}: argument {key!r} of type {type(value).__name__} cannot be "
+                f"sent as JSON ({exc}). Pass a JSON-friendly value such as an id or a "
+                f"dict, or opt in to pickle with TASKQ_ACCEPT_CONTENT."
+            ) from exc
+
+
+@dataclass
+class Envelope:
+    """Everything a worker needs to run one task call."""
+
+    id: str
+    task: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    priority: int = 5
+    retries: int = 0
+    eta: float | None = None  # epoch seconds
+    expires: float | None = None  # epoch seconds
+    headers: dict[str, Any] = field(default_factory=dict)
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    ignore_result: bool = False
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    link: list[dict[str, Any]] = field(default_factory=list)
+    link_error: list[dict[str, Any]] = field(default_factory=list)
+    chord: dict[str, Any] | None = None
+    sent_at: float = field(default_factory=time.time)
+
+    def encode(self, serializer: str = "json") -> str:
+        """The message body. Raises EncodeError naming a bad argument."""
+        data = asdict(self)
+        if serializer == "pickle":
+            import pickle
+
+            raw = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            return PICKLE_MARK + base64.b64encode(raw).decode("ascii")
+        try:
+            return dumps(data)
+        except (TypeError, ValueError):
+            check_encodable(self.task, self.args, self.kwargs)
+            for name in ("headers", "link", "link_error", "chord"):
+                try:
+                    dumps(data[name])
+                except (TypeError, ValueError) as exc:
+                    raise EncodeError(f"{self.task}: option {name!r} cannot be sent: {exc}") from exc
+            raise
+
+    @classmethod
+    def decode(cls, body: str | bytes, accept: list[str] | tuple[str, ...] = ("json",)) -> Envelope:
+        """Parse a message body; DecodeError says what is wrong with it."""
+        if isinstance(body, bytes):
+            try:
+                body = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DecodeError(f"message body is not UTF-8: {exc}") from exc
+        if body.startswith(PICKLE_MARK):
+            if "pickle" not in accept:
+                raise DecodeError(
+                    "message is pickled but this worker accepts only "
+                    f"{list(accept)}; add 'pickle' to TASKQ_ACCEPT_CONTENT to accept it"
+                )
+            import pickle
+
+            data = pickle.loads(base64.b64decode(body[len(PICKLE_MARK) :]))  # noqa: S301
+        else:
+            try:
+                data = loads(body)
+            except (ValueError, DecodeError) as exc:
+                raise DecodeError(f"message body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise DecodeError(f"message body must be a JSON object, got {type(data).__name__}")
+        missing = [name for name in ("id", "task") if not isinstance(data.get(name), str)]
+        if missing:
+            raise DecodeError(f"message lacks required field(s) {', '.join(missing)}")
+        known = cls.__dataclass_fields__
+        unknown = set(data) - set(known)
+        for name in unknown:
+            data.pop(name)
+        if not isinstance(data.get("args", []), list):
+            raise DecodeError(f"message {data['id']}: 'args' must be a list")
+        if not isinstance(data.get("kwargs", {}), dict):
+            raise DecodeError(f"message {data['id']}: 'kwargs' must be an object")
+        try:
+            return cls(**data)
+        except TypeError as exc:  # pragma: no cover - defensive
+            raise DecodeError(f"message {data.get('id')}: {exc}") from exc
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,307 @@
+"""Task results: ``AsyncResult`` to read and wait for them, and how they are stored.
+
+A result is a JSON record under ``<prefix>:r:<task id>`` with a TTL of
+``TASKQ_RESULT_EXPIRES``. ``get()`` never sleep-polls: it raises a waiter
+flag, reads the record, and if it is not ready blocks on a notify list that
+the worker pushes to in the same atomic step that stores a state
+(store_result.lua), so it wakes within a millisecond of the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import time
+from typing import Any
+
+from django_taskq import states
+from django_taskq.broker import keys
+from django_taskq.broker.connection import get_backend
+from django_taskq.broker.scripts import script
+from django_taskq.conf import taskq_settings
+from django_taskq.exceptions import TaskError, TaskRevokedError, TimeoutError
+from django_taskq.messages import Envelope, dumps, loads
+
+
+#: Longest single blocking wait; shorter than the socket timeout, and a long
+#: get() refreshes its waiter flag once per slice.
+BLOCK_SLICE = 5.0
+
+
+def ttl_ms() -> int:
+    return int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+
+
+def store_state(task_id: str, state: str, meta: Any, task_name: str | None = None) -> None:
+    """Store a custom or progress state (``update_state``)."""
+    record = dumps(
+        {
+            "status": state,
+            "result": meta,
+            "traceback": None,
+            "date_done": time.time() if state in states.READY_STATES else None,
+            "task": task_name,
+        }
+    )
+    client = get_backend()
+    script(client, "store_result")(
+        keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
+        args=[record, ttl_ms()],
+        client=client,
+    )
+
+
+def store_eager(task_id: str, envelope: Envelope, outcome: Any) -> None:
+    """Remember an eager result in memory so ``AsyncResult(id)`` finds it."""
+    _eager_results[task_id] = (outcome.state, outcome.value, outcome.exception, outcome.traceback)
+
+
+_eager_results: dict[str, tuple[str, Any, BaseException | None, str | None]] = {}
+
+
+def _import_exception(name: str) -> type[BaseException] | None:
+    module_name, _, attr = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name or "builtins")
+        cls = getattr(module, attr)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        return cls
+    return None
+
+
+def rebuild_exception(info: Any) -> BaseException:
+    """The task's exception rebuilt from its stored form, or a TaskError."""
+    if not isinstance(info, dict):
+        return TaskError("Exception", str(info))
+    name = str(info.get("exc_type") or "Exception")
+    message = str(info.get("exc_message") or "")
+    cls = _import_exception(name)
+    if cls is not None:
+        args = info.get("exc_args")
+        try:
+            return cls(*args) if isinstance(args, list) else cls(message)
+        except Exception:  # noqa: BLE001 - constructor with other arguments
+            pass
+    return TaskError(name, message)
+
+
+class AsyncResult:
+    """The state and result of a task call, by id."""
+
+    def __init__(self, id: str, task_name: str | None = None) -> None:  # noqa: A002
+        self.id = id
+        self.task_id = id
+        self.task_name = task_name
+        self._cache: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return self.id == other.id
+        if isinstance(other, str):
+            return self.id == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- reading -------------------------------------------------------------
+    def _record(self) -> dict[str, Any] | None:
+        if self._cache is not None:
+            return self._cache
+        raw = get_backend().get(keys.result(self.id))
+        if raw is None:
+            return None
+        record: dict[str, Any] = loads(raw)
+        if record.get("status") in states.READY_STATES:
+            self._cache = record  # a ready result never changes
+        return record
+
+    def exists(self) -> bool:
+        """True if this id was sent (and its record has not expired or been forgotten)."""
+        return self._cache is not None or bool(get_backend().exists(keys.result(self.id)))
+
+    @property
+    def state(self) -> str:
+        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED or a custom state."""
+        record = self._record()
+        return str(record["status"]) if record else states.PENDING
+
+    status = state
+
+    @property
+    def info(self) -> Any:
+        """The return value, the exception, or the meta of a custom state."""
+        record = self._record()
+        if record is None:
+            return None
+        if record["status"] in states.EXCEPTION_STATES and record.get("result") is not None:
+            return rebuild_exception(record["result"])
+        return record.get("result")
+
+    @property
+    def result(self) -> Any:
+        return self.info
+
+    @property
+    def traceback(self) -> str | None:
+        """The formatted traceback from the worker, for a failed task."""
+        record = self._record()
+        return record.get("traceback") if record else None
+
+    @property
+    def date_done(self) -> dt.datetime | None:
+        record = self._record()
+        value = record.get("date_done") if record else None
+        if value is None:
+            return None
+        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+
+    @property
+    def name(self) -> str | None:
+        record = self._record()
+        return (record or {}).get("task") or self.task_name
+
+    @property
+    def retries(self) -> int:
+        record = self._record()
+        return int((record or {}).get("retries") or 0)
+
+    @property
+    def worker(self) -> str | None:
+        record = self._record()
+        return (record or {}).get("worker")
+
+    @property
+    def parent(self) -> AsyncResult | None:
+        record = self._record()
+        parent_id = (record or {}).get("parent_id")
+        return AsyncResult(parent_id) if parent_id else None
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    # -- waiting -------------------------------------------------------------
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> Any:
+        """Wait until the task is ready and return its result.
+
+        Re-raises the task's exception when it failed (``propagate=True``);
+        raises ``TimeoutError`` after ``timeout`` seconds. ``interval`` is
+        accepted for Celery compatibility and ignored: there is no polling.
+        """
+        record = self._wait(timeout)
+        status = record["status"]
+        if status in states.PROPAGATE_STATES and propagate:
+            if status == states.REVOKED:
+                raise TaskRevokedError(
+                    f"task {self.id} was revoked: {record.get('reason') or 'revoke() was called'}"
+                )
+            raise rebuild_exception(record.get("result"))
+        if status in states.EXCEPTION_STATES:
+            return rebuild_exception(record.get("result"))
+        return record.get("result")
+
+    wait = get
+
+    def _wait(self, timeout: float | None) -> dict[str, Any]:
+        if self._cache is not None:
+            return self._cache
+        client = get_backend()
+        result_key, waiter_key, notify_key = (
+            keys.result(self.id), keys.waiter(self.id), keys.notify(self.id),
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
+            flag_ttl = int(((remaining or 60.0) + 5) * 1000)
+            pipe = client.pipeline(transaction=False)
+            pipe.set(waiter_key, 1, px=flag_ttl)
+            pipe.get(result_key)
+            _, raw = pipe.execute()
+            if raw is not None:
+                record: dict[str, Any] = loads(raw)
+                if record.get("status") in states.READY_STATES:
+                    self._cache = record
+                    client.delete(waiter_key)
+                    return record
+            # Block until the worker stores a state (or the slice ends, so a
+            # long wait refreshes its waiter flag). Not a poll: BLPOP returns
+            # the moment a notification is pushed.
+            block = BLOCK_SLICE if remaining is None else min(remaining, BLOCK_SLICE)
+            popped = client.blpop([notify_key], timeout=max(block, 0.001))
+            if popped is not None:
+                # Pass the wake-up on to any other waiter of the same id.
+                pipe = client.pipeline(transaction=False)
+                pipe.rpush(notify_key, 1)
+                pipe.pexpire(notify_key, 1000)
+                pipe.execute()
+
+    # -- acting --------------------------------------------------------------
+    def forget(self) -> None:
+        """Remove the stored result."""
+        self._cache = None
+        get_backend().delete(keys.result(self.id))
+
+    def revoke(self, terminate: bool = False, signal: str = "SIGTERM") -> None:
+        """Stop the task: it will not start; with ``terminate`` a running one is killed."""
+        from django_taskq.control import revoke
+
+        revoke([self.id], terminate=terminate, signal=signal)
+
+
+class EagerResult(AsyncResult):
+    """The result of a task run inline (``apply()`` or eager mode)."""
+
+    def __init__(
+        self, id: str, state: str, value: Any, traceback: str | None, task_name: str | None  # noqa: A002
+    ) -> None:
+        super().__init__(id, task_name)
+        self._state = state
+        self._value = value
+        self._traceback = traceback
+        exc = None if state == states.SUCCESS else _eager_results.get(id, (None, None, None, None))[2]
+        self._exception = exc
+
+    def _record(self) -> dict[str, Any] | None:
+        return {
+            "status": self._state,
+            "result": self._value,
+            "traceback": self._traceback,
+            "date_done": time.time(),
+            "task": self.task_name,
+        }
+
+    @property
+    def info(self) -> Any:
+        if self._state in states.EXCEPTION_STATES:
+            return self._exception
+        return self._value
+
+    def exists(self) -> bool:
+        return True
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> Any:
+        if self._state in states.PROPAGATE_STATES and propagate and self._exception is not None:
+            raise self._exception
+        return self.info
+
+    def forget(self) -> None:
+        _eager_results.pop(self.id, None)

@@ -1,0 +1,598 @@
+"""Tasks: ``@shared_task``, ``Task`` and the per-call ``Request``.
+
+A Task wraps a function. Calling it runs the function inline; ``delay()`` and
+``apply_async()`` send a message for a worker; ``apply()`` runs it eagerly
+through the same code path a worker uses. Options are checked when the task
+is declared, so a wrong option fails at import, not in a worker at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import inspect
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+
+from django_taskq import states
+from django_taskq.conf import taskq_settings
+from django_taskq.exceptions import MaxRetriesExceededError, Retry
+from django_taskq.messages import Envelope, check_encodable, new_id
+from django_taskq.registry import registry
+
+if TYPE_CHECKING:
+    from django_taskq.canvas import Signature
+    from django_taskq.result import AsyncResult, EagerResult
+
+#: Options @shared_task accepts, with their defaults (None: from settings).
+TASK_OPTIONS: dict[str, Any] = {
+    "name": None,
+    "bind": False,
+    "queue": None,
+    "priority": None,
+    "max_retries": None,
+    "default_retry_delay": None,
+    "autoretry_for": (),
+    "dont_autoretry_for": (),
+    "retry_backoff": False,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "time_limit": None,
+    "soft_time_limit": None,
+    "rate_limit": None,
+    "ignore_result": None,
+    "track_started": None,
+    "acks_late": None,
+    "expires": None,
+    "serializer": None,
+    "typing": True,
+}
+
+
+@dataclass
+class Request:
+    """What a running task knows about its own call (``self.request``)."""
+
+    id: str | None = None
+    task: str = ""
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    hostname: str | None = None
+    delivery_count: int = 1
+    headers: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+    ignore_result: bool = False
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    link: list[dict[str, Any]] = field(default_factory=list)
+    link_error: list[dict[str, Any]] = field(default_factory=list)
+    chord: dict[str, Any] | None = None
+
+    @classmethod
+    def from_envelope(
+        cls, envelope: Envelope, *, hostname: str | None, delivery_count: int, eager: bool
+    ) -> Request:
+        return cls(
+            id=envelope.id,
+            task=envelope.task,
+            args=envelope.args,
+            kwargs=envelope.kwargs,
+            retries=envelope.retries,
+            eta=envelope.eta,
+            expires=envelope.expires,
+            root_id=envelope.root_id or envelope.id,
+            parent_id=envelope.parent_id,
+            group_id=envelope.group_id,
+            group_index=envelope.group_index,
+            hostname=hostname,
+            delivery_count=delivery_count,
+            headers=envelope.headers,
+            queue=envelope.queue,
+            priority=envelope.priority,
+            is_eager=eager,
+            called_directly=False,
+            ignore_result=envelope.ignore_result,
+            time_limit=envelope.time_limit,
+            soft_time_limit=envelope.soft_time_limit,
+            link=envelope.link,
+            link_error=envelope.link_error,
+            chord=envelope.chord,
+        )
+
+
+def _to_epoch(value: dt.datetime | float | None, what: str, task: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            from django.utils import timezone
+
+            value = timezone.make_aware(value)
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    raise TypeError(f"{task}: {what} must be a datetime or a number, not {type(value).__name__}")
+
+
+def route(task_name: str) -> dict[str, Any]:
+    """The route in TASKQ_ROUTES for ``task_name``: {"queue": ..., "priority": ...}."""
+    routes: dict[str, Any] = taskq_settings.ROUTES or {}
+    for pattern, target in routes.items():
+        if pattern == task_name or fnmatch.fnmatchcase(task_name, pattern):
+            return {"queue": target} if isinstance(target, str) else dict(target)
+    return {}
+
+
+def check_priority(priority: Any, where: str) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise ValueError(f"{where}: priority must be an integer from 0 to 9 (9 runs first), not {priority!r}")
+    return priority
+
+
+class Task:
+    """A function that can run in a worker. Made by ``@shared_task``."""
+
+    def __init__(self, func: Callable[..., Any], **options: Any) -> None:
+        unknown = set(options) - set(TASK_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"@shared_task on {func.__module__}.{func.__qualname__}: unknown option(s) "
+                f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(TASK_OPTIONS))}"
+            )
+        opts = {**TASK_OPTIONS, **options}
+        self.run = func
+        self.name: str = opts["name"] or f"{func.__module__}.{func.__name__}"
+        self.bind: bool = bool(opts["bind"])
+        self.queue: str | None = opts["queue"]
+        self.priority: int | None = (
+            None if opts["priority"] is None else check_priority(opts["priority"], self.name)
+        )
+        self._max_retries = opts["max_retries"]
+        self._default_retry_delay = opts["default_retry_delay"]
+        self.autoretry_for: tuple[type[BaseException], ...] = tuple(opts["autoretry_for"])
+        self.dont_autoretry_for: tuple[type[BaseException], ...] = tuple(opts["dont_autoretry_for"])
+        self.retry_backoff: bool | int = opts["retry_backoff"]
+        self.retry_backoff_max: float = opts["retry_backoff_max"]
+        self.retry_jitter: bool = bool(opts["retry_jitter"])
+        self.time_limit: float | None = opts["time_limit"]
+        self.soft_time_limit: float | None = opts["soft_time_limit"]
+        self.rate_limit: str | None = opts["rate_limit"]
+        self._ignore_result = opts["ignore_result"]
+        self._track_started = opts["track_started"]
+        self._acks_late = opts["acks_late"]
+        self.expires: float | dt.timedelta | None = opts["expires"]
+        self.serializer: str | None = opts["serializer"]
+        self.typing: bool = bool(opts["typing"])
+        self._local = threading.local()
+        for exc_type in (*self.autoretry_for, *self.dont_autoretry_for):
+            if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+                raise TypeError(
+                    f"{self.name}: autoretry_for/dont_autoretry_for take exception classes, "
+                    f"not {exc_type!r}"
+                )
+        if self.rate_limit is not None:
+            from django_taskq.ratelimit import parse_rate
+
+            parse_rate(self.rate_limit, self.name)
+        self.__doc__ = func.__doc__
+        self.__name__ = func.__name__
+        self.__module__ = func.__module__
+        self.__qualname__ = func.__qualname__
+        self.__wrapped__ = func
+
+    def __repr__(self) -> str:
+        return f"<@task {self.name}>"
+
+    # -- option defaults that come from settings ----------------------------
+    @property
+    def max_retries(self) -> int | None:
+        if self._max_retries is None:
+            value: int | None = taskq_settings.TASK_DEFAULT_MAX_RETRIES
+            return value
+        return int(self._max_retries)
+
+    @property
+    def default_retry_delay(self) -> float:
+        if self._default_retry_delay is None:
+            return float(taskq_settings.TASK_DEFAULT_RETRY_DELAY)
+        return float(self._default_retry_delay)
+
+    @property
+    def ignore_result(self) -> bool:
+        if self._ignore_result is None:
+            return bool(taskq_settings.TASK_IGNORE_RESULT)
+        return bool(self._ignore_result)
+
+    @property
+    def track_started(self) -> bool:
+        if self._track_started is None:
+            return bool(taskq_settings.TASK_TRACK_STARTED)
+        return bool(self._track_started)
+
+    @property
+    def acks_late(self) -> bool:
+        if self._acks_late is None:
+            return bool(taskq_settings.TASK_ACKS_LATE)
+        return bool(self._acks_late)
+
+    # -- the current request (per thread) ----------------------------------
+    @property
+    def request(self) -> Request:
+        stack: list[Request] = getattr(self._local, "stack", [])
+        return stack[-1] if stack else Request(task=self.name)
+
+    def push_request(self, request: Request) -> None:
+        if not hasattr(self._local, "stack"):
+            self._local.stack = []
+        self._local.stack.append(request)
+
+    def pop_request(self) -> None:
+        self._local.stack.pop()
+
+    # -- calling ------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task inline in this process, like calling the function."""
+        if self.bind:
+            return self.run(self, *args, **kwargs)
+        return self.run(*args, **kwargs)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Queue up the task to be executed by a worker."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        link: Signature | Sequence[Signature] | None = None,
+        link_error: Signature | Sequence[Signature] | None = None,
+        ignore_result: bool | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        serializer: str | None = None,
+        **extra: Any,
+    ) -> AsyncResult:
+        """Send the task with options; return its AsyncResult."""
+        envelope = self.build_envelope(
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue,
+            priority=priority,
+            task_id=task_id,
+            headers=headers,
+            link=link,
+            link_error=link_error,
+            ignore_result=ignore_result,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            **extra,
+        )
+        if taskq_settings.TASK_ALWAYS_EAGER:
+            return self._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
+        from django_taskq.broker.publish import publish
+        from django_taskq.result import AsyncResult
+
+        publish(envelope, serializer=serializer or self.serializer)
+        return AsyncResult(envelope.id, task_name=self.name)
+
+    def build_envelope(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        ignore_result: bool | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
+        group_id: str | None = None,
+        group_index: int | None = None,
+        chord: dict[str, Any] | None = None,
+        retries: int = 0,
+        **extra: Any,
+    ) -> Envelope:
+        """The message for one call, with every option resolved and checked."""
+        if extra:
+            raise TypeError(
+                f"{self.name}.apply_async() got unknown option(s) {', '.join(sorted(extra))}"
+            )
+        if args is not None and not isinstance(args, list | tuple):
+            raise TypeError(
+                f"{self.name}.apply_async(): args must be a list or tuple, not "
+                f"{type(args).__name__} (did you mean args=({args!r},)?)"
+            )
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise TypeError(f"{self.name}.apply_async(): kwargs must be a dict")
+        arg_list = list(args or ())
+        kwarg_dict = dict(kwargs or {})
+        if self.typing:
+            self._check_signature(arg_list, kwarg_dict)
+        check_encodable(self.name, arg_list, kwarg_dict)
+
+        now = time.time()
+        eta_ts = _to_epoch(eta, "eta", self.name)
+        if countdown is not None:
+            eta_ts = now + float(countdown)
+        if expires is None:
+            expires = self.expires
+        if isinstance(expires, dt.timedelta):
+            expires_ts: float | None = now + expires.total_seconds()
+        elif isinstance(expires, int | float) and not isinstance(expires, bool):
+            expires_ts = now + float(expires)
+        else:
+            expires_ts = _to_epoch(expires, "expires", self.name)
+
+        routed = route(self.name)
+        queue = queue or routed.get("queue") or self.queue or taskq_settings.DEFAULT_QUEUE
+        if not isinstance(queue, str) or not queue or "\n" in queue:
+            raise ValueError(f"{self.name}: queue must be a non-empty name, not {queue!r}")
+        if priority is None:
+            priority = routed.get("priority")
+        if priority is None:
+            priority = self.priority
+        if priority is None:
+            priority = taskq_settings.DEFAULT_PRIORITY
+        priority = check_priority(priority, self.name)
+
+        current = _current_request()
+        if parent_id is None and current is not None and current.id:
+            parent_id = current.id
+            root_id = root_id or current.root_id
+        return Envelope(
+            id=task_id or new_id(),
+            task=self.name,
+            args=arg_list,
+            kwargs=kwarg_dict,
+            queue=queue,
+            priority=priority,
+            retries=retries,
+            eta=eta_ts,
+            expires=expires_ts,
+            headers=dict(headers or {}),
+            root_id=root_id,
+            parent_id=parent_id,
+            group_id=group_id,
+            group_index=group_index,
+            ignore_result=self.ignore_result if ignore_result is None else bool(ignore_result),
+            time_limit=time_limit if time_limit is not None else self.time_limit,
+            soft_time_limit=soft_time_limit if soft_time_limit is not None else self.soft_time_limit,
+            link=_sig_dicts(link),
+            link_error=_sig_dicts(link_error),
+            chord=chord,
+        )
+
+    def _check_signature(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        try:
+            sig = inspect.signature(self.run)
+        except (TypeError, ValueError):  # pragma: no cover - builtins
+            return
+        try:
+            if self.bind:
+                sig.bind(None, *args, **kwargs)
+            else:
+                sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}{sig}: {exc}") from None
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Send the task when the current transaction commits; the id is known now."""
+        return self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        using: str | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """``apply_async`` inside ``transaction.on_commit``; returns the AsyncResult now."""
+        from django.db import transaction
+
+        from django_taskq.result import AsyncResult
+
+        task_id = options.pop("task_id", None) or new_id()
+        # Build now so a bad argument fails here, not after the commit.
+        self.build_envelope(args, kwargs, task_id=task_id, **options)
+        transaction.on_commit(
+            lambda: self.apply_async(args, kwargs, task_id=task_id, **options), using=using
+        )
+        return AsyncResult(task_id, task_name=self.name)
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        throw: bool | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here and now, as a worker would; return an EagerResult."""
+        options.pop("countdown", None)
+        options.pop("eta", None)
+        envelope = self.build_envelope(args, kwargs, task_id=task_id, **options)
+        propagate = taskq_settings.TASK_EAGER_PROPAGATES if throw is None else throw
+        return self._apply_envelope(envelope, propagate=propagate)
+
+    def _apply_envelope(self, envelope: Envelope, propagate: bool) -> EagerResult:
+        from django_taskq.result import EagerResult
+        from django_taskq.trace import run_eager
+
+        outcome = run_eager(self, envelope)
+        if propagate and outcome.exception is not None and outcome.state == states.FAILURE:
+            raise outcome.exception
+        return EagerResult(envelope.id, outcome.state, outcome.value, outcome.traceback, self.name)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+        from django_taskq.result import AsyncResult
+
+        return AsyncResult(task_id, task_name=self.name)
+
+    # -- inside a running task ---------------------------------------------
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: dt.datetime | float | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Schedule this task to run again and raise ``Retry``.
+
+        The next attempt goes into the delayed set when the worker acks the
+        current message (or runs inline in eager mode). After ``max_retries``
+        attempts, ``exc`` is raised instead (or MaxRetriesExceededError).
+        """
+        request = self.request
+        if request.called_directly:
+            raise RuntimeError(f"{self.name}.retry() is only allowed inside a running task")
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"{self.name} ({request.id}) can't be retried: max_retries={limit} reached"
+            )
+        if countdown is None and eta is None:
+            countdown = self.default_retry_delay
+        when = countdown if countdown is not None else (_to_epoch(eta, "eta", self.name) or 0) - time.time()
+        envelope = self.build_envelope(
+            request.args if args is None else args,
+            request.kwargs if kwargs is None else kwargs,
+            task_id=request.id,
+            countdown=countdown,
+            eta=eta if countdown is None else None,
+            queue=options.pop("queue", request.queue),
+            priority=options.pop("priority", request.priority),
+            headers=options.pop("headers", request.headers),
+            ignore_result=request.ignore_result,
+            parent_id=request.parent_id,
+            root_id=request.root_id,
+            group_id=request.group_id,
+            group_index=request.group_index,
+            chord=request.chord,
+            retries=request.retries + 1,
+            time_limit=options.pop("time_limit", request.time_limit),
+            soft_time_limit=options.pop("soft_time_limit", request.soft_time_limit),
+            **options,
+        )
+        envelope.expires = request.expires
+        envelope.link = request.link
+        envelope.link_error = request.link_error
+        signal = Retry(exc=exc, when=when)
+        signal.envelope = envelope  # type: ignore[attr-defined]
+        if throw:
+            raise signal
+        return signal
+
+    def backoff_countdown(self, retries: int) -> float:
+        """Countdown for autoretry: exponential with retry_backoff, capped and jittered."""
+        if not self.retry_backoff:
+            return self.default_retry_delay
+        factor = 1 if self.retry_backoff is True else int(self.retry_backoff)
+        countdown = min(float(self.retry_backoff_max), factor * (2**retries))
+        if self.retry_jitter:
+            countdown = random.uniform(0, countdown)
+        return countdown
+
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None
+    ) -> None:
+        """Record a custom state (progress) for this task's result."""
+        from django_taskq.result import store_state
+
+        task_id = task_id or self.request.id
+        if task_id is None:
+            raise RuntimeError(f"{self.name}.update_state() needs a task_id outside a running task")
+        store_state(task_id, state or states.STARTED, meta, task_name=self.name)
+
+    # -- canvas -------------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this task with partial arguments."""
+        from django_taskq.canvas import Signature
+
+        return Signature(self.name, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: a parent's result is not prepended."""
+        from django_taskq.canvas import Signature
+
+        return Signature(self.name, args, kwargs, immutable=True)
+
+    def signature(
+        self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        from django_taskq.canvas import Signature
+
+        return Signature(self.name, args or (), kwargs or {}, options=options)
+
+
+def _current_request() -> Request | None:
+    from django_taskq.trace import current_request
+
+    return current_request()
+
+
+def _sig_dicts(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if isinstance(value, dict) or hasattr(value, "to_dict"):
+        value = [value]
+    out = []
+    for item in value:
+        out.append(dict(item) if isinstance(item, dict) else item.to_dict())
+    return out
+
+
+@overload
+def shared_task(func: Callable[..., Any]) -> Task: ...
+@overload
+def shared_task(**options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+def shared_task(func: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Turn a function into a task: ``@shared_task`` or ``@shared_task(**options)``."""
+
+    def decorate(fn: Callable[..., Any]) -> Task:
+        return registry.register(Task(fn, **options))
+
+    if func is not None:
+        if options:
+            raise TypeError("use @shared_task or @shared_task(**options), not both")
+        return decorate(func)
+    return decorate

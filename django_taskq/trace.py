@@ -1,0 +1,191 @@
+"""Run one task call and turn what happened into an ``Outcome``.
+
+The worker and eager mode share this code, so ``apply()`` behaves like a
+worker: same retry, autoretry, signals and result encoding. What to do with
+the outcome (store, ack, schedule the retry) is the caller's business.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback as tb
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django_taskq import signals, states
+from django_taskq.exceptions import EncodeError, Reject, Retry, SoftTimeLimitExceeded
+from django_taskq.messages import Envelope, dumps
+
+if TYPE_CHECKING:
+    from django_taskq.task import Request, Task
+
+_local = threading.local()
+
+
+def current_request() -> Request | None:
+    """The request of the task running in this thread, if any."""
+    stack: list[Request] = getattr(_local, "stack", [])
+    return stack[-1] if stack else None
+
+
+@dataclass
+class Outcome:
+    """What one run of a task produced."""
+
+    state: str
+    value: Any = None
+    exception: BaseException | None = None
+    traceback: str | None = None
+    retry_envelope: Envelope | None = None
+    reject_reason: str | None = None
+    runtime: float = 0.0
+
+
+def exception_info(exc: BaseException) -> dict[str, Any]:
+    """How an exception is stored: importable type name, message and args."""
+    cls = type(exc)
+    module = cls.__module__
+    name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    try:
+        args: list[Any] | None = list(exc.args)
+        dumps(args)
+    except (TypeError, ValueError):
+        args = None
+    return {"exc_type": name, "exc_message": str(exc), "exc_args": args}
+
+
+def result_record(envelope: Envelope, outcome: Outcome, hostname: str | None) -> str:
+    """The JSON record stored under the task's result key."""
+    if outcome.state == states.FAILURE or outcome.state == states.REVOKED:
+        value: Any = (
+            exception_info(outcome.exception)
+            if outcome.exception is not None
+            else {"exc_type": "django_taskq.exceptions.TaskRevokedError",
+                  "exc_message": outcome.reject_reason or "revoked", "exc_args": None}
+        )
+    elif outcome.state == states.RETRY:
+        value = exception_info(outcome.exception) if outcome.exception is not None else None
+    else:
+        value = outcome.value
+    record = {
+        "status": outcome.state,
+        "result": value,
+        "traceback": outcome.traceback,
+        "date_done": time.time(),
+        "task": envelope.task,
+        "retries": envelope.retries,
+        "worker": hostname,
+        "parent_id": envelope.parent_id,
+        "root_id": envelope.root_id or envelope.id,
+        "group_id": envelope.group_id,
+    }
+    if outcome.reject_reason:
+        record["reason"] = outcome.reject_reason
+    return dumps(record)
+
+
+def execute(
+    task: Task,
+    envelope: Envelope,
+    *,
+    hostname: str | None,
+    delivery_count: int = 1,
+    eager: bool = False,
+) -> Outcome:
+    """Run ``task`` for ``envelope``; never raises (except BaseException like SystemExit)."""
+    from django_taskq.task import Request
+
+    request = Request.from_envelope(
+        envelope, hostname=hostname, delivery_count=delivery_count, eager=eager
+    )
+    args, kwargs = envelope.args, envelope.kwargs
+    task.push_request(request)
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    stack.append(request)
+    signals.send(signals.task_prerun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs)
+    started = time.perf_counter()
+    try:
+        try:
+            value = task.run(task, *args, **kwargs) if task.bind else task.run(*args, **kwargs)
+        except Retry:
+            raise
+        except Reject:
+            raise
+        except Exception as exc:
+            if _should_autoretry(task, exc):
+                task.retry(exc=exc, countdown=task.backoff_countdown(envelope.retries))
+            raise
+        try:
+            dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(
+                f"{task.name} returned a {type(value).__name__}, which cannot be stored as "
+                f"JSON ({exc}); return an id, a dict or a list instead"
+            ) from exc
+        outcome = Outcome(states.SUCCESS, value=value)
+    except Retry as retry:
+        reason = retry.exc if retry.exc is not None else retry
+        outcome = Outcome(
+            states.RETRY,
+            exception=retry.exc,
+            traceback=_format(retry.exc) if retry.exc is not None else None,
+            retry_envelope=getattr(retry, "envelope", None),
+        )
+        signals.send(signals.task_retry, task, request=request, reason=reason, einfo=outcome.traceback)
+    except Reject as reject:
+        outcome = Outcome(
+            states.FAILURE, exception=reject, traceback=_format(reject),
+            reject_reason=f"rejected by the task: {reject.reason}",
+        )
+    except Exception as exc:
+        outcome = Outcome(states.FAILURE, exception=exc, traceback=_format(exc))
+        signals.send(
+            signals.task_failure, task, task_id=envelope.id, exception=exc, args=args,
+            kwargs=kwargs, traceback=outcome.traceback, einfo=outcome.traceback,
+        )
+    finally:
+        stack.pop()
+        task.pop_request()
+    outcome.runtime = time.perf_counter() - started
+    if outcome.state == states.SUCCESS:
+        signals.send(signals.task_success, task, result=outcome.value)
+    signals.send(
+        signals.task_postrun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs,
+        retval=outcome.value if outcome.state == states.SUCCESS else outcome.exception,
+        state=outcome.state,
+    )
+    return outcome
+
+
+def _should_autoretry(task: Task, exc: Exception) -> bool:
+    if not task.autoretry_for or isinstance(exc, SoftTimeLimitExceeded):
+        return False
+    if task.dont_autoretry_for and isinstance(exc, task.dont_autoretry_for):
+        return False
+    return isinstance(exc, task.autoretry_for)
+
+
+def _format(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    return "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def run_eager(task: Task, envelope: Envelope) -> Outcome:
+    """Run a call inline, retries included (their countdown is not waited for)."""
+    from django_taskq.workflow import after_finish
+
+    while True:
+        outcome = execute(task, envelope, hostname="eager", eager=True)
+        if outcome.state == states.RETRY and outcome.retry_envelope is not None:
+            envelope = outcome.retry_envelope
+            continue
+        if not envelope.ignore_result:
+            from django_taskq.result import store_eager
+
+            store_eager(envelope.id, envelope, outcome)
+        after_finish(envelope, outcome, eager=True)
+        return outcome

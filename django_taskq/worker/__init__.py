@@ -1,0 +1,1 @@
+"""The worker: consumers, pools, time limits, heartbeats and recovery."""

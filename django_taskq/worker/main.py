@@ -1,0 +1,259 @@
+"""The worker process: banner, signals, pool choice, clean shutdown.
+
+SIGTERM or SIGINT starts a warm shutdown: stop fetching, finish running
+tasks, hand unstarted messages back. A second signal is a cold shutdown:
+running tasks are interrupted and their messages handed back too, so nothing
+is lost either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, TextIO
+
+from django_taskq import signals
+from django_taskq.broker import keys
+from django_taskq.broker.connection import broker_url, get_broker, redact
+from django_taskq.conf import taskq_settings
+from django_taskq.registry import registry
+from django_taskq.worker import streams as ops
+from django_taskq.worker.consumer import Consumer, Running
+from django_taskq.worker.limits import TimeLimits
+from django_taskq.worker.maintenance import Maintenance
+
+logger = logging.getLogger("django_taskq.worker")
+
+POOLS = ("prefork", "threads", "solo")
+
+
+class ColdShutdown(BaseException):
+    """Raised in the solo worker's main thread by a second signal."""
+
+
+class Worker:
+    """``taskq_worker``: consume ``queues`` with a pool of consumers."""
+
+    def __init__(
+        self,
+        queues: list[str] | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        hostname: str | None = None,
+        *,
+        prefetch: int | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        beat: bool = False,
+        stdout: TextIO | None = None,
+    ) -> None:
+        self.queues = queues or [str(taskq_settings.DEFAULT_QUEUE)]
+        for queue in self.queues:
+            if not queue or "\n" in queue or ":" in queue and queue.count(":") > 3:
+                raise ValueError(f"invalid queue name {queue!r}")
+        self.pool = pool or str(taskq_settings.WORKER_POOL)
+        if self.pool not in POOLS:
+            raise ValueError(f"unknown pool {self.pool!r}: choose one of {', '.join(POOLS)}")
+        self.concurrency = 1 if self.pool == "solo" else (concurrency or taskq_settings.concurrency)
+        self.hostname = hostname or f"taskq@{socket.gethostname()}"
+        self.options: dict[str, Any] = {
+            "prefetch": prefetch,
+            "max_tasks_per_child": max_tasks_per_child or taskq_settings.WORKER_MAX_TASKS_PER_CHILD,
+            "max_memory_per_child": max_memory_per_child or taskq_settings.WORKER_MAX_MEMORY_PER_CHILD,
+            "time_limit": time_limit if time_limit is not None else taskq_settings.TASK_TIME_LIMIT,
+            "soft_time_limit": (
+                soft_time_limit if soft_time_limit is not None else taskq_settings.TASK_SOFT_TIME_LIMIT
+            ),
+        }
+        self.beat = beat
+        self.stdout = stdout or sys.stdout
+        self.stopping = threading.Event()
+        self.cold = threading.Event()
+        self.consumer_stop = threading.Event()
+        self._consumer_names: list[str] = []
+        self.prefork: Any = None
+        self.maintenance = Maintenance(self.stopping, self.consumer_names, self.on_control)
+
+    # -- introspection -----------------------------------------------------------
+    def consumer_names(self) -> list[str]:
+        if self.prefork is not None:
+            names: list[str] = self.prefork.consumer_names()
+            return names
+        return list(self._consumer_names)
+
+    def banner(self) -> str:
+        tasks = registry.names()
+        lines = [
+            f"django_taskq worker {self.hostname} (pid {os.getpid()})",
+            f"  broker:      {redact(broker_url())}",
+            f"  queues:      {', '.join(self.queues)} (in this order of preference)",
+            f"  pool:        {self.pool}, concurrency {self.concurrency}",
+            f"  key prefix:  {taskq_settings.KEY_PREFIX}",
+            f"  heartbeat:   lost after {taskq_settings.WORKER_HEARTBEAT_TIMEOUT:g}s; "
+            f"max deliveries {taskq_settings.MAX_DELIVERIES}",
+            f"  tasks ({len(tasks)}):",
+        ]
+        lines += [f"    . {name}" for name in tasks] or ["    (none: is tasks.py in an installed app?)"]
+        if self.beat:
+            lines.append("  beat:        embedded (-B)")
+        return "\n".join(lines)
+
+    # -- running -----------------------------------------------------------------
+    def run(self) -> int:
+        """Run until shut down; returns the process exit code."""
+        from django.db import connections
+
+        self.stdout.write(self.banner() + "\n")
+        self.stdout.flush()
+        self._install_signals()
+        client = get_broker()
+        self._register(client)
+        ops.ensure_groups(client, keys.streams_for(self.queues))
+        connections.close_all()
+        beat_thread = self._start_beat() if self.beat else None
+        signals.send(signals.worker_ready, self)
+        logger.info("worker %s ready", self.hostname)
+        try:
+            if self.pool == "prefork":
+                self._run_prefork()
+            elif self.pool == "threads":
+                self._run_threads()
+            else:
+                self._run_solo()
+        finally:
+            self.stopping.set()
+            self.consumer_stop.set()
+            if beat_thread is not None:
+                beat_thread.join(timeout=5)
+            self._unregister()
+            signals.send(signals.worker_shutdown, self)
+            logger.info("worker %s stopped", self.hostname)
+        return 0
+
+    def _run_prefork(self) -> None:
+        from django_taskq.worker.prefork import PreforkPool
+
+        self.prefork = PreforkPool(self, self.concurrency)
+        self.prefork.start()
+        self.maintenance.start()
+        self.prefork.run(self.stopping, self.cold)
+
+    def _run_threads(self) -> None:
+        limits = TimeLimits(None, None, soft_only=True)
+        threads = []
+        for index in range(self.concurrency):
+            name = f"{self.hostname}:{os.getpid()}:t{index}"
+            self._consumer_names.append(name)
+            consumer = self._consumer(name, limits)
+            threads.append(threading.Thread(target=consumer.run, name=f"taskq-{index}", daemon=True))
+        self.maintenance.beat_now()
+        self.maintenance.start()
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            if self.cold.is_set():
+                self._give_back_all()
+                return
+            for t in threads:
+                t.join(timeout=0.2)
+
+    def _run_solo(self) -> None:
+        name = f"{self.hostname}:{os.getpid()}:0"
+        self._consumer_names.append(name)
+        limits = TimeLimits(
+            self.options["soft_time_limit"], self.options["time_limit"], soft_only=False
+        )
+        consumer = self._consumer(name, limits)
+        self.maintenance.beat_now()
+        self.maintenance.start()
+        try:
+            consumer.run()
+        except ColdShutdown:
+            self._give_back_all()
+
+    def _consumer(self, name: str, limits: TimeLimits) -> Consumer:
+        def on_start(running: Running | None) -> None:
+            self._running_task = running
+
+        return Consumer(
+            name,
+            self.queues,
+            self.hostname,
+            self.consumer_stop,
+            prefetch=self.options["prefetch"],
+            limits=limits,
+            on_start=on_start,
+        )
+
+    def _give_back_all(self) -> None:
+        """Cold shutdown: hand back every message our consumers hold."""
+        client = get_broker()
+        for name in self.consumer_names():
+            ops.reclaim_consumer(client, keys.streams_for(self.queues), name, bump=False)
+
+    def _start_beat(self) -> threading.Thread:
+        from django_taskq.beat import run_beat
+
+        thread = threading.Thread(
+            target=run_beat, args=(self.stopping,), kwargs={"hostname": self.hostname},
+            name="taskq-beat", daemon=True,
+        )
+        thread.start()
+        return thread
+
+    # -- signals and control -------------------------------------------------------
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stopping.is_set():
+            logger.warning(
+                "warm shutdown (%s): finishing running tasks; send it again for a cold shutdown",
+                signal.Signals(signum).name,
+            )
+            self.stopping.set()
+            self.consumer_stop.set()
+            return
+        if not self.cold.is_set():
+            logger.warning("cold shutdown: interrupting tasks and handing their messages back")
+            self.cold.set()
+            if self.pool == "solo":
+                raise ColdShutdown()
+
+    def on_control(self, payload: dict[str, Any]) -> None:
+        if payload.get("op") == "revoke" and payload.get("terminate"):
+            ids = {str(i) for i in payload.get("ids") or []}
+            if self.prefork is not None:
+                self.prefork.terminate(ids)
+
+    def _register(self, client: Any) -> None:
+        info = {
+            "hostname": self.hostname,
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "pool": self.pool,
+            "concurrency": self.concurrency,
+            "started": time.time(),
+        }
+        client.hset(keys.workers(), self.hostname, json.dumps(info))
+
+    def _unregister(self) -> None:
+        try:
+            client = get_broker()
+            pipe = client.pipeline(transaction=False)
+            pipe.hdel(keys.workers(), self.hostname)
+            for name in self.consumer_names():
+                pipe.delete(keys.heartbeat(name))
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - Redis may be gone at exit
+            logger.warning("could not unregister worker %s: %s", self.hostname, exc)

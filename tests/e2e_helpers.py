@@ -1,0 +1,110 @@
+"""Start real ``manage.py taskq_worker`` subprocesses for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerProcess:
+    """A worker subprocess whose output is collected for assertions."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args = list(args)
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def start(self, wait_ready: bool = True) -> WorkerProcess:
+        cmd = [sys.executable, "manage.py", "taskq_worker", *self.args]
+        self.process = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if wait_ready and not self._ready.wait(30):
+            self.stop()
+            raise RuntimeError("worker did not become ready:\n" + self.output)
+        return self
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if "ready" in line:
+                self._ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (parent and children), as a crash."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def wait_for_line(self, text: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no line containing {text!r} in worker output:\n{self.output}")
+
+    def children(self) -> list[int]:
+        """PIDs of the worker's child processes."""
+        out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+
+@pytest.fixture
+def start_worker() -> Iterator[object]:
+    """``start_worker("-P", "solo", ...)`` starts a worker, stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait_ready: bool = True) -> WorkerProcess:
+        worker = WorkerProcess(*args, env=env).start(wait_ready=wait_ready)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop(timeout=10)
+        worker.kill()

@@ -1,0 +1,94 @@
+"""Django settings for the test suite.
+
+The broker URL comes from the environment: the test session starts its own
+redis-server and exports TASKQ_BROKER_URL before Django loads, and worker
+subprocesses inherit it. TASKQ_TEST_DB=postgres runs the ORM tests on
+PostgreSQL (127.0.0.1:5432 by default; see TASKQ_TEST_PG_* below).
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_taskq",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if os.environ.get("TASKQ_TEST_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("TASKQ_TEST_PG_NAME", "taskq"),
+            "USER": os.environ.get("TASKQ_TEST_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("TASKQ_TEST_PG_PASSWORD", ""),
+            "HOST": os.environ.get("TASKQ_TEST_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("TASKQ_TEST_PG_PORT", "5432"),
+            "TEST": {"NAME": f"test_taskq_{_worker}"},
+        }
+    }
+else:
+    # A file, not :memory:, so worker and beat subprocesses see the test data.
+    _db_dir = os.environ.get("TASKQ_TEST_DB_DIR", "/tmp")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(_db_dir, f"taskq-tests-{_worker}.sqlite3"),
+            "TEST": {"NAME": os.path.join(_db_dir, f"taskq-tests-{_worker}-test.sqlite3")},
+        }
+    }
+
+# Set by tests/conftest.py to the session's private redis-server; the fallback
+# is a port nothing listens on, so a test never touches a Redis it does not own.
+TASKQ_BROKER_URL = os.environ.get("TASKQ_BROKER_URL", "redis://127.0.0.1:1/0")
+TASKQ_KEY_PREFIX = os.environ.get("TASKQ_KEY_PREFIX", "taskq")
+TASKQ_WORKER_HEARTBEAT_TIMEOUT = float(os.environ.get("TASKQ_WORKER_HEARTBEAT_TIMEOUT", "6"))
+TASKQ_MAX_DELIVERIES = int(os.environ.get("TASKQ_MAX_DELIVERIES", "3"))
+TASKQ_ROUTES = {"tests.testapp.tasks.routed_*": "routed"}
+TASKQ_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.05, "interval_step": 0.05}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_taskq": {"handlers": ["console"], "level": "INFO"}},
+}

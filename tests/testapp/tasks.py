@@ -1,0 +1,120 @@
+"""Tasks the test suite runs in real worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+from django_taskq import shared_task
+from django_taskq.exceptions import SoftTimeLimitExceeded
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(os.environ["TASKQ_BROKER_URL"])
+
+
+@shared_task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@shared_task
+def echo(value: Any) -> Any:
+    return value
+
+
+@shared_task
+def fail(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+@shared_task
+def sleep_then(seconds: float, value: Any = None) -> Any:
+    time.sleep(seconds)
+    return value
+
+
+@shared_task
+def record(key: str, value: Any) -> Any:
+    """Append ``value`` to the Redis list ``key`` (to observe order and counts)."""
+    _redis().rpush(key, str(value))
+    return value
+
+
+@shared_task
+def record_slow(key: str, value: Any, seconds: float) -> Any:
+    """Record the start, sleep, then record the end (to observe redelivery)."""
+    _redis().rpush(key, f"start:{value}")
+    time.sleep(seconds)
+    _redis().rpush(key, f"end:{value}")
+    return value
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=0.2)
+def flaky(self: Any, key: str, failures: int) -> int:
+    """Fail ``failures`` times (counted in Redis), then succeed."""
+    n = int(_redis().incr(key))
+    if n <= failures:
+        raise self.retry(exc=RuntimeError(f"attempt {n} failed"))
+    return n
+
+
+@shared_task(bind=True, autoretry_for=(ConnectionError,), retry_backoff=True,
+             retry_backoff_max=1, retry_jitter=False, max_retries=2)
+def auto_flaky(self: Any, key: str) -> int:
+    _redis().rpush(key, f"{time.time()}")
+    raise ConnectionError("still down")
+
+
+@shared_task(soft_time_limit=0.5)
+def soft_limited(key: str) -> str:
+    try:
+        time.sleep(5)
+    except SoftTimeLimitExceeded:
+        _redis().set(key, "cleaned up")
+        raise
+    return "not reached"
+
+
+@shared_task(time_limit=1)
+def hard_limited() -> str:
+    time.sleep(30)
+    return "not reached"
+
+
+@shared_task(bind=True, track_started=True)
+def progress(self: Any, steps: int, key: str) -> int:
+    for i in range(steps):
+        self.update_state(state="PROGRESS", meta={"done": i + 1, "total": steps})
+        _redis().blpop([key], timeout=5)
+    return steps
+
+
+@shared_task
+def routed_task(value: Any) -> Any:
+    return value
+
+
+@shared_task
+def pid() -> int:
+    return os.getpid()
+
+
+@shared_task
+def crash(key: str) -> None:
+    """Kill the process running it (SIGKILL), every time, after recording the attempt."""
+    _redis().incr(key)
+    os.kill(os.getpid(), 9)
+
+
+@shared_task
+def unencodable_result() -> Any:
+    return object()
+
+
+@shared_task(rate_limit="5/s")
+def limited(key: str) -> None:
+    _redis().rpush(key, f"{time.time()}")
