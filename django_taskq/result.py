@@ -20,7 +20,7 @@ from django_taskq.broker.connection import get_backend
 from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import TaskError, TaskRevokedError, TimeoutError
-from django_taskq.messages import Envelope, dumps, loads
+from django_taskq.messages import dumps, loads
 
 
 #: Longest single blocking wait; shorter than the socket timeout, and a long
@@ -49,14 +49,6 @@ def store_state(task_id: str, state: str, meta: Any, task_name: str | None = Non
         args=[record, ttl_ms()],
         client=client,
     )
-
-
-def store_eager(task_id: str, envelope: Envelope, outcome: Any) -> None:
-    """Remember an eager result in memory so ``AsyncResult(id)`` finds it."""
-    _eager_results[task_id] = (outcome.state, outcome.value, outcome.exception, outcome.traceback)
-
-
-_eager_results: dict[str, tuple[str, Any, BaseException | None, str | None]] = {}
 
 
 def _import_exception(name: str) -> type[BaseException] | None:
@@ -271,14 +263,19 @@ class EagerResult(AsyncResult):
     """The result of a task run inline (``apply()`` or eager mode)."""
 
     def __init__(
-        self, id: str, state: str, value: Any, traceback: str | None, task_name: str | None  # noqa: A002
+        self,
+        id: str,  # noqa: A002
+        state: str,
+        value: Any,
+        traceback: str | None,
+        task_name: str | None,
+        exception: BaseException | None = None,
     ) -> None:
         super().__init__(id, task_name)
         self._state = state
         self._value = value
         self._traceback = traceback
-        exc = None if state == states.SUCCESS else _eager_results.get(id, (None, None, None, None))[2]
-        self._exception = exc
+        self._exception = exception
 
     def _record(self) -> dict[str, Any] | None:
         return {
@@ -304,4 +301,4 @@ class EagerResult(AsyncResult):
         return self.info
 
     def forget(self) -> None:
-        _eager_results.pop(self.id, None)
+        """Nothing is stored for an eager result."""

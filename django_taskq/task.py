@@ -406,7 +406,11 @@ class Task:
             else:
                 sig.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{self.name}{sig}: {exc}") from None
+            bare = sig.replace(
+                parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+                return_annotation=sig.empty,
+            )
+            raise TypeError(f"{self.name}{bare}: {exc}") from None
 
     def delay_on_commit(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Send the task when the current transaction commits; the id is known now."""
@@ -455,7 +459,10 @@ class Task:
         outcome = run_eager(self, envelope)
         if propagate and outcome.exception is not None and outcome.state == states.FAILURE:
             raise outcome.exception
-        return EagerResult(envelope.id, outcome.state, outcome.value, outcome.traceback, self.name)
+        return EagerResult(
+            envelope.id, outcome.state, outcome.value, outcome.traceback, self.name,
+            exception=outcome.exception,
+        )
 
     def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
         from django_taskq.result import AsyncResult

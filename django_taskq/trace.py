@@ -183,9 +183,5 @@ def run_eager(task: Task, envelope: Envelope) -> Outcome:
         if outcome.state == states.RETRY and outcome.retry_envelope is not None:
             envelope = outcome.retry_envelope
             continue
-        if not envelope.ignore_result:
-            from django_taskq.result import store_eager
-
-            store_eager(envelope.id, envelope, outcome)
         after_finish(envelope, outcome, eager=True)
         return outcome
