@@ -23,7 +23,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
-            "--timeout", type=float, default=30.0,
+            "--timeout",
+            type=float,
+            default=30.0,
             help="Seconds to wait for each result (default 30).",
         )
 
@@ -48,8 +50,10 @@ class Command(BaseCommand):
             ("add.apply_async((40, 2), priority=9)", add.apply_async((40, 2), priority=9)),
             ("flaky_fetch.delay('https://example.com')", flaky_fetch.delay("https://example.com")),
             ("slow_count.delay(5, 0.3)", slow_count.delay(5, 0.3)),
-            ("remind.apply_async(countdown=2)",
-             remind.apply_async(("stand up and stretch", sent_at), countdown=2)),
+            (
+                "remind.apply_async(countdown=2)",
+                remind.apply_async(("stand up and stretch", sent_at), countdown=2),
+            ),
             ("divide.delay(1, 0)", divide.delay(1, 0)),
             ("count_users.delay()", count_users.delay()),
         ]
@@ -67,7 +71,10 @@ class Command(BaseCommand):
             started = time.monotonic()
             value = result.get(timeout=timeout, propagate=False)
             waited = time.monotonic() - started
-            shown = f"{type(value).__name__}: {value}" if isinstance(value, Exception) else repr(value)
+            if isinstance(value, Exception):
+                shown = f"{type(value).__name__}: {value}"
+            else:
+                shown = repr(value)
             extra = f", retries={result.retries}" if result.retries else ""
             out.write(
                 f"  {label:<{width}}  {result.state:<8} {shown}{extra} (waited {waited:.2f}s)\n"
@@ -85,7 +92,9 @@ class Command(BaseCommand):
             problems.append("divide(1, 0) did not fail with ZeroDivisionError")
         reminder = values["remind.apply_async(countdown=2)"][1]
         if isinstance(reminder, dict) and reminder.get("ran_after", 0) < 1.9:
-            problems.append(f"remind ran {reminder['ran_after']}s after sending, before its countdown")
+            problems.append(
+                f"remind ran {reminder['ran_after']}s after sending, before its countdown"
+            )
 
         never_sent = AsyncResult(str(uuid.uuid4()))
         out.write(
