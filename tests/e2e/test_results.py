@@ -1,0 +1,116 @@
+"""AsyncResult against a real worker: get() wakes on the result, states, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from django_taskq import AsyncResult, states
+from django_taskq.broker import keys
+from django_taskq.exceptions import TaskError, TimeoutError
+from django_taskq.result import store_state
+from tests.testapp.tasks import add, fail, progress, unencodable_result
+
+pytestmark = pytest.mark.e2e
+
+
+def test_delay_get_and_result_fields(start_worker: Any) -> None:
+    start_worker("-P", "solo")
+    result = add.delay(2, 3)
+    assert result.get(timeout=10) == 5
+    assert result.state == states.SUCCESS and result.successful() and result.ready()
+    assert result.date_done is not None
+    assert result.worker and result.worker.startswith("taskq@")
+
+
+def test_failure_reraises_the_task_exception_with_worker_traceback(start_worker: Any) -> None:
+    start_worker("-P", "solo")
+    result = fail.delay("broken input")
+    with pytest.raises(ValueError, match="broken input"):
+        result.get(timeout=10)
+    assert result.failed()
+    assert 'raise ValueError(message)' in (result.traceback or "")
+    assert isinstance(result.get(propagate=False), ValueError)
+
+
+def test_unimportable_exception_type_becomes_task_error() -> None:
+    store_state("x1", states.FAILURE, {"exc_type": "nowhere.CustomError", "exc_message": "bad"})
+    with pytest.raises(TaskError, match="nowhere.CustomError: bad") as info:
+        AsyncResult("x1").get(timeout=1)
+    assert info.value.remote_type == "nowhere.CustomError"
+
+
+def test_get_wakes_when_the_result_is_stored_not_by_polling() -> None:
+    result = AsyncResult("wake-me")
+    stored_at: list[float] = []
+
+    def later() -> None:
+        time.sleep(0.3)
+        stored_at.append(time.monotonic())
+        store_state("wake-me", states.SUCCESS, 42)
+
+    threading.Thread(target=later).start()
+    assert result.get(timeout=5) == 42
+    woke = time.monotonic()
+    # The waiter is woken by the store itself (well under the 5 s wait slice).
+    assert woke - stored_at[0] < 1.0
+
+
+def test_two_waiters_on_one_id_both_wake() -> None:
+    values: list[Any] = []
+    threads = [threading.Thread(target=lambda: values.append(AsyncResult("both").get(timeout=5)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    store_state("both", states.SUCCESS, "ok")
+    for t in threads:
+        t.join(6)
+    assert values == ["ok", "ok"]
+
+
+def test_get_timeout_raises() -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        AsyncResult("nothing").get(timeout=0.3)
+    assert time.monotonic() - started < 3
+
+
+def test_forget_removes_the_record(broker: Any) -> None:
+    store_state("f1", states.SUCCESS, 1)
+    result = AsyncResult("f1")
+    assert result.exists()
+    result.forget()
+    assert not result.exists() and not broker.exists(keys.result("f1"))
+
+
+def test_unencodable_return_value_is_a_clear_failure(start_worker: Any) -> None:
+    start_worker("-P", "solo")
+    result = unencodable_result.delay()
+    with pytest.raises(TypeError, match="returned a object, which cannot be stored as JSON"):
+        result.get(timeout=10)
+
+
+def test_track_started_and_progress_states(start_worker: Any, broker: Any) -> None:
+    start_worker("-P", "solo")
+    result = progress.delay(2, "progress-go")
+    deadline = time.monotonic() + 10
+    seen = set()
+    while time.monotonic() < deadline and "PROGRESS" not in seen:
+        seen.add(result.state)
+        time.sleep(0.02)
+    assert "PROGRESS" in seen
+    assert result.info == {"done": 1, "total": 2}
+    broker.rpush("progress-go", 1, 1)
+    assert result.get(timeout=10) == 2
+
+
+def test_ignore_result_stores_nothing(start_worker: Any, broker: Any) -> None:
+    start_worker("-P", "solo")
+    ignored = add.apply_async((1, 1), ignore_result=True)
+    marker = add.delay(0, 0)
+    marker.get(timeout=10)
+    assert not ignored.exists() and not broker.exists(keys.result(ignored.id))
