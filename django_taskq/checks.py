@@ -25,11 +25,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     for name in dir(settings):
         if not name.startswith(PREFIX) or name.startswith("TASKQ_TEST_"):
             continue
-        short = name[len(PREFIX):]
+        short = name[len(PREFIX) :]
         if short not in known:
             close = difflib.get_close_matches(short, known, n=1)
             hint = f"Did you mean {PREFIX}{close[0]}?" if close else "See docs/settings.md."
-            messages.append(Warning(f"{name} is not a django_taskq setting.", hint=hint, id="taskq.W001"))
+            messages.append(
+                Warning(f"{name} is not a django_taskq setting.", hint=hint, id="taskq.W001")
+            )
 
     from django_taskq.broker.connection import validate_url
 
@@ -38,36 +40,50 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         if value:
             try:
                 validate_url(str(value), PREFIX + setting)
-            except Exception as exc:  # noqa: BLE001 - report any problem
+            except Exception as exc:
                 messages.append(Error(str(exc), id="taskq.E001"))
     alias = getattr(settings, PREFIX + "REDIS_CACHE_ALIAS", None)
     if alias and alias not in settings.CACHES:
-        messages.append(Error(
-            f"TASKQ_REDIS_CACHE_ALIAS={alias!r} names no cache in CACHES.",
-            hint=f"Known caches: {', '.join(settings.CACHES) or 'none'}.", id="taskq.E002",
-        ))
+        messages.append(
+            Error(
+                f"TASKQ_REDIS_CACHE_ALIAS={alias!r} names no cache in CACHES.",
+                hint=f"Known caches: {', '.join(settings.CACHES) or 'none'}.",
+                id="taskq.E002",
+            )
+        )
     accept = getattr(settings, PREFIX + "ACCEPT_CONTENT", ["json"])
     if "pickle" in accept or getattr(settings, PREFIX + "TASK_SERIALIZER", "json") == "pickle":
-        messages.append(Warning(
-            "TASKQ_ACCEPT_CONTENT accepts pickle: anyone who can write to your Redis can run "
-            "code in your workers.",
-            hint="Use JSON (the default) unless Redis is fully trusted.", id="taskq.W002",
-        ))
+        messages.append(
+            Warning(
+                "TASKQ_ACCEPT_CONTENT accepts pickle: anyone who can write to your Redis can run "
+                "code in your workers.",
+                hint="Use JSON (the default) unless Redis is fully trusted.",
+                id="taskq.W002",
+            )
+        )
     unknown_content = [c for c in accept if c not in ("json", "pickle")]
     if unknown_content:
-        messages.append(Error(
-            f"TASKQ_ACCEPT_CONTENT has unknown content type(s) {unknown_content}.",
-            hint="Use 'json' and, only if you must, 'pickle'.", id="taskq.E003",
-        ))
+        messages.append(
+            Error(
+                f"TASKQ_ACCEPT_CONTENT has unknown content type(s) {unknown_content}.",
+                hint="Use 'json' and, only if you must, 'pickle'.",
+                id="taskq.E003",
+            )
+        )
     priority = getattr(settings, PREFIX + "DEFAULT_PRIORITY", 5)
     if not isinstance(priority, int) or not 0 <= priority <= 9:
-        messages.append(Error(
-            f"TASKQ_DEFAULT_PRIORITY={priority!r} must be an integer from 0 to 9.", id="taskq.E003"
-        ))
+        messages.append(
+            Error(
+                f"TASKQ_DEFAULT_PRIORITY={priority!r} must be an integer from 0 to 9.",
+                id="taskq.E003",
+            )
+        )
     timeout = getattr(settings, PREFIX + "WORKER_HEARTBEAT_TIMEOUT", 30)
     if not isinstance(timeout, int | float) or timeout < 1:
-        messages.append(Error(
-            f"TASKQ_WORKER_HEARTBEAT_TIMEOUT={timeout!r} must be a number of seconds >= 1.",
-            id="taskq.E003",
-        ))
+        messages.append(
+            Error(
+                f"TASKQ_WORKER_HEARTBEAT_TIMEOUT={timeout!r} must be a number of seconds >= 1.",
+                id="taskq.E003",
+            )
+        )
     return messages

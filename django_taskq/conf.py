@@ -79,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "BEAT_LEASE_SECONDS": 10.0,
     "BEAT_MAX_STALENESS": None,
     "BEAT_VERSION_POLL_SECONDS": 5.0,
+    # Seconds a run key (periodic task + due time) is kept in Redis; it only
+    # has to outlive two beats briefly believing they lead.
+    "BEAT_RUN_KEY_TTL": 3600,
 }
 
 

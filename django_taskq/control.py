@@ -28,42 +28,51 @@ def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGK
     for task_id in ids:
         pipe.set(keys.revoked(task_id), int(time.time()), px=ttl)
     if terminate:
-        pipe.publish(keys.control(), json.dumps(
-            {"op": "revoke", "ids": ids, "terminate": True, "signal": signal}
-        ))
+        pipe.publish(
+            keys.control(),
+            json.dumps({"op": "revoke", "ids": ids, "terminate": True, "signal": signal}),
+        )
     pipe.execute()
     backend = get_backend()
     store = script(backend, "store_result")
     bpipe = backend.pipeline(transaction=False)
     for task_id in ids:
-        record = dumps({
-            "status": states.REVOKED,
-            "result": {"exc_type": "django_taskq.exceptions.TaskRevokedError",
-                       "exc_message": "revoked", "exc_args": ["revoked"]},
-            "traceback": None,
-            "date_done": time.time(),
-            "reason": "revoke() was called",
-        })
-        store(keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
-              args=[record, ttl], client=bpipe)
+        record = dumps(
+            {
+                "status": states.REVOKED,
+                "result": {
+                    "exc_type": "django_taskq.exceptions.TaskRevokedError",
+                    "exc_message": "revoked",
+                    "exc_args": ["revoked"],
+                },
+                "traceback": None,
+                "date_done": time.time(),
+                "reason": "revoke() was called",
+            }
+        )
+        store(
+            keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
+            args=[record, ttl],
+            client=bpipe,
+        )
     bpipe.execute()
 
 
 def known_queues() -> list[str]:
-    raw = get_broker().smembers(keys.queues())
+    raw: Any = get_broker().smembers(keys.queues())
     return sorted(q.decode() if isinstance(q, bytes) else str(q) for q in raw)
 
 
 def purge(queues: Iterable[str] | None = None) -> int:
     """Delete every waiting (not running) message of ``queues``; returns how many."""
-    client = get_broker()
+    client: Any = get_broker()
     names = list(queues) if queues is not None else known_queues()
     removed = 0
     for queue in names:
         for stream in keys.streams_for([queue]):
             try:
                 groups = client.xinfo_groups(stream)
-            except Exception:  # noqa: BLE001 - no such stream
+            except Exception:
                 continue
             pending = sum(int(g.get("pending", 0)) for g in groups)
             length = int(client.xlen(stream))
@@ -88,7 +97,7 @@ def purge(queues: Iterable[str] | None = None) -> int:
 
 def inspect() -> dict[str, Any]:
     """Queues (waiting, running, delayed), workers and dead letters, for humans."""
-    client = get_broker()
+    client: Any = get_broker()
     out: dict[str, Any] = {"queues": {}, "workers": [], "dead_letters": 0, "delayed": 0}
     for queue in known_queues():
         waiting = running = 0
@@ -96,7 +105,7 @@ def inspect() -> dict[str, Any]:
             length = int(client.xlen(stream))
             try:
                 pending = sum(int(g.get("pending", 0)) for g in client.xinfo_groups(stream))
-            except Exception:  # noqa: BLE001 - no group yet
+            except Exception:
                 pending = 0
             waiting += length - pending
             running += pending
@@ -111,7 +120,8 @@ def inspect() -> dict[str, Any]:
 def dead_letters(count: int = 20) -> list[dict[str, str]]:
     """The newest dead letters with their reason."""
     rows = []
-    for entry_id, fields in get_broker().xrevrange(keys.dead(), count=count):
+    client: Any = get_broker()
+    for entry_id, fields in client.xrevrange(keys.dead(), count=count):
         row = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
         row["entry_id"] = _s(entry_id)
         rows.append(row)
@@ -120,7 +130,7 @@ def dead_letters(count: int = 20) -> list[dict[str, str]]:
 
 def requeue_dead(entry_ids: Iterable[str] | None = None) -> int:
     """Put dead letters back on their streams (all when ``entry_ids`` is None)."""
-    client = get_broker()
+    client: Any = get_broker()
     if entry_ids is None:
         entries = client.xrange(keys.dead())
     else:

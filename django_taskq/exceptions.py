@@ -5,6 +5,7 @@ Every message says what happened, to which task or setting, and what to do.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -87,7 +88,7 @@ class TaskError(TaskqError):
         super().__init__(f"{remote_type}: {message}")
 
 
-class TimeoutError(TaskqError, TimeoutError):  # noqa: A001 - Celery-compatible name
+class TimeoutError(TaskqError, builtins.TimeoutError):
     """``AsyncResult.get()`` waited longer than its timeout."""
 
 
@@ -97,3 +98,7 @@ class EncodeError(TaskqError, TypeError):
 
 class DecodeError(TaskqError, ValueError):
     """A message could not be decoded (malformed, wrong content type)."""
+
+
+class ChordError(TaskqError):
+    """A chord's body did not run because a header task failed; the message names it."""

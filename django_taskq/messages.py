@@ -87,7 +87,9 @@ def loads(text: str | bytes) -> Any:
     return _decoder.decode(text)
 
 
-def check_encodable(task_name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+def check_encodable(
+    task_name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+) -> None:
     """Raise EncodeError naming the first argument JSON cannot encode."""
     for index, value in enumerate(args):
         try:
@@ -151,7 +153,9 @@ class Envelope:
                 try:
                     dumps(data[name])
                 except (TypeError, ValueError) as exc:
-                    raise EncodeError(f"{self.task}: option {name!r} cannot be sent: {exc}") from exc
+                    raise EncodeError(
+                        f"{self.task}: option {name!r} cannot be sent: {exc}"
+                    ) from exc
             raise
 
     @classmethod
@@ -170,7 +174,7 @@ class Envelope:
                 )
             import pickle
 
-            data = pickle.loads(base64.b64decode(body[len(PICKLE_MARK) :]))  # noqa: S301
+            data = pickle.loads(base64.b64decode(body[len(PICKLE_MARK) :]))
         else:
             try:
                 data = loads(body)

@@ -22,7 +22,6 @@ from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import TaskError, TaskRevokedError, TimeoutError
 from django_taskq.messages import dumps, loads
 
-
 #: Longest single blocking wait; shorter than the socket timeout, and a long
 #: get() refreshes its waiter flag once per slice.
 BLOCK_SLICE = 5.0
@@ -74,7 +73,7 @@ def rebuild_exception(info: Any) -> BaseException:
         args = info.get("exc_args")
         try:
             return cls(*args) if isinstance(args, list) else cls(message)
-        except Exception:  # noqa: BLE001 - constructor with other arguments
+        except Exception:
             pass
     return TaskError(name, message)
 
@@ -82,7 +81,7 @@ def rebuild_exception(info: Any) -> BaseException:
 class AsyncResult:
     """The state and result of a task call, by id."""
 
-    def __init__(self, id: str, task_name: str | None = None) -> None:  # noqa: A002
+    def __init__(self, id: str, task_name: str | None = None) -> None:
         self.id = id
         self.task_id = id
         self.task_name = task_name
@@ -216,7 +215,9 @@ class AsyncResult:
             return self._cache
         client = get_backend()
         result_key, waiter_key, notify_key = (
-            keys.result(self.id), keys.waiter(self.id), keys.notify(self.id),
+            keys.result(self.id),
+            keys.waiter(self.id),
+            keys.notify(self.id),
         )
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -264,7 +265,7 @@ class EagerResult(AsyncResult):
 
     def __init__(
         self,
-        id: str,  # noqa: A002
+        id: str,
         state: str,
         value: Any,
         traceback: str | None,
@@ -295,7 +296,13 @@ class EagerResult(AsyncResult):
     def exists(self) -> bool:
         return True
 
-    def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> Any:
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> Any:
         if self._state in states.PROPAGATE_STATES and propagate and self._exception is not None:
             raise self._exception
         return self.info

@@ -139,7 +139,9 @@ def route(task_name: str) -> dict[str, Any]:
 
 def check_priority(priority: Any, where: str) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
-        raise ValueError(f"{where}: priority must be an integer from 0 to 9 (9 runs first), not {priority!r}")
+        raise ValueError(
+            f"{where}: priority must be an integer from 0 to 9 (9 runs first), not {priority!r}"
+        )
     return priority
 
 
@@ -389,7 +391,9 @@ class Task:
             group_index=group_index,
             ignore_result=self.ignore_result if ignore_result is None else bool(ignore_result),
             time_limit=time_limit if time_limit is not None else self.time_limit,
-            soft_time_limit=soft_time_limit if soft_time_limit is not None else self.soft_time_limit,
+            soft_time_limit=soft_time_limit
+            if soft_time_limit is not None
+            else self.soft_time_limit,
             link=_sig_dicts(link),
             link_error=_sig_dicts(link_error),
             chord=chord,
@@ -460,11 +464,15 @@ class Task:
         if propagate and outcome.exception is not None and outcome.state == states.FAILURE:
             raise outcome.exception
         return EagerResult(
-            envelope.id, outcome.state, outcome.value, outcome.traceback, self.name,
+            envelope.id,
+            outcome.state,
+            outcome.value,
+            outcome.traceback,
+            self.name,
             exception=outcome.exception,
         )
 
-    def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str) -> AsyncResult:
         from django_taskq.result import AsyncResult
 
         return AsyncResult(task_id, task_name=self.name)
@@ -499,7 +507,11 @@ class Task:
             )
         if countdown is None and eta is None:
             countdown = self.default_retry_delay
-        when = countdown if countdown is not None else (_to_epoch(eta, "eta", self.name) or 0) - time.time()
+        when = (
+            countdown
+            if countdown is not None
+            else (_to_epoch(eta, "eta", self.name) or 0) - time.time()
+        )
         envelope = self.build_envelope(
             request.args if args is None else args,
             request.kwargs if kwargs is None else kwargs,
@@ -534,7 +546,7 @@ class Task:
         if not self.retry_backoff:
             return self.default_retry_delay
         factor = 1 if self.retry_backoff is True else int(self.retry_backoff)
-        countdown = min(float(self.retry_backoff_max), factor * (2**retries))
+        countdown: float = min(float(self.retry_backoff_max), float(factor * (2**retries)))
         if self.retry_jitter:
             countdown = random.uniform(0, countdown)
         return countdown
@@ -564,7 +576,10 @@ class Task:
         return Signature(self.name, args, kwargs, immutable=True)
 
     def signature(
-        self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
     ) -> Signature:
         from django_taskq.canvas import Signature
 

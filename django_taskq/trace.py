@@ -61,8 +61,11 @@ def result_record(envelope: Envelope, outcome: Outcome, hostname: str | None) ->
         value: Any = (
             exception_info(outcome.exception)
             if outcome.exception is not None
-            else {"exc_type": "django_taskq.exceptions.TaskRevokedError",
-                  "exc_message": outcome.reject_reason or "revoked", "exc_args": None}
+            else {
+                "exc_type": "django_taskq.exceptions.TaskRevokedError",
+                "exc_message": outcome.reject_reason or "revoked",
+                "exc_args": None,
+            }
         )
     elif outcome.state == states.RETRY:
         value = exception_info(outcome.exception) if outcome.exception is not None else None
@@ -105,7 +108,9 @@ def execute(
     if stack is None:
         stack = _local.stack = []
     stack.append(request)
-    signals.send(signals.task_prerun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs)
+    signals.send(
+        signals.task_prerun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs
+    )
     started = time.perf_counter()
     try:
         try:
@@ -134,17 +139,27 @@ def execute(
             traceback=_format(retry.exc) if retry.exc is not None else None,
             retry_envelope=getattr(retry, "envelope", None),
         )
-        signals.send(signals.task_retry, task, request=request, reason=reason, einfo=outcome.traceback)
+        signals.send(
+            signals.task_retry, task, request=request, reason=reason, einfo=outcome.traceback
+        )
     except Reject as reject:
         outcome = Outcome(
-            states.FAILURE, exception=reject, traceback=_format(reject),
+            states.FAILURE,
+            exception=reject,
+            traceback=_format(reject),
             reject_reason=f"rejected by the task: {reject.reason}",
         )
     except Exception as exc:
         outcome = Outcome(states.FAILURE, exception=exc, traceback=_format(exc))
         signals.send(
-            signals.task_failure, task, task_id=envelope.id, exception=exc, args=args,
-            kwargs=kwargs, traceback=outcome.traceback, einfo=outcome.traceback,
+            signals.task_failure,
+            task,
+            task_id=envelope.id,
+            exception=exc,
+            args=args,
+            kwargs=kwargs,
+            traceback=outcome.traceback,
+            einfo=outcome.traceback,
         )
     finally:
         stack.pop()
@@ -153,7 +168,12 @@ def execute(
     if outcome.state == states.SUCCESS:
         signals.send(signals.task_success, task, result=outcome.value)
     signals.send(
-        signals.task_postrun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs,
+        signals.task_postrun,
+        task,
+        task_id=envelope.id,
+        task=task,
+        args=args,
+        kwargs=kwargs,
         retval=outcome.value if outcome.state == states.SUCCESS else outcome.exception,
         state=outcome.state,
     )

@@ -30,8 +30,13 @@ class WorkerProcess:
     def start(self, wait_ready: bool = True) -> WorkerProcess:
         cmd = [sys.executable, "manage.py", "taskq_worker", *self.args]
         self.process = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
+            cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -99,7 +104,9 @@ def start_worker() -> Iterator[object]:
     """``start_worker("-P", "solo", ...)`` starts a worker, stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, wait_ready: bool = True) -> WorkerProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, wait_ready: bool = True
+    ) -> WorkerProcess:
         worker = WorkerProcess(*args, env=env).start(wait_ready=wait_ready)
         started.append(worker)
         return worker

@@ -150,6 +150,6 @@ def reset() -> None:
         for client in _clients.values():
             try:
                 client.connection_pool.disconnect()
-            except Exception:  # noqa: BLE001 - best effort on teardown
+            except Exception:
                 pass
         _clients.clear()

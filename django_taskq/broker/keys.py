@@ -88,3 +88,18 @@ def control() -> str:
 
 def group_meta(group_id: str) -> str:
     return f"{prefix()}:g:{group_id}"
+
+
+def chord_parts(chord_id: str) -> str:
+    """Hash of a chord's finished header tasks: index -> outcome (chord_part.lua)."""
+    return f"{prefix()}:chord:{chord_id}"
+
+
+def followup_sent(task_id: str) -> str:
+    """Once key of a workflow follow-up: set when its message is published.
+
+    A worker that re-runs a finished task after a crash publishes the same
+    follow-ups again; this key (set in the same step as the publish) drops
+    the duplicates.
+    """
+    return f"{prefix()}:sent:{task_id}"

@@ -30,7 +30,7 @@ def script(client: redis.Redis | Any, name: str) -> Script:
     registry: dict[str, Script] | None = getattr(client, "_taskq_scripts", None)
     if registry is None:
         registry = {}
-        client._taskq_scripts = registry
+        setattr(client, "_taskq_scripts", registry)  # noqa: B010 - cache on the client
     found = registry.get(name)
     if found is None:
         found = client.register_script(source(name))

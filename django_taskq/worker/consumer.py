@@ -153,7 +153,9 @@ class Consumer:
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 logger.warning("consumer %s cannot flush on exit (%s); retrying", self.name, exc)
                 time.sleep(min(0.1 * (attempt + 1), 1.0))
-        logger.error("consumer %s gave up flushing; pending messages will be redelivered", self.name)
+        logger.error(
+            "consumer %s gave up flushing; pending messages will be redelivered", self.name
+        )
 
     def _should_recycle(self) -> bool:
         if self.max_tasks and self.tasks_done >= self.max_tasks:
@@ -162,7 +164,9 @@ class Consumer:
         if self.max_memory_kib and rss_kib() > self.max_memory_kib:
             logger.info(
                 "consumer %s recycles: memory %d KiB > %d KiB",
-                self.name, rss_kib(), self.max_memory_kib,
+                self.name,
+                rss_kib(),
+                self.max_memory_kib,
             )
             return True
         return False
@@ -248,7 +252,9 @@ class Consumer:
             return
         if envelope.expires is not None and time.time() > envelope.expires:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(envelope.expires))
-            self._revoked(delivery, envelope, f"expired at {when} UTC before it started", expired=True)
+            self._revoked(
+                delivery, envelope, f"expired at {when} UTC before it started", expired=True
+            )
             return
         try:
             task = registry.get(envelope.task)
@@ -308,15 +314,22 @@ class Consumer:
         self.writes.acks[delivery.stream].append(delivery.entry_id)
         self.writes.count += 1
 
-    def _revoked(self, delivery: ops.Delivery, envelope: Envelope, reason: str, expired: bool) -> None:
+    def _revoked(
+        self, delivery: ops.Delivery, envelope: Envelope, reason: str, expired: bool
+    ) -> None:
         logger.info("task %s[%s] %s", envelope.task, envelope.id, reason)
         outcome = Outcome(states.REVOKED, reject_reason=reason)
         self.writes.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
         self._ack(delivery)
         task = registry._tasks.get(envelope.task)
         signals.send(
-            signals.task_revoked, task, request=envelope, terminated=False, signum=None,
-            expired=expired, reason=reason,
+            signals.task_revoked,
+            task,
+            request=envelope,
+            terminated=False,
+            signum=None,
+            expired=expired,
+            reason=reason,
         )
 
     def _dead(
@@ -394,14 +407,20 @@ def _log_outcome(envelope: Envelope, outcome: Outcome) -> None:
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "Task %s[%s] succeeded in %.4fs: %.200r",
-                envelope.task, envelope.id, outcome.runtime, outcome.value,
+                envelope.task,
+                envelope.id,
+                outcome.runtime,
+                outcome.value,
             )
     elif outcome.state == states.RETRY:
         logger.info("Task %s[%s] retry: %r", envelope.task, envelope.id, outcome.exception)
     else:
         logger.error(
             "Task %s[%s] failed: %r\n%s",
-            envelope.task, envelope.id, outcome.exception, outcome.traceback or "",
+            envelope.task,
+            envelope.id,
+            outcome.exception,
+            outcome.traceback or "",
         )
 
 

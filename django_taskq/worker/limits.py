@@ -29,7 +29,9 @@ class TimeLimits:
         self._hard_after_soft: float | None = None
         self._message = ""
 
-    def effective(self, soft: float | None, hard: float | None) -> tuple[float | None, float | None]:
+    def effective(
+        self, soft: float | None, hard: float | None
+    ) -> tuple[float | None, float | None]:
         return (
             soft if soft is not None else self.default_soft,
             hard if hard is not None else self.default_hard,
@@ -44,7 +46,9 @@ class TimeLimits:
             local_hard = None if self.soft_only else hard
             if soft is not None:
                 first = soft
-                self._hard_after_soft = (local_hard - soft) if local_hard and local_hard > soft else None
+                self._hard_after_soft = (
+                    (local_hard - soft) if local_hard and local_hard > soft else None
+                )
                 self._message = f"soft time limit ({soft}s) exceeded"
             elif local_hard is not None:
                 first = local_hard

@@ -54,11 +54,11 @@ class Worker:
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
         beat: bool = False,
-        stdout: TextIO | None = None,
+        stdout: TextIO | Any = None,
     ) -> None:
         self.queues = queues or [str(taskq_settings.DEFAULT_QUEUE)]
         for queue in self.queues:
-            if not queue or "\n" in queue or ":" in queue and queue.count(":") > 3:
+            if not queue or "\n" in queue or (":" in queue and queue.count(":") > 3):
                 raise ValueError(f"invalid queue name {queue!r}")
         self.pool = pool or str(taskq_settings.WORKER_POOL)
         if self.pool not in POOLS:
@@ -68,10 +68,13 @@ class Worker:
         self.options: dict[str, Any] = {
             "prefetch": prefetch,
             "max_tasks_per_child": max_tasks_per_child or taskq_settings.WORKER_MAX_TASKS_PER_CHILD,
-            "max_memory_per_child": max_memory_per_child or taskq_settings.WORKER_MAX_MEMORY_PER_CHILD,
+            "max_memory_per_child": max_memory_per_child
+            or taskq_settings.WORKER_MAX_MEMORY_PER_CHILD,
             "time_limit": time_limit if time_limit is not None else taskq_settings.TASK_TIME_LIMIT,
             "soft_time_limit": (
-                soft_time_limit if soft_time_limit is not None else taskq_settings.TASK_SOFT_TIME_LIMIT
+                soft_time_limit
+                if soft_time_limit is not None
+                else taskq_settings.TASK_SOFT_TIME_LIMIT
             ),
         }
         self.beat = beat
@@ -102,7 +105,9 @@ class Worker:
             f"max deliveries {taskq_settings.MAX_DELIVERIES}",
             f"  tasks ({len(tasks)}):",
         ]
-        lines += [f"    . {name}" for name in tasks] or ["    (none: is tasks.py in an installed app?)"]
+        lines += [f"    . {name}" for name in tasks] or [
+            "    (none: is tasks.py in an installed app?)"
+        ]
         if self.beat:
             lines.append("  beat:        embedded (-B)")
         return "\n".join(lines)
@@ -154,7 +159,9 @@ class Worker:
             name = f"{self.hostname}:{os.getpid()}:t{index}"
             self._consumer_names.append(name)
             consumer = self._consumer(name, limits)
-            threads.append(threading.Thread(target=consumer.run, name=f"taskq-{index}", daemon=True))
+            threads.append(
+                threading.Thread(target=consumer.run, name=f"taskq-{index}", daemon=True)
+            )
         self.maintenance.beat_now()
         self.maintenance.start()
         for t in threads:
@@ -204,8 +211,11 @@ class Worker:
         from django_taskq.beat import run_beat
 
         thread = threading.Thread(
-            target=run_beat, args=(self.stopping,), kwargs={"hostname": self.hostname},
-            name="taskq-beat", daemon=True,
+            target=run_beat,
+            args=(self.stopping,),
+            kwargs={"hostname": self.hostname},
+            name="taskq-beat",
+            daemon=True,
         )
         thread.start()
         return thread
@@ -255,5 +265,5 @@ class Worker:
             for name in self.consumer_names():
                 pipe.delete(keys.heartbeat(name))
             pipe.execute()
-        except Exception as exc:  # noqa: BLE001 - Redis may be gone at exit
+        except Exception as exc:
             logger.warning("could not unregister worker %s: %s", self.hostname, exc)

@@ -71,7 +71,7 @@ class Maintenance(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 if pubsub is None:
-                    pubsub = new_client().pubsub(ignore_subscribe_messages=True)
+                    pubsub = new_client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                     pubsub.subscribe(keys.delayed_wake(), keys.control())
                     self.next_due = 0.0
                 now = time.time()
@@ -96,7 +96,7 @@ class Maintenance(threading.Thread):
                 if pubsub is not None:
                     try:
                         pubsub.close()
-                    except Exception:  # noqa: BLE001 - already broken
+                    except Exception:
                         pass
                 pubsub = None
                 self.stop_event.wait(backoff)
@@ -139,7 +139,9 @@ class Maintenance(threading.Thread):
     def reclaim(self) -> None:
         """Redeliver messages held by consumers whose heartbeat has expired."""
         client = get_broker()
-        names = [q.decode() if isinstance(q, bytes) else str(q) for q in client.smembers(keys.queues())]
+        names = [
+            q.decode() if isinstance(q, bytes) else str(q) for q in client.smembers(keys.queues())
+        ]
         if not names:
             return
         requeued, dead = ops.reclaim_dead(client, keys.streams_for(sorted(names)))

@@ -42,9 +42,9 @@ class Slot:
     """Shared memory a child writes when it starts or ends a task."""
 
     def __init__(self) -> None:
-        self.desc = _ctx.Array(ctypes.c_char, SLOT_BYTES)  # stream \n entry \n task id \n name
-        self.started = _ctx.Value(ctypes.c_double, 0.0, lock=False)
-        self.hard = _ctx.Value(ctypes.c_double, 0.0, lock=False)
+        self.desc: Any = _ctx.Array(ctypes.c_char, SLOT_BYTES)  # stream \n entry \n task id \n name
+        self.started: Any = _ctx.Value(ctypes.c_double, 0.0, lock=False)
+        self.hard: Any = _ctx.Value(ctypes.c_double, 0.0, lock=False)
 
     def update(self, running: Running | None, hard: float | None) -> None:
         with self.desc.get_lock():
@@ -88,7 +88,9 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def child_main(name: str, queues: list[str], hostname: str, options: dict[str, Any], slot: Slot) -> None:
+def child_main(
+    name: str, queues: list[str], hostname: str, options: dict[str, Any], slot: Slot
+) -> None:
     """Entry point of a child process (runs after fork)."""
     _set_parent_death_signal()
     stop = threading.Event()
@@ -99,7 +101,9 @@ def child_main(name: str, queues: list[str], hostname: str, options: dict[str, A
     def on_start(running: Running | None) -> None:
         hard = None
         if running is not None:
-            _, hard = limits.effective(running.envelope.soft_time_limit, running.envelope.time_limit)
+            _, hard = limits.effective(
+                running.envelope.soft_time_limit, running.envelope.time_limit
+            )
         slot.update(running, hard)
 
     consumer = Consumer(
@@ -185,15 +189,19 @@ class PreforkPool:
         streams = keys.streams_for(self.worker.queues)
         running = child.slot.read()
         if running and child.killed_for is None:
-            stream, entry_id, task_id, task_name = (running[2] + ["", "", "", ""])[:4]
+            stream, entry_id, task_id, task_name = [*running[2], "", "", "", ""][:4]
             if cold:
                 ops.hand_back(client, stream, [entry_id])
             else:
-                requeued, dead = ops.redeliver(client, stream, [entry_id])
+                _, dead = ops.redeliver(client, stream, [entry_id])
                 what = "dead-lettered" if dead else "will be redelivered"
                 logger.error(
                     "child %s died (exit code %s) while running %s[%s]; the message %s",
-                    child.name, code, task_name, task_id, what,
+                    child.name,
+                    code,
+                    task_name,
+                    task_id,
+                    what,
                 )
         elif code not in (0, None) and child.killed_for is None:
             logger.error("child %s died (exit code %s) between tasks", child.name, code)
@@ -210,32 +218,44 @@ class PreforkPool:
                 continue
             started, hard, desc = running
             if hard and now - started > hard:
-                self._kill_running(child, desc, "time limit", TimeLimitExceeded(
-                    f"hard time limit ({hard:g}s) exceeded; the child process was killed"
-                ))
+                self._kill_running(
+                    child,
+                    desc,
+                    "time limit",
+                    TimeLimitExceeded(
+                        f"hard time limit ({hard:g}s) exceeded; the child process was killed"
+                    ),
+                )
 
     def terminate(self, task_ids: set[str]) -> None:
         """revoke(terminate=True): kill the children running any of ``task_ids``."""
         for child in self.children.values():
             running = child.slot.read() if child.process is not None else None
             if running and len(running[2]) >= 3 and running[2][2] in task_ids:
-                self._kill_running(child, running[2], "revoked", TaskRevokedError(
-                    "terminated by revoke(terminate=True)"
-                ))
+                self._kill_running(
+                    child,
+                    running[2],
+                    "revoked",
+                    TaskRevokedError("terminated by revoke(terminate=True)"),
+                )
 
     def _kill_running(self, child: Child, desc: list[str], why: str, exc: Exception) -> None:
-        stream, entry_id, task_id, task_name = (desc + ["", "", "", ""])[:4]
+        stream, entry_id, task_id, task_name = [*desc, "", "", "", ""][:4]
         child.killed_for = why
         _signal(child, signal.SIGKILL)
         logger.error("Task %s[%s] %s: %s", task_name, task_id, why, exc)
         state = states.REVOKED if why == "revoked" else states.FAILURE
         envelope = Envelope(id=task_id, task=task_name)
-        outcome = Outcome(state, exception=exc, reject_reason=str(exc) if why == "revoked" else None)
+        outcome = Outcome(
+            state, exception=exc, reject_reason=str(exc) if why == "revoked" else None
+        )
         backend = get_backend()
         script(backend, "store_result")(
             keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
-            args=[result_record(envelope, outcome, self.worker.hostname),
-                  int(float(taskq_settings.RESULT_EXPIRES) * 1000)],
+            args=[
+                result_record(envelope, outcome, self.worker.hostname),
+                int(float(taskq_settings.RESULT_EXPIRES) * 1000),
+            ],
             client=backend,
         )
         pipe = get_broker().pipeline(transaction=False)

@@ -67,7 +67,7 @@ def block_fetch(
     client: redis.Redis, streams: list[str], consumer: str, count: int, block_ms: int
 ) -> list[Delivery]:
     """Block up to ``block_ms`` for new messages on any stream; sort by preference."""
-    reply = client.xreadgroup(
+    reply: Any = client.xreadgroup(
         keys.GROUP, consumer, {s: ">" for s in streams}, count=count, block=block_ms
     )
     if not reply:
@@ -145,7 +145,9 @@ def reclaim_consumer(
     reclaim = script(client, "reclaim")
     pipe = client.pipeline(transaction=False)
     for stream in streams:
-        reclaim(keys=[stream, keys.dead()], args=reclaim_args("consumer", bump, consumer), client=pipe)
+        reclaim(
+            keys=[stream, keys.dead()], args=reclaim_args("consumer", bump, consumer), client=pipe
+        )
     for reply in pipe.execute(raise_on_error=False):
         if isinstance(reply, Exception):
             if "NOGROUP" in str(reply):
@@ -180,9 +182,7 @@ def pending_ids(client: redis.Redis, stream: str, consumer: str) -> list[str]:
     return [_s(row["message_id"]) for row in rows]
 
 
-def dead_letter(
-    pipe: Any, delivery: Delivery, reason: str, maxlen: int | None = None
-) -> None:
+def dead_letter(pipe: Any, delivery: Delivery, reason: str, maxlen: int | None = None) -> None:
     """Queue an XADD of ``delivery`` to the dead-letter stream with ``reason``."""
     pipe.xadd(
         keys.dead(),

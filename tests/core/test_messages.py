@@ -51,7 +51,9 @@ def test_unencodable_keyword_argument_is_named() -> None:
 
 
 def test_wrong_call_signature_fails_at_delay() -> None:
-    with pytest.raises(TypeError, match=r"tests.testapp.tasks.add\(x, y\): missing a required argument: .y."):
+    with pytest.raises(
+        TypeError, match=r"tests.testapp.tasks.add\(x, y\): missing a required argument: .y."
+    ):
         add.delay(1)
 
 

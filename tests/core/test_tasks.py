@@ -85,8 +85,15 @@ def test_never_sent_id_does_not_exist() -> None:
 def test_apply_async_options_travel_in_the_message(broker: Any) -> None:
     before = time.time()
     add.apply_async(
-        (1, 2), queue="q1", priority=8, task_id="fixed-id", headers={"h": 1},
-        expires=60, ignore_result=True, time_limit=5, soft_time_limit=4,
+        (1, 2),
+        queue="q1",
+        priority=8,
+        task_id="fixed-id",
+        headers={"h": 1},
+        expires=60,
+        ignore_result=True,
+        time_limit=5,
+        soft_time_limit=4,
     )
     [body] = _entries(broker, "q1", 8)
     assert body["id"] == "fixed-id"
@@ -219,9 +226,13 @@ def test_signals_are_sent_around_a_run() -> None:
     def broken(sender: Any, **kw: Any) -> None:
         raise RuntimeError("a broken receiver does not break the task")
 
-    pairs = [(signals.task_prerun, on_prerun), (signals.task_success, on_success),
-             (signals.task_failure, on_failure), (signals.task_postrun, on_postrun),
-             (signals.task_prerun, broken)]
+    pairs = [
+        (signals.task_prerun, on_prerun),
+        (signals.task_success, on_success),
+        (signals.task_failure, on_failure),
+        (signals.task_postrun, on_postrun),
+        (signals.task_prerun, broken),
+    ]
     for sig, fn in pairs:
         sig.connect(fn)
     try:
@@ -239,8 +250,13 @@ def test_signals_are_sent_around_a_run() -> None:
 def test_request_knows_its_call() -> None:
     @shared_task(bind=True, name="tests.req")
     def req(self: Any, x: int) -> dict[str, Any]:
-        return {"id": self.request.id, "args": self.request.args, "retries": self.request.retries,
-                "eager": self.request.is_eager, "root": self.request.root_id}
+        return {
+            "id": self.request.id,
+            "args": self.request.args,
+            "retries": self.request.retries,
+            "eager": self.request.is_eager,
+            "root": self.request.root_id,
+        }
 
     try:
         out = req.apply((5,), task_id="rid").get()

@@ -32,7 +32,7 @@ def test_failure_reraises_the_task_exception_with_worker_traceback(start_worker:
     with pytest.raises(ValueError, match="broken input"):
         result.get(timeout=10)
     assert result.failed()
-    assert 'raise ValueError(message)' in (result.traceback or "")
+    assert "raise ValueError(message)" in (result.traceback or "")
     assert isinstance(result.get(propagate=False), ValueError)
 
 
@@ -61,8 +61,10 @@ def test_get_wakes_when_the_result_is_stored_not_by_polling() -> None:
 
 def test_two_waiters_on_one_id_both_wake() -> None:
     values: list[Any] = []
-    threads = [threading.Thread(target=lambda: values.append(AsyncResult("both").get(timeout=5)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: values.append(AsyncResult("both").get(timeout=5)))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     time.sleep(0.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -60,14 +61,16 @@ def test_retry_goes_through_delayed_set_and_succeeds(start_worker: Any, broker: 
     assert int(broker.get("flaky-count")) == 3
 
 
-def test_autoretry_with_backoff_then_fails_with_original_error(start_worker: Any, broker: Any) -> None:
+def test_autoretry_with_backoff_then_fails_with_original_error(
+    start_worker: Any, broker: Any
+) -> None:
     start_worker("-P", "solo")
     result = auto_flaky.delay("auto-times")
     with pytest.raises(ConnectionError, match="still down"):
         result.get(timeout=20)
     times = [float(t) for t in _list(broker, "auto-times")]
     assert len(times) == 3  # first try + max_retries=2
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # retry_backoff=True without jitter: 1 s then 1 s (capped by retry_backoff_max=1).
     assert all(g >= 0.95 for g in gaps), gaps
 

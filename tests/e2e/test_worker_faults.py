@@ -13,7 +13,12 @@ import pytest
 from django_taskq import states
 from django_taskq.broker import keys
 from django_taskq.broker.publish import publish
-from django_taskq.exceptions import BrokerUnavailable, SoftTimeLimitExceeded, TaskError, TimeLimitExceeded
+from django_taskq.exceptions import (
+    BrokerUnavailable,
+    SoftTimeLimitExceeded,
+    TaskError,
+    TimeLimitExceeded,
+)
 from django_taskq.messages import Envelope
 from django_taskq.testing import RedisServer
 from tests.testapp.tasks import add, crash, hard_limited, pid, record, record_slow, soft_limited
@@ -105,7 +110,9 @@ def test_long_task_on_a_live_worker_is_never_redelivered(start_worker: Any, brok
     assert _list(broker, "long") == ["start:x", "end:x"]
 
 
-def test_message_that_keeps_crashing_its_worker_is_dead_lettered(start_worker: Any, broker: Any) -> None:
+def test_message_that_keeps_crashing_its_worker_is_dead_lettered(
+    start_worker: Any, broker: Any
+) -> None:
     worker = start_worker("-c", "1")
     result = crash.delay("crashes")
     with pytest.raises(TaskError, match="delivered 3 times"):
@@ -132,7 +139,9 @@ def test_unregistered_task_fails_and_is_dead_lettered(start_worker: Any, broker:
     assert "not registered" in worker.output
 
 
-def test_malformed_message_is_dead_lettered_and_worker_goes_on(start_worker: Any, broker: Any) -> None:
+def test_malformed_message_is_dead_lettered_and_worker_goes_on(
+    start_worker: Any, broker: Any
+) -> None:
     start_worker("-P", "solo")
     broker.xadd(keys.stream("default", 5), {"i": "bad-1", "b": "{not json", "dc": 0})
     broker.xadd(keys.stream("default", 5), {"i": "bad-2", "b": json.dumps({"task": "x"}), "dc": 0})
@@ -142,7 +151,9 @@ def test_malformed_message_is_dead_lettered_and_worker_goes_on(start_worker: Any
     assert any("lacks required field(s) id" in r for r in reasons), reasons
 
 
-def test_warm_shutdown_finishes_running_and_hands_back_the_rest(start_worker: Any, broker: Any) -> None:
+def test_warm_shutdown_finishes_running_and_hands_back_the_rest(
+    start_worker: Any, broker: Any
+) -> None:
     worker = start_worker("-P", "solo")
     slow = record_slow.delay("warm", "slow", 1.0)
     waiting = [record.delay("warm", f"w{i}") for i in range(3)]

@@ -62,8 +62,14 @@ def flaky(self: Any, key: str, failures: int) -> int:
     return n
 
 
-@shared_task(bind=True, autoretry_for=(ConnectionError,), retry_backoff=True,
-             retry_backoff_max=1, retry_jitter=False, max_retries=2)
+@shared_task(
+    bind=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    retry_backoff_max=1,
+    retry_jitter=False,
+    max_retries=2,
+)
 def auto_flaky(self: Any, key: str) -> int:
     _redis().rpush(key, f"{time.time()}")
     raise ConnectionError("still down")

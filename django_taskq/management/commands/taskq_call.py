@@ -17,13 +17,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("name", help="Registered task name, e.g. myapp.tasks.add")
-        parser.add_argument("--args", default="[]", help='JSON list of positional arguments, e.g. "[2, 2]"')
-        parser.add_argument("--kwargs", default="{}", help='JSON object of keyword arguments')
+        parser.add_argument(
+            "--args", default="[]", help='JSON list of positional arguments, e.g. "[2, 2]"'
+        )
+        parser.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments")
         parser.add_argument("--countdown", type=float, default=None)
         parser.add_argument("--queue", default=None)
         parser.add_argument("--priority", type=int, default=None)
-        parser.add_argument("--wait", type=float, default=None, metavar="SECONDS",
-                            help="Wait up to SECONDS for the result and print it.")
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Wait up to SECONDS for the result and print it.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -39,8 +46,11 @@ class Command(BaseCommand):
             raise CommandError("--args must be a JSON list and --kwargs a JSON object")
         try:
             result = task.apply_async(
-                call_args, call_kwargs, countdown=options["countdown"],
-                queue=options["queue"], priority=options["priority"],
+                call_args,
+                call_kwargs,
+                countdown=options["countdown"],
+                queue=options["queue"],
+                priority=options["priority"],
             )
         except (TypeError, ValueError, TaskqError) as exc:
             raise CommandError(str(exc)) from None

@@ -14,9 +14,15 @@ class Command(BaseCommand):
     help = "List dead letters with their reason, or put them back on their queues."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--count", type=int, default=20, help="How many to list (newest first).")
-        parser.add_argument("--requeue", nargs="*", metavar="ENTRY_ID",
-                            help="Requeue these dead letters (all when no id is given).")
+        parser.add_argument(
+            "--count", type=int, default=20, help="How many to list (newest first)."
+        )
+        parser.add_argument(
+            "--requeue",
+            nargs="*",
+            metavar="ENTRY_ID",
+            help="Requeue these dead letters (all when no id is given).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["requeue"] is not None:
@@ -27,5 +33,7 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("No dead letters.")
         for row in rows:
-            self.stdout.write(f"{row['entry_id']}  task id {row.get('i') or '?'}  on {row.get('stream', '?')}")
+            self.stdout.write(
+                f"{row['entry_id']}  task id {row.get('i') or '?'}  on {row.get('stream', '?')}"
+            )
             self.stdout.write(f"    reason: {row.get('reason', '')}")

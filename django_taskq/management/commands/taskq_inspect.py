@@ -17,8 +17,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
-        parser.add_argument("--dead", type=int, default=0, metavar="N",
-                            help="Also list the N newest dead letters with their reason.")
+        parser.add_argument(
+            "--dead",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Also list the N newest dead letters with their reason.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         data = inspect()
@@ -44,4 +49,6 @@ class Command(BaseCommand):
                 f"queues {','.join(w['queues'])} since {since} UTC"
             )
         for row in data.get("dead", []):
-            self.stdout.write(f"  dead {row['entry_id']} task {row.get('i', '?')}: {row.get('reason', '')}")
+            self.stdout.write(
+                f"  dead {row['entry_id']} task {row.get('i', '?')}: {row.get('reason', '')}"
+            )

@@ -14,11 +14,17 @@ class Command(BaseCommand):
     help = "Delete every waiting (not yet started) message of some or all queues."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("-Q", "--queues", default=None, help="Comma-separated queues (default: all).")
-        parser.add_argument("-f", "--force", action="store_true", help="Do not ask for confirmation.")
+        parser.add_argument(
+            "-Q", "--queues", default=None, help="Comma-separated queues (default: all)."
+        )
+        parser.add_argument(
+            "-f", "--force", action="store_true", help="Do not ask for confirmation."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()] or known_queues()
+        queues = [
+            q.strip() for q in (options["queues"] or "").split(",") if q.strip()
+        ] or known_queues()
         if not queues:
             self.stdout.write("No queues to purge.")
             return

@@ -25,28 +25,70 @@ class Command(BaseCommand):
     help = "Run a django_taskq worker: consume the queues and run their tasks."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("-Q", "--queues", default=None,
-                            help="Comma-separated queues, in order of preference (default: TASKQ_DEFAULT_QUEUE).")
-        parser.add_argument("-c", "--concurrency", type=int, default=None,
-                            help="Number of child processes or threads (default: number of CPUs).")
-        parser.add_argument("-P", "--pool", choices=POOLS, default=None,
-                            help="prefork (default), threads or solo.")
-        parser.add_argument("-l", "--loglevel", default="INFO",
-                            help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO).")
-        parser.add_argument("-n", "--hostname", default=None,
-                            help="Name of this worker (default taskq@<host name>).")
-        parser.add_argument("--max-tasks-per-child", type=int, default=None,
-                            help="Replace a child after it ran this many tasks.")
-        parser.add_argument("--max-memory-per-child", type=_memory_kib, default=None,
-                            help="Replace a child whose memory exceeds this (KiB, or 200M / 1G).")
-        parser.add_argument("--time-limit", type=float, default=None,
-                            help="Hard time limit in seconds for tasks that set none.")
-        parser.add_argument("--soft-time-limit", type=float, default=None,
-                            help="Soft time limit in seconds for tasks that set none.")
-        parser.add_argument("--prefetch", type=int, default=None,
-                            help="Most messages one consumer holds unstarted (default TASKQ_WORKER_PREFETCH).")
-        parser.add_argument("-B", "--beat", action="store_true",
-                            help="Also run the periodic task scheduler (beat) in this worker.")
+        parser.add_argument(
+            "-Q",
+            "--queues",
+            default=None,
+            help="Comma-separated queues, in order of preference (default: TASKQ_DEFAULT_QUEUE).",
+        )
+        parser.add_argument(
+            "-c",
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Number of child processes or threads (default: number of CPUs).",
+        )
+        parser.add_argument(
+            "-P", "--pool", choices=POOLS, default=None, help="prefork (default), threads or solo."
+        )
+        parser.add_argument(
+            "-l",
+            "--loglevel",
+            default="INFO",
+            help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO).",
+        )
+        parser.add_argument(
+            "-n",
+            "--hostname",
+            default=None,
+            help="Name of this worker (default taskq@<host name>).",
+        )
+        parser.add_argument(
+            "--max-tasks-per-child",
+            type=int,
+            default=None,
+            help="Replace a child after it ran this many tasks.",
+        )
+        parser.add_argument(
+            "--max-memory-per-child",
+            type=_memory_kib,
+            default=None,
+            help="Replace a child whose memory exceeds this (KiB, or 200M / 1G).",
+        )
+        parser.add_argument(
+            "--time-limit",
+            type=float,
+            default=None,
+            help="Hard time limit in seconds for tasks that set none.",
+        )
+        parser.add_argument(
+            "--soft-time-limit",
+            type=float,
+            default=None,
+            help="Soft time limit in seconds for tasks that set none.",
+        )
+        parser.add_argument(
+            "--prefetch",
+            type=int,
+            default=None,
+            help="Most messages one consumer holds unstarted (default TASKQ_WORKER_PREFETCH).",
+        )
+        parser.add_argument(
+            "-B",
+            "--beat",
+            action="store_true",
+            help="Also run the periodic task scheduler (beat) in this worker.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         level = str(options["loglevel"]).upper()
@@ -78,7 +120,7 @@ def _configure_logging(level: str) -> None:
     logger.setLevel(level)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
-        ))
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
+        )
         logger.addHandler(handler)
