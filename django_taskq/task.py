@@ -14,7 +14,7 @@ import inspect
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
@@ -415,6 +415,30 @@ class Task:
                 return_annotation=sig.empty,
             )
             raise TypeError(f"{self.name}{bare}: {exc}") from None
+
+    def delay_many(self, calls: Iterable[Sequence[Any]]) -> list[AsyncResult]:
+        """Send one call per argument tuple in a single pipelined round trip."""
+        return self.apply_many((args, None) for args in calls)
+
+    def apply_many(
+        self,
+        calls: Iterable[tuple[Sequence[Any] | None, dict[str, Any] | None]],
+        **options: Any,
+    ) -> list[AsyncResult]:
+        """Send many ``(args, kwargs)`` calls with shared options in one round trip.
+
+        Every call is checked first (signature, JSON encoding), so a bad one
+        sends nothing. In eager mode each call runs inline instead.
+        """
+        envelopes = [self.build_envelope(args, kwargs, **options) for args, kwargs in calls]
+        if taskq_settings.TASK_ALWAYS_EAGER:
+            propagate = taskq_settings.TASK_EAGER_PROPAGATES
+            return [self._apply_envelope(e, propagate=propagate) for e in envelopes]
+        from django_taskq.broker.publish import publish_many
+        from django_taskq.result import AsyncResult
+
+        publish_many(envelopes)
+        return [AsyncResult(e.id, task_name=self.name) for e in envelopes]
 
     def delay_on_commit(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Send the task when the current transaction commits; the id is known now."""

@@ -263,3 +263,19 @@ def test_request_knows_its_call() -> None:
     finally:
         registry.unregister("tests.req")
     assert out == {"id": "rid", "args": [5], "retries": 0, "eager": True, "root": "rid"}
+
+
+def test_delay_many_sends_every_call_in_one_go(broker: Any) -> None:
+    results = add.delay_many((i, i) for i in range(50))
+    bodies = _entries(broker)
+    assert [b["args"] for b in bodies] == [[i, i] for i in range(50)]
+    assert [b["id"] for b in bodies] == [r.id for r in results]
+    assert all(r.exists() for r in results[:3])
+
+
+def test_apply_many_checks_every_call_before_sending(broker: Any) -> None:
+    with pytest.raises(TypeError, match="missing a required argument"):
+        add.apply_many([((1, 1), None), ((1,), None)])
+    assert broker.xlen(keys.stream("default", 5)) == 0
+    add.apply_many([((1, 1), None), (None, {"x": 2, "y": 3})], queue="bulk", priority=7)
+    assert broker.xlen(keys.stream("bulk", 7)) == 2
