@@ -21,7 +21,16 @@ class WorkerProcess:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.args = list(args)
-        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})}
+        from django.db import connection
+
+        # The subprocess uses the database this test uses (the test database
+        # once pytest-django has created it), on SQLite and PostgreSQL alike.
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "TASKQ_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+            **(env or {}),
+        }
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._reader: threading.Thread | None = None

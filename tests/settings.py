@@ -79,6 +79,10 @@ else:
 
 # Set by tests/conftest.py to the session's private redis-server; the fallback
 # is a port nothing listens on, so a test never touches a Redis it does not own.
+# Subprocesses (workers, beat) started by a test use that test's database.
+if os.environ.get("TASKQ_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["TASKQ_TEST_DB_NAME"]
+
 TASKQ_BROKER_URL = os.environ.get("TASKQ_BROKER_URL", "redis://127.0.0.1:1/0")
 TASKQ_KEY_PREFIX = os.environ.get("TASKQ_KEY_PREFIX", "taskq")
 TASKQ_WORKER_HEARTBEAT_TIMEOUT = float(os.environ.get("TASKQ_WORKER_HEARTBEAT_TIMEOUT", "6"))

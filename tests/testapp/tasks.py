@@ -124,3 +124,12 @@ def unencodable_result() -> Any:
 @shared_task(rate_limit="5/s")
 def limited(key: str) -> None:
     _redis().rpush(key, f"{time.time()}")
+
+
+@shared_task
+def make_user(username: str) -> list[Any]:
+    """Use the ORM inside a worker: create a row, return every username."""
+    from django.contrib.auth.models import User
+
+    User.objects.create(username=username)
+    return sorted(User.objects.values_list("username", flat=True))
