@@ -31,7 +31,9 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server for tests, on 127.0.0.1 and a free port."""
 
-    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, binary: str | None = None, *, tls: bool = False
+    ) -> None:
         self.binary = binary or shutil.which("redis-server") or ""
         if not self.binary:
             raise RuntimeError(
@@ -41,18 +43,42 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="taskq-redis-")
         self.process: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        if tls:
+            self._make_certificate()
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.dir}/cert.pem"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1 (needs the openssl command)."""
+        if not shutil.which("openssl"):
+            raise RuntimeError("a TLS test server needs the openssl command")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-keyout", f"{self.dir}/key.pem", "-out", f"{self.dir}/cert.pem",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def _listen_args(self) -> list[str]:
+        if not self.tls:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0", "--tls-port", str(self.port),
+            "--tls-cert-file", f"{self.dir}/cert.pem", "--tls-key-file", f"{self.dir}/key.pem",
+            "--tls-ca-cert-file", f"{self.dir}/cert.pem", "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def start(self) -> RedisServer:
         """Start the server and wait until it answers PING."""
         self.process = subprocess.Popen(
             [
                 self.binary,
-                "--port",
-                str(self.port),
+                *self._listen_args(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -69,7 +95,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = self.client()
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -104,7 +130,7 @@ class RedisServer:
         self.start()
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
+        return redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
 
     def close(self) -> None:
         self.stop()

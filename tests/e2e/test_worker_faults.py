@@ -238,3 +238,19 @@ def test_banner_lists_queues_pool_and_tasks_without_password(start_worker: Any) 
     assert "pool:        solo, concurrency 1" in out
     assert "tests.testapp.tasks.add" in out
     assert "broker:      redis://127.0.0.1:" in out
+
+
+def test_tls_broker_end_to_end(start_worker: Any) -> None:
+    """rediss:// with certificate verification, for the caller and the worker."""
+    from django.test import override_settings
+
+    from django_taskq.broker import connection
+
+    server = RedisServer(tls=True).start()
+    try:
+        with override_settings(TASKQ_BROKER_URL=server.url):
+            start_worker("-P", "solo", env={"TASKQ_BROKER_URL": server.url})
+            assert add.delay(20, 22).get(timeout=10) == 42
+            assert connection.get_broker().connection_pool.connection_kwargs["ssl_ca_certs"]
+    finally:
+        server.close()
