@@ -3,12 +3,41 @@
 Public API (names a Celery user expects)::
 
     from django_taskq import shared_task, AsyncResult, states
+    from django_taskq import signature, chain, group, chord, chunks, GroupResult
 """
 
 from django_taskq import states
+from django_taskq.canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    xmap,
+    xstarmap,
+)
 from django_taskq.result import AsyncResult, EagerResult
+from django_taskq.result_group import GroupResult
 from django_taskq.task import Task, shared_task
 
-__all__ = ["AsyncResult", "EagerResult", "Task", "shared_task", "states"]
+__all__ = [
+    "AsyncResult",
+    "EagerResult",
+    "GroupResult",
+    "Signature",
+    "Task",
+    "chain",
+    "chord",
+    "chunks",
+    "group",
+    "maybe_signature",
+    "shared_task",
+    "signature",
+    "states",
+    "xmap",
+    "xstarmap",
+]
 
 __version__ = "0.1.0"

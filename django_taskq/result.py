@@ -168,10 +168,22 @@ class AsyncResult:
         return (record or {}).get("worker")
 
     @property
-    def parent(self) -> AsyncResult | None:
+    def parent(self) -> Any:
+        """The result of the task that started this one (a chain's previous step).
+
+        Known in memory for a workflow this process just sent (an AsyncResult
+        or, after a group, a GroupResult); else read from the stored record.
+        """
+        known = self.__dict__.get("_parent")
+        if known is not None:
+            return known
         record = self._record()
         parent_id = (record or {}).get("parent_id")
         return AsyncResult(parent_id) if parent_id else None
+
+    @parent.setter
+    def parent(self, value: Any) -> None:
+        self.__dict__["_parent"] = value
 
     def ready(self) -> bool:
         return self.state in states.READY_STATES

@@ -25,6 +25,7 @@ from django_taskq.messages import Envelope, check_encodable, new_id
 from django_taskq.registry import registry
 
 if TYPE_CHECKING:
+    from django_taskq import canvas
     from django_taskq.canvas import Signature
     from django_taskq.result import AsyncResult, EagerResult
 
@@ -608,6 +609,26 @@ class Task:
         from django_taskq.canvas import Signature
 
         return Signature(self.name, args or (), kwargs or {}, options=options)
+
+    subtask = signature
+
+    def map(self, it: Iterable[Any]) -> canvas.xmap:
+        """One task that calls this task once per item: ``~add_one.map([1, 2])``."""
+        from django_taskq.canvas import xmap
+
+        return xmap(self.s(), it)
+
+    def starmap(self, it: Iterable[Any]) -> canvas.xstarmap:
+        """One task that calls this task with each item as arguments: ``add.starmap(zip(a, b))``."""
+        from django_taskq.canvas import xstarmap
+
+        return xstarmap(self.s(), it)
+
+    def chunks(self, it: Iterable[Any], n: int) -> canvas.chunks:
+        """A group of starmap tasks over ``it``, ``n`` items each."""
+        from django_taskq.canvas import chunks
+
+        return chunks(self.s(), it, n)
 
 
 def _current_request() -> Request | None:

@@ -133,3 +133,72 @@ def make_user(username: str) -> list[Any]:
 
     User.objects.create(username=username)
     return sorted(User.objects.values_list("username", flat=True))
+
+
+# --- workflows (tests/workflows) ---------------------------------------------
+@shared_task
+def mul(x: int, y: int) -> int:
+    return x * y
+
+
+@shared_task
+def xsum(numbers: list[int]) -> int:
+    return sum(numbers)
+
+
+@shared_task
+def wf_fail(*args: Any) -> None:
+    """Fail with a ValueError naming the arguments (a failing chain or chord step)."""
+    raise ValueError(f"wf_fail{args!r}")
+
+
+@shared_task
+def wf_on_error(task_id: str, key: str) -> str:
+    """Old-style errback: push the failed task's id and its stored exception to ``key``."""
+    from django_taskq import AsyncResult
+
+    exc = AsyncResult(task_id).get(timeout=5, propagate=False)
+    _redis().rpush(key, f"{task_id}|{type(exc).__name__}: {exc}")
+    return task_id
+
+
+@shared_task
+def wf_on_error_new(request: Any, exc: BaseException, traceback: str | None, key: str) -> None:
+    """New-style errback (called inline by the worker): record request id and exception."""
+    _redis().rpush(key, f"{request.id}|{type(exc).__name__}: {exc}|{bool(traceback)}")
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=0.05)
+def wf_retry_twice(self: Any, value: int, key: str) -> int:
+    """Retry twice (attempts counted per value in a Redis hash), then return ``value``."""
+    attempts = int(_redis().hincrby(key, str(value), 1))
+    if attempts <= 2:
+        raise self.retry(countdown=0.05)
+    return value
+
+
+@shared_task
+def wf_slow(value: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return value
+
+
+@shared_task
+def wf_count_calls(results: Any, key: str) -> Any:
+    """Chord body that records each call (INCR ``key``) and its argument, then returns it."""
+    import json
+
+    client = _redis()
+    client.incr(key)
+    client.rpush(f"{key}:args", json.dumps(results))
+    return results
+
+
+_hoard: list[bytearray] = []
+
+
+@shared_task
+def hog(mebibytes: int) -> int:
+    """Keep ``mebibytes`` of memory alive in this process; return its pid."""
+    _hoard.append(bytearray(mebibytes * 1024 * 1024))
+    return os.getpid()

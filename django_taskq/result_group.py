@@ -1,0 +1,158 @@
+"""GroupResult: the results of a group's tasks, in the order they were given.
+
+A GroupResult holds AsyncResults (or nested GroupResults) by id; it does not
+need Redis to exist until ``save()``, which stores the member ids under the
+group id (with the TASKQ_RESULT_EXPIRES TTL) so ``GroupResult.restore(id)``
+can rebuild it in another process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django_taskq.broker import keys
+from django_taskq.broker.connection import get_backend
+from django_taskq.conf import taskq_settings
+from django_taskq.exceptions import TimeoutError
+from django_taskq.messages import dumps, loads
+from django_taskq.result import AsyncResult
+
+
+class GroupResult:
+    """The results of a group, in order: ``get()`` returns their values as a list."""
+
+    def __init__(
+        self,
+        id: str | None = None,
+        results: list[AsyncResult | GroupResult] | None = None,
+        parent: AsyncResult | GroupResult | None = None,
+    ) -> None:
+        self.id = id
+        self.results: list[AsyncResult | GroupResult] = list(results or [])
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(str(r.id) for r in self.results)}]>"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return self.id == other.id and self.results == other.results
+        if isinstance(other, str):
+            return self.id == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[AsyncResult | GroupResult]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> AsyncResult | GroupResult:
+        return self.results[index]
+
+    @property
+    def children(self) -> list[AsyncResult | GroupResult]:
+        return self.results
+
+    # -- state ---------------------------------------------------------------
+    def ready(self) -> bool:
+        """True when every member has finished (successfully or not)."""
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        """True when every member succeeded."""
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        """True when any member failed."""
+        return any(r.failed() for r in self.results)
+
+    def waiting(self) -> bool:
+        """True when any member has not finished yet."""
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many members succeeded."""
+        return sum(1 for r in self.results if r.successful())
+
+    # -- waiting ---------------------------------------------------------------
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> list[Any]:
+        """Wait for every member; return their results in order.
+
+        With ``propagate`` the first failed member's exception is raised;
+        ``timeout`` bounds the whole wait, not each member.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0 and not result.ready():
+                raise TimeoutError(f"group {self.id} did not finish within {timeout}s")
+            values.append(result.get(timeout=remaining, propagate=propagate))
+        return values
+
+    join = get
+
+    # -- storing -------------------------------------------------------------
+    def as_dict(self) -> dict[str, Any]:
+        """The member ids as JSON data (nested groups included)."""
+        return {"id": self.id, "results": [_member_data(r) for r in self.results]}
+
+    def save(self) -> GroupResult:
+        """Store the member ids so ``GroupResult.restore(id)`` works elsewhere."""
+        if not self.id:
+            raise ValueError("cannot save a GroupResult without an id")
+        ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+        get_backend().set(keys.group_meta(self.id), dumps(self.as_dict()), px=ttl)
+        return self
+
+    @classmethod
+    def restore(cls, id: str) -> GroupResult | None:
+        """The GroupResult saved under ``id``, or None when there is none (or it expired)."""
+        raw = get_backend().get(keys.group_meta(id))
+        if raw is None:
+            return None
+        return _from_data(loads(raw))
+
+    def delete(self) -> None:
+        """Remove what ``save()`` stored."""
+        if self.id:
+            get_backend().delete(keys.group_meta(self.id))
+
+    def forget(self) -> None:
+        """Remove the stored results of every member, and the saved group."""
+        for result in self.results:
+            result.forget()
+        self.delete()
+
+    def revoke(self, terminate: bool = False, signal: str = "SIGTERM") -> None:
+        """Revoke every member."""
+        for result in self.results:
+            result.revoke(terminate=terminate, signal=signal)
+
+
+def _member_data(result: AsyncResult | GroupResult) -> dict[str, Any]:
+    if isinstance(result, GroupResult):
+        return {"group": result.as_dict()}
+    return {"id": result.id, "task": result.task_name}
+
+
+def _from_data(data: dict[str, Any]) -> GroupResult:
+    results: list[AsyncResult | GroupResult] = []
+    for item in data.get("results") or []:
+        if "group" in item:
+            results.append(_from_data(item["group"]))
+        else:
+            results.append(AsyncResult(item["id"], task_name=item.get("task")))
+    return GroupResult(data.get("id"), results)
