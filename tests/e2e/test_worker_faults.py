@@ -254,3 +254,14 @@ def test_tls_broker_end_to_end(start_worker: Any) -> None:
             assert connection.get_broker().connection_pool.connection_kwargs["ssl_ca_certs"]
     finally:
         server.close()
+
+
+def test_max_memory_per_child_recycles_the_child(start_worker: Any) -> None:
+    from tests.testapp.tasks import hog
+
+    start_worker("-c", "1", "--max-memory-per-child", "200M")
+    small = hog.delay(1).get(timeout=10)
+    assert pid.delay().get(timeout=10) == small  # under the limit: same child
+    big = hog.delay(300).get(timeout=10)
+    assert big == small
+    assert pid.delay().get(timeout=15) != big  # over the limit: replaced
