@@ -1,0 +1,170 @@
+"""Turn a due run into a message and send it exactly once.
+
+Every run is keyed by (periodic task id, due time). The key and the message
+go through ``publish(once_key=...)``: one Lua step sets the key if absent
+and enqueues, so two beats (or a beat and its successor after a failover)
+can never both send the same run, and a crash cannot separate the two.
+
+A batch of due runs is sent in one pipelined round trip, together with the
+``beat:last`` hash (periodic task id -> last due time sent) in the same
+MULTI, so a new leader knows what was sent even if the database write of
+``last_run_at`` had not happened yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from django_taskq.beat.entry import RunOptions, epoch_ms, from_epoch_ms
+from django_taskq.broker import keys
+from django_taskq.broker.connection import get_broker
+from django_taskq.broker.publish import publish
+from django_taskq.conf import taskq_settings
+from django_taskq.messages import Envelope, new_id
+from django_taskq.registry import registry
+
+logger = logging.getLogger("django_taskq.beat")
+
+HEADER_NAME = "periodic_task_name"
+HEADER_ID = "periodic_task_id"
+HEADER_DUE = "periodic_task_due"
+
+
+def run_key(periodic_task_id: int, due: dt.datetime) -> str:
+    """The once-key of one run: ``<prefix>:beat:run:<id>:<due epoch ms>``."""
+    return f"{keys.prefix()}:beat:run:{periodic_task_id}:{epoch_ms(due)}"
+
+
+def last_key() -> str:
+    """Hash: periodic task id -> epoch ms of the last due time sent."""
+    return f"{keys.prefix()}:beat:last"
+
+
+def build_envelope(
+    options: RunOptions, due: dt.datetime | None, *, extra_headers: dict[str, Any] | None = None
+) -> Envelope:
+    """The message for one run (``due`` None: a manual "run now")."""
+    headers: dict[str, Any] = dict(options.headers)
+    headers.update(extra_headers or {})
+    headers[HEADER_NAME] = options.name
+    headers[HEADER_ID] = options.periodic_task_id
+    if due is not None:
+        headers[HEADER_DUE] = due.astimezone(dt.UTC).isoformat()
+    base = due.timestamp() if due is not None else dt.datetime.now(dt.UTC).timestamp()
+    expiry: list[float] = []
+    if options.expire_seconds:
+        expiry.append(base + options.expire_seconds)
+    if options.expires is not None:
+        expiry.append(options.expires.timestamp())
+    expires = min(expiry) if expiry else None
+    if options.task in registry:
+        return registry.get(options.task).build_envelope(
+            options.args,
+            options.kwargs,
+            queue=options.queue or None,
+            priority=options.priority,
+            headers=headers,
+            expires=dt.datetime.fromtimestamp(expires, dt.UTC) if expires is not None else None,
+        )
+    # A task only the workers know: route it like task.py would.
+    from django_taskq.task import route
+
+    routed = route(options.task)
+    priority = options.priority
+    if priority is None:
+        priority = routed.get("priority")
+    if priority is None:
+        priority = taskq_settings.DEFAULT_PRIORITY
+    return Envelope(
+        id=new_id(),
+        task=options.task,
+        args=list(options.args),
+        kwargs=dict(options.kwargs),
+        queue=options.queue or routed.get("queue") or taskq_settings.DEFAULT_QUEUE,
+        priority=int(priority),
+        headers=headers,
+        expires=expires,
+    )
+
+
+@dataclass
+class Run:
+    """One due run to send."""
+
+    options: RunOptions
+    due: dt.datetime
+
+
+@dataclass
+class Outcome:
+    """What happened to one run: sent, duplicate (another beat sent it), or failed."""
+
+    run: Run
+    sent: bool = False
+    duplicate: bool = False
+    error: str | None = None
+    task_id: str | None = None
+
+
+def send_runs(runs: list[Run], client: redis.Redis | None = None) -> list[Outcome]:
+    """Send due runs in one round trip; raises redis errors (the caller retries).
+
+    A run whose message cannot be built (bad arguments, unknown route) is
+    reported as failed and not retried: retrying would fail the same way.
+    """
+    client = client or get_broker()
+    ttl = float(taskq_settings.BEAT_RUN_KEY_TTL)
+    outcomes: list[Outcome] = []
+    sendable: list[Outcome] = []
+    pipe = client.pipeline(transaction=True)
+    for run in runs:
+        outcome = Outcome(run=run)
+        outcomes.append(outcome)
+        try:
+            envelope = build_envelope(run.options, run.due)
+            publish(
+                envelope,
+                once_key=run_key(run.options.periodic_task_id, run.due),
+                once_ttl=ttl,
+                pipe=pipe,
+            )
+        except Exception as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            continue
+        outcome.task_id = envelope.id
+        pipe.hset(last_key(), str(run.options.periodic_task_id), epoch_ms(run.due))
+        sendable.append(outcome)
+    if not sendable:
+        return outcomes
+    results = pipe.execute()
+    # Each sendable run queued two commands: the publish script, then HSET.
+    for index, outcome in enumerate(sendable):
+        published = results[index * 2]
+        outcome.sent = bool(published)
+        outcome.duplicate = not published
+    return outcomes
+
+
+def send_now(options: RunOptions) -> Envelope:
+    """Send one run right away, outside the schedule (the admin's "run now")."""
+    envelope = build_envelope(options, None, extra_headers={"periodic_task_manual": True})
+    publish(envelope)
+    return envelope
+
+
+def last_sent(client: redis.Redis, ids: list[int] | None = None) -> dict[int, dt.datetime]:
+    """Due times of the last runs sent, from the ``beat:last`` hash."""
+    if ids is None:
+        raw: dict[Any, Any] = client.hgetall(last_key())
+        items = list(raw.items())
+    else:
+        if not ids:
+            return {}
+        values = client.hmget(last_key(), [str(i) for i in ids])
+        items = [(str(i), v) for i, v in zip(ids, values, strict=True) if v is not None]
+    return {int(k): from_epoch_ms(int(v)) for k, v in items}

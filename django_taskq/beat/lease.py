@@ -1,0 +1,126 @@
+"""Leader election for beat: a lease in Redis that one beat holds at a time.
+
+The lease is a key holding the holder's id, set with ``SET NX PX``. The
+leader renews it every third of its lifetime (TASKQ_BEAT_LEASE_SECONDS); a
+renewal that finds another holder, or none, means the lease was lost and the
+leader stops dispatching at once. A beat that stops cleanly deletes the
+lease and publishes a notice, so a follower takes over immediately; if the
+leader dies, followers wait exactly until the lease expires, then one of
+them wins the ``SET NX``. Takeover therefore happens at most one lease
+lifetime after the leader's last renewal.
+
+Leadership is an optimisation, not the safety net: every run is also keyed
+by (periodic task, due time) when it is sent, so even two beats that both
+believe they lead cannot send a run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from functools import cache
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+from django_taskq.broker import keys
+
+
+def lease_key() -> str:
+    return f"{keys.prefix()}:beat:leader"
+
+
+def lease_channel() -> str:
+    """Pub/sub channel told when the leader releases the lease."""
+    return f"{keys.prefix()}:beat:leader:released"
+
+
+@cache
+def _source(name: str) -> str:
+    return resources.files("django_taskq.beat").joinpath("lua", f"{name}.lua").read_text()
+
+
+def _script(client: redis.Redis, name: str) -> Script:
+    registry: dict[str, Script] | None = getattr(client, "_taskq_beat_scripts", None)
+    if registry is None:
+        registry = {}
+        client._taskq_beat_scripts = registry  # type: ignore[attr-defined]
+    found = registry.get(name)
+    if found is None:
+        found = client.register_script(_source(name))
+        registry[name] = found
+    return found
+
+
+def holder_id(hostname: str | None = None) -> str:
+    """``host:pid:random`` - unique per beat, readable in ``redis-cli GET``."""
+    return f"{hostname or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Lease:
+    """One beat's view of the leader lease."""
+
+    def __init__(self, client: redis.Redis, holder: str, seconds: float) -> None:
+        if seconds < 1:
+            raise ValueError("TASKQ_BEAT_LEASE_SECONDS must be at least 1 second")
+        self.client = client
+        self.holder = holder
+        self.seconds = float(seconds)
+        self._valid_until = 0.0  # monotonic; we lead while now < this
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(self.seconds * 1000)
+
+    @property
+    def renew_every(self) -> float:
+        return self.seconds / 3
+
+    def held(self) -> bool:
+        """True while our last acquire/renew guarantees nobody else holds it.
+
+        The margin covers clock-rate differences and the time to send a batch.
+        """
+        return time.monotonic() < self._valid_until
+
+    def _granted(self, started: float) -> None:
+        # Count from before the request was sent: the key cannot outlive that.
+        self._valid_until = started + self.seconds * 0.9
+
+    def acquire(self) -> bool:
+        started = time.monotonic()
+        if self.client.set(lease_key(), self.holder, nx=True, px=self.ttl_ms):
+            self._granted(started)
+            return True
+        # After a Redis blip we may still hold it: renew instead.
+        return self.renew()
+
+    def renew(self) -> bool:
+        started = time.monotonic()
+        renewed = _script(self.client, "lease_renew")(
+            keys=[lease_key()], args=[self.holder, self.ttl_ms]
+        )
+        if renewed:
+            self._granted(started)
+            return True
+        self._valid_until = 0.0
+        return False
+
+    def release(self) -> bool:
+        self._valid_until = 0.0
+        released = _script(self.client, "lease_release")(
+            keys=[lease_key()], args=[self.holder, lease_channel()]
+        )
+        return bool(released)
+
+    def seconds_until_free(self) -> float:
+        """How long until the current lease expires (0 if free)."""
+        ttl = self.client.pttl(lease_key())
+        return max(0.0, ttl / 1000.0) if ttl and ttl > 0 else 0.0
+
+    def current_holder(self) -> str | None:
+        raw = self.client.get(lease_key())
+        return raw.decode() if isinstance(raw, bytes) else raw

@@ -1,0 +1,208 @@
+"""The in-memory schedule: a heap of entries ordered by next due time.
+
+The leader asks ``seconds_until_next()`` how long to sleep, pops what is due
+with ``pop_due()``, sends it, and reports back with ``sent()``. Nothing here
+touches Redis or the database: it works from snapshots (``Entry``), records
+what must be written back in ``pending``, and is unit-testable with a fake
+clock. Changing an entry invalidates its old heap item lazily (a generation
+number), so a reload costs O(changed rows), not a heap rebuild.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import logging
+from dataclasses import dataclass, field
+
+from django_taskq.beat.dispatch import Outcome, Run
+from django_taskq.beat.entry import Entry
+
+logger = logging.getLogger("django_taskq.beat")
+
+#: A run this close to its due time is sent now rather than after another wait.
+EARLY = dt.timedelta(milliseconds=2)
+
+
+@dataclass
+class Pending:
+    """What to write back to one PeriodicTask row."""
+
+    last_run_at: dt.datetime | None = None
+    runs: int = 0
+    disable: bool = False
+
+
+@dataclass
+class Scheduler:
+    """Entries by id, a heap of (due epoch seconds, id, generation) and pending writes."""
+
+    entries: dict[int, Entry] = field(default_factory=dict)
+    heap: list[tuple[float, int, int]] = field(default_factory=list)
+    generations: dict[int, int] = field(default_factory=dict)
+    pending: dict[int, Pending] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # -- loading ----------------------------------------------------------------
+
+    def replace_all(self, fresh: list[Entry], last_sent: dict[int, dt.datetime]) -> int:
+        """Make the schedule match ``fresh`` (all enabled rows); returns rows (re)computed.
+
+        Unchanged rows keep their state; changed and new ones get a new due time.
+        """
+        seen = set()
+        changed = 0
+        for entry in fresh:
+            seen.add(entry.id)
+            changed += self.upsert(entry, last_sent.get(entry.id))
+        for gone in set(self.entries) - seen:
+            self.remove(gone)
+        return changed
+
+    def upsert(self, entry: Entry, last_sent: dt.datetime | None = None) -> int:
+        """Add or update one entry; returns 1 if its due time was (re)computed."""
+        old = self.entries.get(entry.id)
+        if old is not None and old.fingerprint == entry.fingerprint:
+            return 0
+        lasts = [t for t in (entry.last_run_at, last_sent) if t is not None]
+        if old is not None and old.last_run_at is not None:
+            lasts.append(old.last_run_at)
+        pending = self.pending.get(entry.id)
+        if pending is not None and pending.last_run_at is not None:
+            lasts.append(pending.last_run_at)
+        entry.last_run_at = max(lasts) if lasts else None
+        entry.next_due = entry.first_due()
+        self.entries[entry.id] = entry
+        self._push(entry)
+        return 1
+
+    def remove(self, entry_id: int) -> None:
+        self.entries.pop(entry_id, None)
+        self.generations[entry_id] = self.generations.get(entry_id, 0) + 1
+
+    def _push(self, entry: Entry) -> None:
+        generation = self.generations.get(entry.id, 0) + 1
+        self.generations[entry.id] = generation
+        if entry.next_due is not None:
+            heapq.heappush(self.heap, (entry.next_due.timestamp(), entry.id, generation))
+
+    def _live(self, item: tuple[float, int, int]) -> bool:
+        _, entry_id, generation = item
+        return entry_id in self.entries and self.generations.get(entry_id) == generation
+
+    # -- running ------------------------------------------------------------------
+
+    def next_due(self) -> dt.datetime | None:
+        """The earliest due time in the schedule (dropping stale heap items)."""
+        while self.heap and not self._live(self.heap[0]):
+            heapq.heappop(self.heap)
+        if not self.heap:
+            return None
+        entry = self.entries[self.heap[0][1]]
+        return entry.next_due
+
+    def seconds_until_next(self, now: dt.datetime) -> float | None:
+        due = self.next_due()
+        if due is None:
+            return None
+        return max(0.0, (due - now).total_seconds())
+
+    def pop_due(self, now: dt.datetime, limit: int = 500) -> list[Run]:
+        """Take up to ``limit`` due runs off the heap, missed runs collapsed into one.
+
+        Runs the missed-run policy says to skip are skipped here (logged)
+        and their entries moved on to the next due time.
+        """
+        runs: list[Run] = []
+        horizon = (now + EARLY).timestamp()
+        while self.heap and len(runs) < limit:
+            item = self.heap[0]
+            if not self._live(item):
+                heapq.heappop(self.heap)
+                continue
+            if item[0] > horizon:
+                break
+            heapq.heappop(self.heap)
+            entry = self.entries[item[1]]
+            due = entry.catch_up(now)
+            if entry.is_stale(due, now):
+                logger.warning(
+                    "periodic task %r: skipped the run due at %s, late by %.0fs (more than its "
+                    "max_staleness of %ss)",
+                    entry.name,
+                    due.isoformat(),
+                    (now - due).total_seconds(),
+                    f"{entry.max_staleness:g}",
+                )
+                self._advance(entry, due)
+                continue
+            if due != entry.next_due:
+                logger.info(
+                    "periodic task %r: runs due from %s to %s were missed; sending one",
+                    entry.name,
+                    entry.next_due.isoformat() if entry.next_due else "?",
+                    due.isoformat(),
+                )
+            runs.append(Run(options=entry.options, due=due))
+        return runs
+
+    def _advance(self, entry: Entry, due: dt.datetime) -> None:
+        entry.next_due = entry.following(due)
+        self._push(entry)
+
+    def sent(self, outcomes: list[Outcome]) -> None:
+        """Record what happened to popped runs and move their entries on."""
+        for outcome in outcomes:
+            run = outcome.run
+            entry = self.entries.get(run.options.periodic_task_id)
+            if outcome.error is not None:
+                logger.error(
+                    "periodic task %r: could not send the run due at %s: %s",
+                    run.options.name,
+                    run.due.isoformat(),
+                    outcome.error,
+                )
+            elif outcome.duplicate:
+                logger.info(
+                    "periodic task %r: run due at %s was already sent (by another beat)",
+                    run.options.name,
+                    run.due.isoformat(),
+                )
+            if entry is None:
+                continue  # deleted or disabled while its run was in flight
+            if outcome.error is None:
+                entry.last_run_at = run.due
+                pending = self.pending.setdefault(entry.id, Pending())
+                pending.last_run_at = run.due
+                pending.runs += 1 if outcome.sent else 0
+                pending.disable = pending.disable or entry.one_off
+            self._advance(entry, run.due)
+            if entry.next_due is None:
+                self.remove(entry.id)
+
+    def unsent(self, runs: list[Run]) -> None:
+        """Put popped runs back (sending failed as a whole; they stay due)."""
+        for run in runs:
+            entry = self.entries.get(run.options.periodic_task_id)
+            if entry is not None:
+                self._push(entry)
+
+    def take_pending(self) -> dict[int, Pending]:
+        pending, self.pending = self.pending, {}
+        return pending
+
+    def restore_pending(self, pending: dict[int, Pending]) -> None:
+        """Merge writes that failed back in (newer values win)."""
+        for entry_id, old in pending.items():
+            new = self.pending.get(entry_id)
+            if new is None:
+                self.pending[entry_id] = old
+                continue
+            if old.last_run_at is not None and (
+                new.last_run_at is None or old.last_run_at > new.last_run_at
+            ):
+                new.last_run_at = old.last_run_at
+            new.runs += old.runs
+            new.disable = new.disable or old.disable

@@ -1,0 +1,390 @@
+"""The beat service: follow, or lead and dispatch, until told to stop.
+
+A beat is a follower until it wins the leader lease. The leader syncs
+TASKQ_BEAT_SCHEDULE, loads enabled periodic tasks into a heap and then
+blocks on a Redis pub/sub channel until the earliest of: the next due time,
+a change notice, the next lease renewal or version poll. It never scans
+every row per tick and never sleep-polls for changes.
+
+Failures are expected, logged and retried with backoff: Redis down (no
+lease, nothing sent; due runs stay due and are caught up per the missed-run
+policy when it returns), database down (the leader keeps dispatching from
+memory and writes last_run_at back when it can), a connection closed under
+it (reopened on the next attempt). Nothing short of ``stop`` ends the loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from functools import partial
+from typing import Any
+
+import redis
+
+from django_taskq.beat import dispatch, store, version
+from django_taskq.beat.lease import Lease, holder_id, lease_channel
+from django_taskq.beat.scheduler import Scheduler
+from django_taskq.beat.store import DatabaseUnavailable, guarded
+from django_taskq.broker.connection import get_broker, new_client
+from django_taskq.conf import taskq_settings
+
+logger = logging.getLogger("django_taskq.beat")
+
+#: Longest single wait, so ``stop`` is noticed within this many seconds.
+MAX_WAIT = 1.0
+#: Minimum gap between two write-backs of last_run_at (they are batched).
+FLUSH_EVERY = 1.0
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Backoff:
+    """Exponential retry delays: 0.5 s doubling up to ``cap`` seconds."""
+
+    def __init__(self, start: float = 0.5, cap: float = 10.0) -> None:
+        self.start = start
+        self.cap = cap
+        self.failures = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.start * 2.0**self.failures)
+        self.failures += 1
+        return delay
+
+    def reset(self) -> bool:
+        """Forget failures; True if there were any (so the caller logs recovery)."""
+        had = self.failures > 0
+        self.failures = 0
+        return had
+
+
+class Beat:
+    """One beat process (or thread, with ``taskq_worker -B``)."""
+
+    def __init__(self, *, hostname: str, client: redis.Redis | None = None) -> None:
+        self.hostname = hostname
+        self.client = client or get_broker()
+        self.lease = Lease(
+            self.client, holder_id(hostname), float(taskq_settings.BEAT_LEASE_SECONDS)
+        )
+        self.scheduler = Scheduler()
+        self.leading = False
+        self.loaded = False
+        self.pubsub: Any = None
+        self.versions: tuple[int, int | None] | None = None
+        self.next_renew = 0.0
+        self.next_poll = 0.0
+        self.next_flush = 0.0
+        self.next_load = 0.0
+        self.redis_backoff = Backoff()
+        self.db_backoff = Backoff()
+        self.changes: set[str] = set()
+
+    # -- main loop --------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        logger.info(
+            "beat %s starting (lease %gs, holder %s)",
+            self.hostname,
+            self.lease.seconds,
+            self.lease.holder,
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    if self.leading:
+                        self._lead(stop)
+                    else:
+                        self._follow(stop)
+                    if self.redis_backoff.reset():
+                        logger.info("beat: Redis is reachable again")
+                except redis.RedisError as exc:
+                    self._drop_pubsub()
+                    delay = self.redis_backoff.next()
+                    logger.warning("beat: Redis error (%s); retrying in %.1fs", exc, delay)
+                    stop.wait(delay)
+                except Exception:
+                    delay = self.redis_backoff.next()
+                    logger.exception("beat: unexpected error; retrying in %.1fs", delay)
+                    stop.wait(delay)
+        finally:
+            self._shutdown()
+
+    def _follow(self, stop: threading.Event) -> None:
+        self._flush()  # run times sent while we led are still facts
+        if self.lease.acquire():
+            self._take_office()
+            return
+        # Wake exactly when the leader's lease would expire, or at once when
+        # it releases it.
+        self._wait(stop, max(0.01, self.lease.seconds_until_free() + 0.005))
+        self.changes.clear()  # a follower reloads everything when it leads
+
+    def _take_office(self) -> None:
+        logger.info("beat %s is now the leader (holder %s)", self.hostname, self.lease.holder)
+        self.leading = True
+        self.loaded = False
+        self.next_renew = time.monotonic() + self.lease.renew_every
+        self.next_load = 0.0
+        self._load()
+
+    def _step_down(self, reason: str) -> None:
+        logger.warning("beat %s stopped leading: %s", self.hostname, reason)
+        self.leading = False
+        self.loaded = False
+
+    def _lead(self, stop: threading.Event) -> None:
+        now_m = time.monotonic()
+        if now_m >= self.next_renew or not self.lease.held():
+            if not self.lease.renew():
+                if self.lease.acquire():
+                    logger.warning("beat: the lease had expired; took it again and reloading")
+                    self.loaded = False
+                else:
+                    self._step_down("the lease was lost to another beat")
+                    return
+            self.next_renew = time.monotonic() + self.lease.renew_every
+        if not self.loaded and now_m >= self.next_load:
+            self._load()
+        elif self.loaded and self.changes:
+            self._apply_changes()
+        if self.loaded and now_m >= self.next_poll:
+            self._poll_versions()
+        self._dispatch_due()
+        self._flush()
+        self._wait(stop, self._timeout())
+
+    def _timeout(self) -> float:
+        now_m = time.monotonic()
+        deadlines = [self.next_renew - now_m, MAX_WAIT]
+        if self.loaded:
+            deadlines.append(self.next_poll - now_m)
+            until_due = self.scheduler.seconds_until_next(utcnow())
+            if until_due is not None:
+                deadlines.append(until_due)
+        else:
+            deadlines.append(self.next_load - now_m)
+        if self.scheduler.pending:
+            deadlines.append(self.next_flush - now_m)
+        return max(0.0, min(deadlines))
+
+    # -- waiting for time or change ------------------------------------------------
+
+    def _subscribe(self) -> Any:
+        if self.pubsub is None:
+            pubsub = new_client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.subscribe(version.channel(), lease_channel())
+            self.pubsub = pubsub
+            self.next_poll = 0.0  # notices may have been missed while unsubscribed
+        return self.pubsub
+
+    def _drop_pubsub(self) -> None:
+        if self.pubsub is not None:
+            try:
+                self.pubsub.close()
+            except Exception:
+                pass
+            self.pubsub = None
+
+    def _wait(self, stop: threading.Event, timeout: float) -> None:
+        """Block on pub/sub until a message arrives or ``timeout`` passes."""
+        if stop.is_set():
+            return
+        pubsub = self._subscribe()
+        message = pubsub.get_message(timeout=min(timeout, MAX_WAIT))
+        while message is not None:
+            self._on_message(message)
+            message = pubsub.get_message(timeout=0)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        channel = message.get("channel")
+        data = message.get("data")
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        if isinstance(data, bytes):
+            data = data.decode()
+        if channel == version.channel() and isinstance(data, str):
+            self.changes.add(data)
+
+    # -- loading ---------------------------------------------------------------------
+
+    def _read_versions(self) -> tuple[int, int | None]:
+        redis_v = version.redis_version(self.client)
+        db_v = guarded("read the schedule version", version.db_version)
+        return redis_v, db_v
+
+    def _load(self) -> None:
+        """Sync settings and load every enabled periodic task (retried on failure)."""
+        started = time.perf_counter()
+        try:
+            versions = self._read_versions()
+            report = guarded("sync TASKQ_BEAT_SCHEDULE", self._sync)
+            fresh = guarded("load periodic tasks", store.load_entries)
+        except DatabaseUnavailable as exc:
+            delay = self.db_backoff.next()
+            self.next_load = time.monotonic() + delay
+            logger.warning("beat: cannot load periodic tasks (%s); retrying in %.1fs", exc, delay)
+            return
+        self.changes.clear()
+        last_sent = dispatch.last_sent(self.client)
+        changed = self.scheduler.replace_all(fresh, last_sent)
+        self._forget_sent(set(last_sent) - set(self.scheduler.entries))
+        self.versions = versions
+        self.loaded = True
+        self.next_poll = time.monotonic() + float(taskq_settings.BEAT_VERSION_POLL_SECONDS)
+        if self.db_backoff.reset():
+            logger.info("beat: the database is reachable again")
+        logger.info(
+            "beat: loaded %d periodic tasks (%d computed, %s settings entries synced) in %.3fs",
+            len(self.scheduler),
+            changed,
+            len(report.created) + len(report.updated),
+            time.perf_counter() - started,
+        )
+
+    def _sync(self) -> Any:
+        from django_taskq.beat.sync import sync
+
+        return sync()
+
+    def _forget_sent(self, ids: set[int]) -> None:
+        if ids:
+            self.client.hdel(dispatch.last_key(), *[str(i) for i in ids])
+
+    def _apply_changes(self) -> None:
+        changes, self.changes = self.changes, set()
+        if version.ALL in changes:
+            self._reload_all()
+            return
+        ids: set[int] = set()
+        try:
+            for change in changes:
+                kind, _, pk = change.partition(":")
+                if not pk.isdigit():
+                    self._reload_all()
+                    return
+                if kind == "task":
+                    ids.add(int(pk))
+                else:
+                    ids.update(
+                        guarded("find tasks of a schedule", partial(store.ids_using, kind, int(pk)))
+                    )
+            fresh = guarded("reload periodic tasks", lambda: store.load_entries(ids))
+        except DatabaseUnavailable as exc:
+            self.changes |= changes
+            logger.warning("beat: cannot reload changed periodic tasks (%s); will retry", exc)
+            self.next_poll = time.monotonic() + self.db_backoff.next()
+            return
+        last_sent = dispatch.last_sent(self.client, sorted(ids))
+        for entry in fresh:
+            self.scheduler.upsert(entry, last_sent.get(entry.id))
+        for gone in ids - {e.id for e in fresh}:
+            self.scheduler.remove(gone)
+        logger.info("beat: applied changes to %d periodic task(s)", len(ids))
+
+    def _reload_all(self) -> None:
+        started = time.perf_counter()
+        try:
+            versions = self._read_versions()
+            fresh = guarded("reload periodic tasks", store.load_entries)
+        except DatabaseUnavailable as exc:
+            self.changes.add(version.ALL)
+            logger.warning("beat: cannot reload periodic tasks (%s); will retry", exc)
+            self.next_poll = time.monotonic() + self.db_backoff.next()
+            return
+        changed = self.scheduler.replace_all(fresh, dispatch.last_sent(self.client))
+        self.versions = versions
+        logger.info(
+            "beat: reloaded %d periodic tasks (%d changed) in %.3fs",
+            len(self.scheduler),
+            changed,
+            time.perf_counter() - started,
+        )
+
+    def _poll_versions(self) -> None:
+        """The cheap catch-all: two counters, one in Redis and one row in the database."""
+        self.next_poll = time.monotonic() + float(taskq_settings.BEAT_VERSION_POLL_SECONDS)
+        try:
+            versions = self._read_versions()
+        except DatabaseUnavailable as exc:
+            logger.warning("beat: cannot poll the schedule version (%s)", exc)
+            return
+        if versions != self.versions:
+            logger.info("beat: schedule version changed %s -> %s", self.versions, versions)
+            self._reload_all()
+
+    # -- dispatching -----------------------------------------------------------------
+
+    def _dispatch_due(self) -> None:
+        while self.loaded:
+            runs = self.scheduler.pop_due(utcnow())
+            if not runs:
+                return
+            if not self.lease.held():
+                self.scheduler.unsent(runs)
+                self.next_renew = 0.0
+                return
+            try:
+                outcomes = dispatch.send_runs(runs, self.client)
+            except redis.RedisError:
+                self.scheduler.unsent(runs)
+                raise
+            self.scheduler.sent(outcomes)
+            for outcome in outcomes:
+                if outcome.sent:
+                    logger.debug(
+                        "sent %s (%s) due %s as %s",
+                        outcome.run.options.name,
+                        outcome.run.options.task,
+                        outcome.run.due.isoformat(),
+                        outcome.task_id,
+                    )
+
+    def _flush(self, force: bool = False) -> None:
+        if not self.scheduler.pending:
+            return
+        now_m = time.monotonic()
+        if not force and now_m < self.next_flush:
+            return
+        pending = self.scheduler.take_pending()
+        try:
+            guarded("write last_run_at", lambda: store.write_back(pending))
+        except DatabaseUnavailable as exc:
+            self.scheduler.restore_pending(pending)
+            delay = self.db_backoff.next()
+            self.next_flush = now_m + delay
+            logger.warning(
+                "beat: cannot write run times of %d periodic task(s) (%s); retrying in %.1fs",
+                len(pending),
+                exc,
+                delay,
+            )
+            return
+        self.next_flush = now_m + FLUSH_EVERY
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        if self.leading:
+            try:
+                self._flush(force=True)
+            except Exception:
+                logger.exception("beat: could not write run times on shutdown")
+            try:
+                self.lease.release()
+                logger.info("beat %s released the leader lease", self.hostname)
+            except redis.RedisError as exc:
+                logger.warning("beat: could not release the lease (%s); it expires by itself", exc)
+        self._drop_pubsub()
+        try:
+            from django.db import connection
+
+            connection.close()
+        except Exception:
+            pass
+        logger.info("beat %s stopped", self.hostname)
