@@ -511,12 +511,7 @@ class PeriodicTask(models.Model):
         return self.source == self.SOURCE_SETTINGS
 
     def clean(self) -> None:
-        chosen = [f for f in ("interval", "crontab", "clocked") if getattr(self, f"{f}_id")]
-        if len(chosen) != 1:
-            raise ValidationError(
-                _("Set exactly one schedule: an interval, a crontab or a clocked time."),
-                code="one_schedule",
-            )
+        # "Exactly one schedule" is the CheckConstraint, validated with the form.
         if not isinstance(self.args, list):
             raise ValidationError({"args": _("Positional arguments must be a JSON list.")})
         if not isinstance(self.kwargs, dict):

@@ -70,15 +70,23 @@ def _fail(name: str, message: str) -> ImproperlyConfiguredTaskq:
 
 
 def _schedule(name: str, value: Any) -> schedule | crontab:
-    if isinstance(value, schedule | crontab):
+    if isinstance(value, crontab):
         return value
     if isinstance(value, dt.timedelta) or (
         isinstance(value, int | float) and not isinstance(value, bool)
     ):
         try:
-            return schedule(value)
+            value = schedule(value)
         except ValueError as exc:
             raise _fail(name, str(exc)) from None
+    if isinstance(value, schedule):
+        from django_taskq.models import IntervalSchedule
+
+        try:
+            IntervalSchedule.from_timedelta(value.run_every)
+        except ValueError as exc:
+            raise _fail(name, str(exc)) from None
+        return value
     raise _fail(
         name,
         f"'schedule' must be seconds, a timedelta, schedule(...) or crontab(...), "
