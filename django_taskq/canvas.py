@@ -71,6 +71,29 @@ def _unshared(tasks: Iterable[Any]) -> list[Signature]:
     return out
 
 
+def _known_parent(result: Result) -> Result | None:
+    from django_taskq.result_group import GroupResult
+
+    if isinstance(result, GroupResult):
+        return result.parent
+    known: Result | None = result.__dict__.get("_parent")
+    return known
+
+
+def attach_parent(result: Result, parent: Result | None) -> None:
+    """Make ``parent`` the parent of the first result in ``result``'s own parent chain.
+
+    A chain's or chord's result already has parents inside the workflow;
+    what came before the workflow goes before the first of them. Only
+    parents known in memory are followed (no Redis reads while freezing).
+    """
+    if parent is None:
+        return
+    while (known := _known_parent(result)) is not None:
+        result = known
+    result.parent = parent
+
+
 def _compound_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in STRUCTURAL}
 
@@ -272,7 +295,7 @@ class chain(Signature):
         last = len(self.tasks) - 1
         for index, step in enumerate(self.tasks):
             result = step._freeze(ids, membership if index == last else None)
-            result.parent = previous
+            attach_parent(result, previous)
             previous = result
         assert previous is not None
         return previous
@@ -305,7 +328,7 @@ class chain(Signature):
                 if not ok:
                     return eager_failed(chain(*self.tasks[index:]), exc, previous)
                 result = step._apply_frozen((value,), None, throw)
-            result.parent = previous
+            attach_parent(result, previous)
             previous = result
         assert previous is not None
         return previous
@@ -416,7 +439,7 @@ class chord(Signature):
             task._freeze(ids, {"group_id": chord_id, "group_index": index, "chord": info})
             for index, task in enumerate(header.tasks)
         ]
-        body_result.parent = GroupResult(chord_id, results)
+        attach_parent(body_result, GroupResult(chord_id, results))
         return body_result
 
     def _envelopes(
@@ -448,14 +471,14 @@ class chord(Signature):
                 failed_id = getattr(member, "id", None)
                 error = ChordError(f"Dependency {failed_id} raised {type(exc).__name__}: {exc}")
                 result = eager_chord_failed(self._need_body(), error)
-                result.parent = header_result
+                attach_parent(result, header_result)
                 propagate = taskq_settings.TASK_EAGER_PROPAGATES if throw is None else throw
                 if propagate:
                     raise error
                 return result
             values.append(value)
         result = self._need_body()._apply_frozen((values,), None, throw)
-        result.parent = header_result
+        attach_parent(result, header_result)
         return result
 
 

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -139,7 +139,9 @@ class Envelope:
 
     def encode(self, serializer: str = "json") -> str:
         """The message body. Raises EncodeError naming a bad argument."""
-        data = asdict(self)
+        # Shallow on purpose: asdict() deep-copies by rebuilding each value's
+        # type, which breaks dict subclasses such as a Signature argument.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         if serializer == "pickle":
             import pickle
 

@@ -644,7 +644,10 @@ def _sig_dicts(value: Any) -> list[dict[str, Any]]:
         value = [value]
     out = []
     for item in value:
-        out.append(dict(item) if isinstance(item, dict) else item.to_dict())
+        # A Signature is a dict whose nested signatures must become plain
+        # dicts too, so the envelope holds only plain JSON values.
+        to_dict = getattr(item, "to_dict", None)
+        out.append(to_dict() if to_dict is not None else dict(item))
     return out
 
 

@@ -381,10 +381,12 @@ def _request_for(sig: Signature, parent_id: str | None, root_id: str) -> Request
 
 
 def _is_new_style(sig: Signature) -> bool:
-    """True for an errback task taking ``(request, exc, traceback)``, as Celery decides it.
+    """True for an errback task taking ``(request, exc, traceback)`` before its partial args.
 
-    Celery calls an errback new style when its function accepts more than
-    one positional argument; one registered only elsewhere is old style.
+    Like Celery, by the number of positional parameters of the function; unlike
+    Celery, the signature's own partial args are not counted, so
+    ``on_error(task_id, key)`` used as ``on_error.s(key)`` is old style, as
+    meant. A task registered only in other workers is old style.
     """
     from django_taskq.canvas import Signature
     from django_taskq.registry import registry
@@ -401,7 +403,7 @@ def _is_new_style(sig: Signature) -> bool:
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) > 1
+    return len(positional) - len(sig.args) > 1
 
 
 # -- sending and eager helpers used by django_taskq.canvas --------------------
