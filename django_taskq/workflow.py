@@ -416,6 +416,7 @@ def send(
     """Freeze a copy of ``sig`` with new ids and publish the messages that start it."""
     from django_taskq.broker.publish import publish, publish_many
     from django_taskq.canvas import Signature, expanded, random_ids
+    from django_taskq.signatures import task_for
 
     sig = expanded(sig).clone()
     if options:
@@ -426,7 +427,8 @@ def send(
     result = sig._freeze(random_ids(), None)
     envelopes = sig._envelopes(args, kwargs, None, None)
     if len(envelopes) == 1:
-        publish(envelopes[0], serializer=sig.options.get("serializer"))
+        serializer = sig.options.get("serializer") or task_for(envelopes[0].task).serializer
+        publish(envelopes[0], serializer=serializer)
     elif envelopes:
         publish_many(envelopes)
     return result
