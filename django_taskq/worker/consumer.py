@@ -319,6 +319,10 @@ class Consumer:
     ) -> None:
         logger.info("task %s[%s] %s", envelope.task, envelope.id, reason)
         outcome = Outcome(states.REVOKED, reject_reason=reason)
+        if needs_after_finish(envelope):
+            # A revoked chain step or chord member still settles its workflow
+            # (the chain fails, the chord counts it) instead of stalling it.
+            after_finish(envelope, outcome)
         self.writes.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
         self._ack(delivery)
         task = registry._tasks.get(envelope.task)
@@ -344,6 +348,8 @@ class Consumer:
         w = self.writes
         w.dead.append((delivery, reason))
         if envelope is not None and outcome is not None:
+            if needs_after_finish(envelope):
+                after_finish(envelope, outcome)
             w.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
         elif task_id:
             stub = Envelope(id=task_id, task="?")

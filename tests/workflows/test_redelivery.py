@@ -17,7 +17,7 @@ from django_taskq import AsyncResult, chain, chord, states
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.scripts import script
-from django_taskq.exceptions import ChordError
+from django_taskq.exceptions import ChordError, TaskRevokedError
 from django_taskq.messages import Envelope, dumps
 from django_taskq.trace import Outcome
 from django_taskq.workflow import FollowUps, after_finish
@@ -185,3 +185,23 @@ def test_header_tasks_that_retry_twice_start_the_body_once(start_worker: Any) ->
     _drained(broker, timeout=10)
     assert broker.get(calls) == b"1"
     assert {int(v) for v in broker.hvals(attempts)} == {3}
+
+
+@pytest.mark.e2e
+def test_revoked_header_task_fails_the_chord_instead_of_stalling_it(start_worker: Any) -> None:
+    result = chord([add.s(1, 1), add.s(2, 2), add.s(3, 3)], xsum.s())()
+    revoked = result.parent.results[1]
+    revoked.revoke()
+    start_worker("-P", "solo")
+    with pytest.raises(ChordError, match=f"Dependency {revoked.id} raised .*TaskRevokedError"):
+        result.get(timeout=10)
+
+
+@pytest.mark.e2e
+def test_revoked_chain_step_fails_the_rest_of_the_chain(start_worker: Any) -> None:
+    result = chain(add.s(1, 1), add.s(1), add.s(1))()
+    result.parent.revoke()  # the middle step, before it is even sent
+    start_worker("-P", "solo")
+    with pytest.raises(TaskRevokedError):
+        result.get(timeout=10)
+    assert result.parent.parent.get(timeout=5) == 2
