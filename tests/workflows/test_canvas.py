@@ -231,3 +231,16 @@ def test_eager_link_and_new_style_errback(broker: Any) -> None:
     wf_fail.apply_async((5,), link_error=wf_on_error_new.s("wf:eager-errors"))
     (raw,) = broker.lrange("wf:eager-errors", 0, -1)
     assert raw.decode().endswith("|ValueError: wf_fail(5,)|True")
+
+
+def test_group_result_save_restore_and_ttl(broker: Any) -> None:
+    nested = GroupResult("inner", [AsyncResult("b"), AsyncResult("c")])
+    saved = GroupResult("outer", [AsyncResult("a", task_name="t.a"), nested]).save()
+    assert 0 < broker.pttl(keys.group_meta("outer")) <= 86400 * 1000
+    restored = GroupResult.restore("outer")
+    assert restored is not None and restored == saved
+    assert isinstance(restored.results[1], GroupResult)
+    assert [r.id for r in restored.results[1].results] == ["b", "c"]
+    assert restored.results[0].task_name == "t.a"
+    restored.delete()
+    assert GroupResult.restore("outer") is None

@@ -1,7 +1,6 @@
 """The workflow examples of docs/workflows.md, run by a real worker subprocess.
 
-One worker serves every test of this module (started once; Redis is flushed
-between tests and the worker recreates its consumer group).
+Each test gets its own prefork worker (two children), started on an empty Redis.
 """
 
 from __future__ import annotations
