@@ -34,6 +34,10 @@ class NotRegistered(TaskqError, KeyError):
         return str(self.args[0]) if self.args else "task not registered"
 
 
+class WorkerLostError(TaskqError):
+    """The task's worker died while running it, TASKQ_MAX_DELIVERIES times."""
+
+
 class TimeLimitExceeded(TaskqError):
     """The task ran past its hard time limit and its process was killed."""
 

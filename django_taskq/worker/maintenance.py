@@ -144,8 +144,10 @@ class Maintenance(threading.Thread):
         ]
         if not names:
             return
-        requeued, dead = ops.reclaim_dead(client, keys.streams_for(sorted(names)))
-        if requeued or dead:
+        result = ops.reclaim_dead(client, keys.streams_for(sorted(names)))
+        if result.requeued or result.dead:
             logger.warning(
-                "recovered %d message(s) from lost workers; dead-lettered %d", requeued, dead
+                "recovered %d message(s) from lost workers; dead-lettered %d",
+                result.requeued,
+                result.dead,
             )

@@ -193,8 +193,11 @@ class PreforkPool:
             if cold:
                 ops.hand_back(client, stream, [entry_id])
             else:
-                _, dead = ops.redeliver(client, stream, [entry_id])
-                what = "dead-lettered" if dead else "will be redelivered"
+                what = (
+                    "dead-lettered"
+                    if ops.redeliver(client, stream, [entry_id]).dead
+                    else ("will be redelivered")
+                )
                 logger.error(
                     "child %s died (exit code %s) while running %s[%s]; the message %s",
                     child.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -127,21 +127,45 @@ def hand_back(client: redis.Redis, stream: str, ids: list[str]) -> None:
         )
 
 
-def redeliver(client: redis.Redis, stream: str, ids: list[str]) -> tuple[int, int]:
+@dataclass
+class Reclaimed:
+    """What a reclaim step did: re-added, dead-lettered, and the dead bodies."""
+
+    requeued: int = 0
+    dead: int = 0
+    dead_bodies: list[bytes] = field(default_factory=list)
+
+    def add(self, reply: Any) -> None:
+        self.requeued += int(reply[0])
+        self.dead += int(reply[1])
+        self.dead_bodies.extend(reply[2])
+
+
+def _settled(result: Reclaimed) -> Reclaimed:
+    if result.dead_bodies:
+        from django_taskq.worker.lost import settle
+
+        settle(result.dead_bodies)
+    return result
+
+
+def redeliver(client: redis.Redis, stream: str, ids: list[str]) -> Reclaimed:
     """Re-add messages whose run did not finish (count a delivery; dead-letter at the cap)."""
-    if not ids:
-        return (0, 0)
-    reply = script(client, "reclaim")(
-        keys=[stream, keys.dead()], args=reclaim_args("ids", True, ids=ids), client=client
-    )
-    return int(reply[0]), int(reply[1])
+    result = Reclaimed()
+    if ids:
+        result.add(
+            script(client, "reclaim")(
+                keys=[stream, keys.dead()], args=reclaim_args("ids", True, ids=ids), client=client
+            )
+        )
+    return _settled(result)
 
 
 def reclaim_consumer(
     client: redis.Redis, streams: Iterable[str], consumer: str, bump: bool
-) -> tuple[int, int]:
-    """Give back everything ``consumer`` holds on ``streams``; returns (requeued, dead)."""
-    requeued = dead = 0
+) -> Reclaimed:
+    """Give back everything ``consumer`` holds on ``streams``."""
+    result = Reclaimed()
     reclaim = script(client, "reclaim")
     pipe = client.pipeline(transaction=False)
     for stream in streams:
@@ -153,14 +177,13 @@ def reclaim_consumer(
             if "NOGROUP" in str(reply):
                 continue
             raise reply
-        requeued += int(reply[0])
-        dead += int(reply[1])
-    return requeued, dead
+        result.add(reply)
+    return _settled(result)
 
 
-def reclaim_dead(client: redis.Redis, streams: Iterable[str]) -> tuple[int, int]:
+def reclaim_dead(client: redis.Redis, streams: Iterable[str]) -> Reclaimed:
     """Give back the messages of every consumer whose heartbeat has expired."""
-    requeued = dead = 0
+    result = Reclaimed()
     reclaim = script(client, "reclaim")
     pipe = client.pipeline(transaction=False)
     for stream in streams:
@@ -168,9 +191,8 @@ def reclaim_dead(client: redis.Redis, streams: Iterable[str]) -> tuple[int, int]
     for reply in pipe.execute(raise_on_error=False):
         if isinstance(reply, Exception):
             continue
-        requeued += int(reply[0])
-        dead += int(reply[1])
-    return requeued, dead
+        result.add(reply)
+    return _settled(result)
 
 
 def pending_ids(client: redis.Redis, stream: str, consumer: str) -> list[str]:

@@ -16,8 +16,8 @@ from django_taskq.broker.publish import publish
 from django_taskq.exceptions import (
     BrokerUnavailable,
     SoftTimeLimitExceeded,
-    TaskError,
     TimeLimitExceeded,
+    WorkerLostError,
 )
 from django_taskq.messages import Envelope
 from django_taskq.testing import RedisServer
@@ -115,7 +115,7 @@ def test_message_that_keeps_crashing_its_worker_is_dead_lettered(
 ) -> None:
     worker = start_worker("-c", "1")
     result = crash.delay("crashes")
-    with pytest.raises(TaskError, match="delivered 3 times"):
+    with pytest.raises(WorkerLostError, match="delivered 3 times"):
         result.get(timeout=30)
     assert int(broker.get("crashes")) == 3  # TASKQ_MAX_DELIVERIES=3 in tests
     [(_, fields)] = broker.xrange(keys.dead())

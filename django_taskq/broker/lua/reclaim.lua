@@ -19,13 +19,16 @@
 --
 -- A given-back message is re-added at the end of its stream with its delivery
 -- count raised, then acked and deleted, in one atomic step: it is never lost
--- and never held twice. Returns {requeued, dead_lettered}.
+-- and never held twice. Returns {requeued, dead_lettered, {bodies...}}: the
+-- bodies of the dead-lettered messages, so the caller can settle workflows
+-- (chords, errbacks) that wait on them.
 
 local stream, dead, group = KEYS[1], KEYS[2], ARGV[1]
 local mode = ARGV[2]
 local max_deliveries = tonumber(ARGV[4])
 local bump = tonumber(ARGV[8])
 local requeued, dead_lettered = 0, 0
+local dead_bodies = {}
 
 local function give_back(id, reason_prefix)
   local entries = redis.call('XRANGE', stream, id, id)
@@ -63,6 +66,7 @@ local function give_back(id, reason_prefix)
       end
     end
     dead_lettered = dead_lettered + 1
+    table.insert(dead_bodies, body)
   else
     redis.call('XADD', stream, '*', 'i', task_id, 'b', body, 'dc', dc)
     requeued = requeued + 1
@@ -90,7 +94,7 @@ elseif mode == 'consumer' then
   redis.call('XGROUP', 'DELCONSUMER', stream, group, ARGV[9])
 else
   local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, group)
-  if not ok then return {0, 0} end
+  if not ok then return {0, 0, {}} end
   for _, c in ipairs(consumers) do
     local name, pending = nil, 0
     for i = 1, #c, 2 do
@@ -105,4 +109,4 @@ else
     end
   end
 end
-return {requeued, dead_lettered}
+return {requeued, dead_lettered, dead_bodies}
