@@ -33,6 +33,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,12 +136,23 @@ def machine() -> dict[str, Any]:
     except (OSError, ValueError, IndexError):
         pass
     return {
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "mem_gib": round(mem_kib / 1024 / 1024, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def _hiredis_version() -> str | None:
+    """hiredis version when redis-py can use it (it parses and packs in C), else None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("hiredis")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def chunks(start: int, stop: int, size: int) -> Iterator[range]:
@@ -231,6 +243,7 @@ class Bench:
         self.details: dict[str, Any] = {}
         self.workers: list[WorkerProcess] = []
         self.expected: dict[str, int] = {}  # task id -> the value add() must return
+        self.worker_extra: list[str] = []  # more taskq_worker arguments (--prefetch)
 
     def worker_env(self) -> dict[str, str]:
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -297,8 +310,11 @@ class Bench:
             raise RuntimeError(f"expected {n} messages on {self.stream}, found {length}")
 
     # -- drain ---------------------------------------------------------------------
-    def drain(self, key: str, *worker_args: str) -> WorkerProcess:
-        """Start a worker on a full queue, wait until it is empty, check every result."""
+    def drain(self, *worker_args: str) -> tuple[WorkerProcess, dict[str, Any]]:
+        """Start a worker on a full queue, wait until it is empty, check every result.
+
+        Returns the worker (still running, idle) and what was measured.
+        """
         n = self.tasks
         log(f"drain {n} tasks with taskq_worker {' '.join(worker_args)}")
         worker = self.start_worker(*worker_args)
@@ -317,19 +333,15 @@ class Bench:
             time.sleep(0.05)
         wall = time.time() - worker.spawned
         first, last = self._verify_results()
-        self.figures[key] = (n - 1) / (last - first) if n > 1 and last > first else n / wall
-        rss = worker.rss_kib()
-        pool = "solo" if "solo" in worker_args else "prefork"
-        self.figures[f"rss_{pool}_kib"] = sum(rss.values())
-        self.details[key] = {
-            "worker_args": list(worker_args),
+        rate = (n - 1) / (last - first) if n > 1 and last > first else n / wall
+        return worker, {
+            "tasks_per_s": rate,
             "startup_s": first - worker.spawned,
             "first_to_last_s": last - first,
             "wall_from_spawn_s": wall,
             "wall_from_spawn_per_s": n / wall,
-            "rss_kib": rss,
+            "rss_kib": worker.rss_kib(),
         }
-        return worker
 
     def _verify_results(self) -> tuple[float, float]:
         """Check every task stored SUCCESS with 2*i; return the (first, last) date_done."""
@@ -361,7 +373,7 @@ class Bench:
         from django_taskq.exceptions import TimeoutError as TaskqTimeoutError
 
         log(f"latency: {m} x add.delay(1, 1).get() with an idle solo worker")
-        worker = self.start_worker("-P", "solo")
+        worker = self.start_worker("-P", "solo", *self.worker_extra)
         delay = self.add.delay
         deadline = time.monotonic() + 60
         while True:  # wait for the worker (its start-up is not measured)
@@ -393,15 +405,24 @@ class Bench:
         worker.stop()
 
     # -- whole run ---------------------------------------------------------------------
-    def run(self, pools: list[str]) -> None:
+    def run(self, pools: list[str], repeat: int = 1) -> None:
+        """Every measurement; each drain ``repeat`` times (the median is the figure)."""
         self.client.flushdb()
         self.enqueue_one_by_one()
         for pool in pools:
-            self.client.flushdb()
-            self.enqueue_bulk()
-            args = ("-P", "solo") if pool == "solo" else ("-P", "prefork", "-c", "1")
-            worker = self.drain(f"drain_{pool}_per_s", *args)
-            worker.stop()
+            args = ["-P", "solo"] if pool == "solo" else ["-P", "prefork", "-c", "1"]
+            args += self.worker_extra
+            runs = []
+            for _ in range(repeat):
+                self.client.flushdb()
+                self.enqueue_bulk()
+                worker, run = self.drain(*args)
+                worker.stop()
+                runs.append(run)
+            rates = sorted(r["tasks_per_s"] for r in runs)
+            self.figures[f"drain_{pool}_per_s"] = statistics.median(rates)
+            self.figures[f"rss_{pool}_kib"] = sum(runs[-1]["rss_kib"].values())
+            self.details[f"drain_{pool}_per_s"] = {"worker_args": args, "runs": runs}
         self.latency()
 
 
@@ -419,7 +440,8 @@ def table(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         f"django_taskq bench: {report['tasks']} tasks, {report['latency_calls']} round trips; "
-        f"{m['nproc']} CPU ({m['cpu']}), Python {m['python']}, Redis {m.get('redis', '?')}",
+        f"{m['nproc']} CPU ({m['cpu']}), Python {m['python']}, Redis {m.get('redis', '?')}, "
+        f"hiredis {m.get('hiredis') or 'no'}; load {m['loadavg_before'][0]:.2f}",
     ]
     width = max(len(label) for label, _ in FIGURES.values())
     for key, (label, unit) in FIGURES.items():
@@ -430,10 +452,13 @@ def table(report: dict[str, Any]) -> str:
     for key in ("drain_solo_per_s", "drain_prefork_per_s"):
         detail = report["details"].get(key)
         if detail:
+            runs = detail["runs"]
+            startup = statistics.median(r["startup_s"] for r in runs)
+            wall = statistics.median(r["wall_from_spawn_per_s"] for r in runs)
+            each = ", ".join(f"{r['tasks_per_s']:,.0f}" for r in runs)
             lines.append(
-                f"  ({key[6:-6]}: start-up {detail['startup_s']:.2f}s excluded; "
-                f"wall from spawn {detail['wall_from_spawn_s']:.2f}s = "
-                f"{detail['wall_from_spawn_per_s']:,.0f} tasks/s)"
+                f"  ({key[6:-6]}: {len(runs)} run(s) [{each}]; start-up {startup:.2f}s "
+                f"excluded; from spawn {wall:,.0f} tasks/s)"
             )
     return "\n".join(lines)
 
@@ -449,6 +474,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="Measured delay().get() round trips (default 500; --quick 50).")
     parser.add_argument("--quick", action="store_true",
                         help="Small sizes, for a CI smoke run (the figures are not meaningful).")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="Drain this many times per pool; the median is reported (default 1).")
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="Pass --prefetch N to the workers (default: TASKQ_WORKER_PREFETCH).")
     parser.add_argument("--pools", default="solo,prefork",
                         help="Pools to drain with, comma-separated: solo, prefork (default both).")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
@@ -458,8 +487,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.tasks = args.tasks or (500 if args.quick else 20000)
     args.latency = args.latency or (50 if args.quick else 500)
     args.pools = [p.strip() for p in args.pools.split(",") if p.strip()]
-    if args.tasks < 1 or args.latency < 1:
-        parser.error("--tasks and --latency must be at least 1")
+    if args.tasks < 1 or args.latency < 1 or args.repeat < 1:
+        parser.error("--tasks, --latency and --repeat must be at least 1")
     unknown = set(args.pools) - {"solo", "prefork"}
     if unknown or not args.pools:
         parser.error(f"--pools takes solo and/or prefork, not {', '.join(sorted(unknown))}")
@@ -483,12 +512,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         django.setup()
         bench = Bench(server, workdir, args.tasks, args.latency)
+        if args.prefetch:
+            bench.worker_extra = ["--prefetch", str(args.prefetch)]
         info = machine()
         info["redis"] = str(bench.client.info("server").get("redis_version", "?"))
-        bench.run(args.pools)
+        info["hiredis"] = _hiredis_version()
+        bench.run(args.pools, args.repeat)
+        info["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         report = {
             "tasks": args.tasks,
             "latency_calls": args.latency,
+            "repeat": args.repeat,
+            "prefetch": args.prefetch,
             "machine": info,
             "figures": {k: round(float(v), 3) for k, v in bench.figures.items()},
             "details": bench.details,
