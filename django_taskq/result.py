@@ -265,8 +265,14 @@ class AsyncResult:
         self._cache = None
         get_backend().delete(keys.result(self.id))
 
-    def revoke(self, terminate: bool = False, signal: str = "SIGTERM") -> None:
-        """Stop the task: it will not start; with ``terminate`` a running one is killed."""
+    def revoke(self, terminate: bool = False, signal: str = "SIGKILL") -> None:
+        """Stop the task: it will not start; with ``terminate`` a running one is killed.
+
+        ``terminate`` works in the prefork pool: the child running the task is
+        killed and replaced. ``signal`` is accepted for Celery compatibility;
+        the child is always killed with SIGKILL, since SIGTERM asks a child to
+        finish its task (warm shutdown).
+        """
         from django_taskq.control import revoke
 
         revoke([self.id], terminate=terminate, signal=signal)

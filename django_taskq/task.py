@@ -29,13 +29,17 @@ if TYPE_CHECKING:
     from django_taskq.canvas import Signature
     from django_taskq.result import AsyncResult, EagerResult
 
-#: Options @shared_task accepts, with their defaults (None: from settings).
+#: Marks an option left out, where None has a meaning of its own.
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+
+#: Options @shared_task accepts, with their defaults (None: from settings,
+#: except max_retries, where None means "retry forever" as in Celery).
 TASK_OPTIONS: dict[str, Any] = {
     "name": None,
     "bind": False,
     "queue": None,
     "priority": None,
-    "max_retries": None,
+    "max_retries": UNSET,
     "default_retry_delay": None,
     "autoretry_for": (),
     "dont_autoretry_for": (),
@@ -203,10 +207,10 @@ class Task:
     # -- option defaults that come from settings ----------------------------
     @property
     def max_retries(self) -> int | None:
-        if self._max_retries is None:
+        if self._max_retries is UNSET:
             value: int | None = taskq_settings.TASK_DEFAULT_MAX_RETRIES
             return value
-        return int(self._max_retries)
+        return None if self._max_retries is None else int(self._max_retries)
 
     @property
     def default_retry_delay(self) -> float:
@@ -511,7 +515,7 @@ class Task:
         throw: bool = True,
         eta: dt.datetime | float | None = None,
         countdown: float | None = None,
-        max_retries: int | None = None,
+        max_retries: Any = UNSET,
         **options: Any,
     ) -> Retry:
         """Schedule this task to run again and raise ``Retry``.
@@ -523,7 +527,7 @@ class Task:
         request = self.request
         if request.called_directly:
             raise RuntimeError(f"{self.name}.retry() is only allowed inside a running task")
-        limit = self.max_retries if max_retries is None else max_retries
+        limit = self.max_retries if max_retries is UNSET else max_retries
         if limit is not None and request.retries >= limit:
             if exc is not None:
                 raise exc
@@ -582,6 +586,8 @@ class Task:
         """Record a custom state (progress) for this task's result."""
         from django_taskq.result import store_state
 
+        if task_id is None and self.request.is_eager:
+            return  # eager runs keep no results in Redis (tests may have none)
         task_id = task_id or self.request.id
         if task_id is None:
             raise RuntimeError(f"{self.name}.update_state() needs a task_id outside a running task")

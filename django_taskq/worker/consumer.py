@@ -26,7 +26,7 @@ from django_taskq.broker.connection import backend_is_broker, get_backend, get_b
 from django_taskq.broker.publish import publish
 from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import DecodeError, NotRegistered
+from django_taskq.exceptions import DecodeError, NotRegistered, Reject
 from django_taskq.messages import Envelope
 from django_taskq.registry import registry
 from django_taskq.trace import Outcome, execute, result_record
@@ -297,6 +297,13 @@ class Consumer:
                 self.on_start(None)
         self.tasks_done += 1
         _log_outcome(envelope, outcome)
+        requeue = isinstance(outcome.exception, Reject) and outcome.exception.requeue
+        if requeue:
+            # Reject(requeue=True): back to its queue as it was, no result.
+            logger.info("Task %s[%s] rejected and requeued", envelope.task, envelope.id)
+            w.retries.append(envelope)
+            self._ack(delivery)
+            return
         if outcome.state != states.RETRY and needs_after_finish(envelope):
             after_finish(envelope, outcome)
         if outcome.state == states.RETRY and outcome.retry_envelope is not None:

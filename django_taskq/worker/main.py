@@ -110,6 +110,13 @@ class Worker:
         ]
         if self.beat:
             lines.append("  beat:        embedded (-B)")
+        if self.pool == "threads" and (
+            self.options["time_limit"] or self.options["soft_time_limit"]
+        ):
+            lines.append(
+                "  WARNING:     time limits are not enforced in the threads pool "
+                "(a thread cannot be interrupted); use prefork"
+            )
         return "\n".join(lines)
 
     # -- running -----------------------------------------------------------------

@@ -47,9 +47,12 @@ class Maintenance(threading.Thread):
         self.stop_event = stop
         self.consumers = consumers
         self.on_control = on_control
+        # A heartbeat lives 3/4 of the timeout and recovery runs every 1/4, so
+        # a dead consumer's messages are back within the timeout at worst.
         self.timeout = float(taskq_settings.WORKER_HEARTBEAT_TIMEOUT)
-        self.beat_every = self.timeout / 3
-        self.reclaim_every = max(1.0, self.timeout / 2)
+        self.ttl = self.timeout * 0.75
+        self.beat_every = self.timeout / 4
+        self.reclaim_every = self.timeout / 4
         self.next_due: float | None = 0.0  # epoch seconds; 0 = check now
         self.wake = threading.Event()
 
@@ -59,7 +62,7 @@ class Maintenance(threading.Thread):
         if not names:
             return
         pipe = get_broker().pipeline(transaction=False)
-        ttl = int(self.timeout * 1000)
+        ttl = int(self.ttl * 1000)
         for name in names:
             pipe.set(keys.heartbeat(name), int(time.time()), px=ttl)
         pipe.execute()

@@ -28,6 +28,7 @@ def test_unknown_setting_gets_a_close_match() -> None:
     assert "TASKQ_BROKER_ULR" in msg.msg and msg.hint == "Did you mean TASKQ_BROKER_URL?"
 
 
+@pytest.mark.django_db  # Django 6.1's check also runs database checks
 def test_bad_broker_url_is_a_check_error() -> None:
     with override_settings(TASKQ_BROKER_URL="http://localhost:6379"):
         messages = check_settings()

@@ -279,3 +279,16 @@ def test_apply_many_checks_every_call_before_sending(broker: Any) -> None:
     assert broker.xlen(keys.stream("default", 5)) == 0
     add.apply_many([((1, 1), None), (None, {"x": 2, "y": 3})], queue="bulk", priority=7)
     assert broker.xlen(keys.stream("bulk", 7)) == 2
+
+
+def test_update_state_in_eager_mode_needs_no_redis() -> None:
+    @shared_task(bind=True, name="tests.eager_progress")
+    def eager_progress(self: Any) -> str:
+        self.update_state(state="PROGRESS", meta={"done": 1})
+        return "ok"
+
+    try:
+        with override_settings(TASKQ_BROKER_URL="redis://127.0.0.1:1/0"):
+            assert eager_progress.apply().get() == "ok"
+    finally:
+        registry.unregister("tests.eager_progress")

@@ -139,3 +139,19 @@ def test_rate_limit_spaces_runs(start_worker: Any, broker: Any) -> None:
     times = sorted(float(t) for t in _list(broker, "rl"))
     # 5/s with a burst of 5: ten runs need at least ~1 s.
     assert times[-1] - times[0] >= 0.8, times
+
+
+def test_reject_with_requeue_runs_again(start_worker: Any, broker: Any) -> None:
+    from tests.testapp.tasks import reject_once
+
+    start_worker("-P", "solo")
+    assert reject_once.delay("rej").get(timeout=10) == "second time"
+    assert broker.xlen(keys.dead()) == 0
+
+
+def test_max_retries_none_retries_past_the_default(start_worker: Any) -> None:
+    from tests.testapp.tasks import retry_forever
+
+    start_worker("-P", "solo")
+    # TASKQ_TASK_DEFAULT_MAX_RETRIES is 3; None on the task means no limit.
+    assert retry_forever.delay("forever", 6).get(timeout=15) == 6

@@ -202,3 +202,21 @@ def hog(mebibytes: int) -> int:
     """Keep ``mebibytes`` of memory alive in this process; return its pid."""
     _hoard.append(bytearray(mebibytes * 1024 * 1024))
     return os.getpid()
+
+
+@shared_task(bind=True)
+def reject_once(self: Any, key: str) -> str:
+    """Reject with requeue on the first delivery, succeed on the next."""
+    from django_taskq.exceptions import Reject
+
+    if int(_redis().incr(key)) == 1:
+        raise Reject("not yet", requeue=True)
+    return "second time"
+
+
+@shared_task(bind=True, max_retries=None, default_retry_delay=0)
+def retry_forever(self: Any, key: str, until: int) -> int:
+    n = int(_redis().incr(key))
+    if n < until:
+        raise self.retry(countdown=0)
+    return n

@@ -87,7 +87,7 @@ end
 
 if mode == 'ids' then
   for i = 10, #ARGV do
-    give_back(ARGV[i], 'handed back')
+    give_back(ARGV[i], bump > 0 and 'worker lost while running it' or 'handed back')
   end
 elseif mode == 'consumer' then
   give_back_consumer(ARGV[9], 'worker ' .. ARGV[9] .. ' lost')

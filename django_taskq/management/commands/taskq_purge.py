@@ -29,7 +29,10 @@ class Command(BaseCommand):
             self.stdout.write("No queues to purge.")
             return
         if not options["force"]:
-            answer = input(f"Delete all waiting messages of {', '.join(queues)}? [y/N] ")
+            try:
+                answer = input(f"Delete all waiting messages of {', '.join(queues)}? [y/N] ")
+            except EOFError:
+                raise CommandError("no terminal to confirm on: use --force") from None
             if answer.strip().lower() not in {"y", "yes"}:
                 raise CommandError("purge cancelled")
         removed = purge(queues)
