@@ -20,9 +20,6 @@ from django_taskq.beat.entry import Entry
 
 logger = logging.getLogger("django_taskq.beat")
 
-#: A run this close to its due time is sent now rather than after another wait.
-EARLY = dt.timedelta(milliseconds=2)
-
 
 @dataclass
 class Pending:
@@ -116,7 +113,7 @@ class Scheduler:
         and their entries moved on to the next due time.
         """
         runs: list[Run] = []
-        horizon = (now + EARLY).timestamp()
+        horizon = now.timestamp()
         while self.heap and len(runs) < limit:
             item = self.heap[0]
             if not self._live(item):

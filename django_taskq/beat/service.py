@@ -222,8 +222,10 @@ class Beat:
         """Sync settings and load every enabled periodic task (retried on failure)."""
         started = time.perf_counter()
         try:
-            versions = self._read_versions()
             report = guarded("sync TASKQ_BEAT_SCHEDULE", self._sync)
+            # Read after the sync (its own changes are not news), before the load
+            # (a change made during the load shows up as a new version).
+            versions = self._read_versions()
             fresh = guarded("load periodic tasks", store.load_entries)
         except DatabaseUnavailable as exc:
             delay = self.db_backoff.next()

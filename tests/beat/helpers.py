@@ -1,14 +1,23 @@
-"""Helpers for beat tests: read what beat enqueued straight from Redis."""
+"""Helpers for beat tests: beat subprocesses, and what beat enqueued, read from Redis."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
 
 from django_taskq.broker import keys
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -46,3 +55,90 @@ def sent_messages(client: redis.Redis) -> list[Sent]:
                 )
     found.sort(key=lambda s: s.added_ms)
     return found
+
+
+class BeatProcess:
+    """A real ``manage.py taskq_beat`` subprocess using this test's Redis and database."""
+
+    def __init__(self, hostname: str, env: dict[str, str] | None = None) -> None:
+        from django.db import connection
+
+        self.hostname = hostname
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.beat.beat_settings",
+            "TASKQ_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[str] | None = None
+        self.lines: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> BeatProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "taskq_beat", "--hostname", self.hostname],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._lock:
+                self.lines.append((time.time(), line.rstrip("\n")))
+
+    @property
+    def output(self) -> str:
+        with self._lock:
+            return "\n".join(line for _, line in self.lines)
+
+    def when(self, text: str) -> float | None:
+        """Wall time of the first output line containing ``text``."""
+        with self._lock:
+            for at, line in self.lines:
+                if text in line:
+                    return at
+        return None
+
+    def wait_for(self, text: str, timeout: float = 20) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            at = self.when(text)
+            if at is not None:
+                return at
+            if self.process is not None and self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{self.hostname}: no {text!r} within {timeout}s:\n{self.output}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def terminate(self, timeout: float = 15) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def leader_pid(client: redis.Redis) -> int | None:
+    """The pid in the leader lease (holder is ``host:pid:random``)."""
+    from django_taskq.beat.lease import lease_key
+
+    raw = client.get(lease_key())
+    return int(raw.decode().split(":")[1]) if raw else None
