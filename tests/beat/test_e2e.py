@@ -11,6 +11,7 @@ only loosely, so a loaded CI machine does not fail them.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import signal
 import statistics
@@ -77,7 +78,7 @@ def test_every_second_schedule_precision(broker, beat_process):
     assert max(late_ms) < 1000  # loose on purpose; the figures above are the report
     runs = by_task(messages)
     for dues in runs.values():  # no drift: exactly one second apart, every time
-        assert {b - a for a, b in zip(dues, dues[1:], strict=False)} == {dt.timedelta(seconds=1)}
+        assert {b - a for a, b in itertools.pairwise(dues)} == {dt.timedelta(seconds=1)}
 
 
 def test_two_beats_send_each_run_exactly_once(broker, beat_process):
@@ -109,7 +110,7 @@ def test_two_beats_send_each_run_exactly_once(broker, beat_process):
         ("settings-every-2s", 2),
     ):
         dues = runs[name]
-        gaps = {b - a for a, b in zip(dues, dues[1:], strict=False)}
+        gaps = {b - a for a, b in itertools.pairwise(dues)}
         assert gaps == {dt.timedelta(seconds=seconds)}, (name, dues)  # none missed, none doubled
         assert len(dues) >= (ended - started - 3) // seconds
     minute_marks = int(ended // 60) - int(started // 60)
@@ -143,9 +144,7 @@ def test_killing_the_leader_hands_over_without_duplicates(broker, beat_process):
     messages = sent_messages(broker)
     assert_exactly_once(messages)
     dues = by_task(messages)["every-1s"]
-    gaps = [
-        (x, y) for x, y in zip(dues, dues[1:], strict=False) if y - x != dt.timedelta(seconds=1)
-    ]
+    gaps = [(x, y) for x, y in itertools.pairwise(dues) if y - x != dt.timedelta(seconds=1)]
     missed = sum(int((y - x).total_seconds()) - 1 for x, y in gaps)
     print(
         f"\nkill -9 of the leader: takeover after {takeover:.2f}s (lease {lease:g}s); "
