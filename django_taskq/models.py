@@ -11,7 +11,7 @@ each run once. Every change made through the ORM wakes the leader (see
 from __future__ import annotations
 
 import datetime as dt
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -190,13 +190,13 @@ class CrontabSchedule(models.Model):
 
     @property
     def schedule(self) -> schedules.crontab:
-        return schedules.crontab(
-            minute=self.minute,
-            hour=self.hour,
-            day_of_week=self.day_of_week,
-            day_of_month=self.day_of_month,
-            month_of_year=self.month_of_year,
-            tz=self.timezone,
+        return _crontab(
+            self.minute,
+            self.hour,
+            self.day_of_week,
+            self.day_of_month,
+            self.month_of_year,
+            self.timezone,
         )
 
     @property
@@ -223,6 +223,21 @@ class CrontabSchedule(models.Model):
         # A bad expression must fail here, not in the beat process at 3 a.m.
         self.validate_cron()
         super().save(*args, **kwargs)
+
+
+@lru_cache(maxsize=4096)
+def _crontab(
+    minute: str, hour: str, day_of_week: str, day_of_month: str, month_of_year: str, tz: str
+) -> schedules.crontab:
+    """Shared, immutable crontab values: rows with equal fields share one parsed schedule."""
+    return schedules.crontab(
+        minute=minute,
+        hour=hour,
+        day_of_week=day_of_week,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        tz=tz,
+    )
 
 
 class ClockedSchedule(models.Model):

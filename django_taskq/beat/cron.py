@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
@@ -46,6 +46,7 @@ _MARGIN = dt.timedelta(hours=3)
 # "no transition in between" test (real zones are weeks apart).
 _SAMPLE = dt.timedelta(days=7)
 _MAX_STEPS = 100_000
+_MEMO_SIZE = 256
 
 
 class CronFieldError(ValueError):
@@ -67,8 +68,12 @@ def _expression(
     return f"{minute} {hour} {day_of_month} {month_of_year} {day_of_week}"
 
 
+@lru_cache(maxsize=4096)
 def validate_field(name: str, value: str) -> None:
-    """Raise CronFieldError naming ``name`` if ``value`` is not a valid cron field."""
+    """Raise CronFieldError naming ``name`` if ``value`` is not a valid cron field.
+
+    Cached: loading 10,000 periodic tasks validates the same few fields over and over.
+    """
     if name not in FIELDS:
         raise ValueError(f"unknown cron field {name!r}; known: {', '.join(FIELDS)}")
     text = value.strip()
@@ -112,6 +117,7 @@ class CronSpec:
     day_of_week: str = "*"
     timezone: str = "UTC"
     _lock: threading.Lock = field(init=False, repr=False, compare=False, hash=False)
+    _memo: dict[dt.datetime, dt.datetime] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         validate(
@@ -127,6 +133,9 @@ class CronSpec:
             raise ValueError(f"timezone {self.timezone!r} is not a known IANA time zone") from None
         # The shared croniter walker below is stateful.
         object.__setattr__(self, "_lock", threading.Lock())
+        # Many periodic tasks share one crontab row and come due together:
+        # remember recent answers instead of asking croniter 10,000 times.
+        object.__setattr__(self, "_memo", {})
 
     @property
     def expression(self) -> str:
@@ -196,8 +205,15 @@ class CronSpec:
 
     def next_after(self, after: dt.datetime) -> dt.datetime:
         """The first run strictly after the aware instant ``after`` (UTC)."""
+        after = after.astimezone(UTC)
         with self._lock:
-            return self._next_after(after.astimezone(UTC))
+            found = self._memo.get(after)
+            if found is None:
+                found = self._next_after(after)
+                if len(self._memo) >= _MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[after] = found
+            return found
 
     def _next_after(self, after: dt.datetime) -> dt.datetime:
         if self._stable(after - _MARGIN, after + _MARGIN):

@@ -88,6 +88,14 @@ class Beat:
     # -- main loop --------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Follow or lead until ``stop`` is set.
+
+        Raises ImproperlyConfigured at once for a bad TASKQ_BEAT_SCHEDULE:
+        that is a mistake to fix, not an outage to wait out.
+        """
+        from django_taskq.beat.sync import parse
+
+        parse(taskq_settings.BEAT_SCHEDULE)
         logger.info(
             "beat %s starting (lease %gs, holder %s)",
             self.hostname,
@@ -323,8 +331,12 @@ class Beat:
     # -- dispatching -----------------------------------------------------------------
 
     def _dispatch_due(self) -> None:
+        # A small first batch gets the earliest runs out at once; a burst of
+        # thousands then goes in batches of 500 (one round trip each).
+        limit = 50
         while self.loaded:
-            runs = self.scheduler.pop_due(utcnow())
+            runs = self.scheduler.pop_due(utcnow(), limit=limit)
+            limit = 500
             if not runs:
                 return
             if not self.lease.held():

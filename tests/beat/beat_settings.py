@@ -12,7 +12,11 @@ from tests.settings import *  # noqa: F403
 TASKQ_BEAT_LEASE_SECONDS = float(os.environ.get("TASKQ_TEST_LEASE", "10"))
 TASKQ_BEAT_VERSION_POLL_SECONDS = float(os.environ.get("TASKQ_TEST_POLL", "5"))
 
-if os.environ.get("TASKQ_TEST_BEAT_SCHEDULE") == "demo":
+if os.environ.get("TASKQ_TEST_BEAT_SCHEDULE") == "bad":
+    TASKQ_BEAT_SCHEDULE = {
+        "broken-entry": {"task": "tests.testapp.tasks.echo", "schedule": "often"}
+    }
+elif os.environ.get("TASKQ_TEST_BEAT_SCHEDULE") == "demo":
     TASKQ_BEAT_SCHEDULE = {
         "settings-every-2s": {"task": "tests.testapp.tasks.echo", "schedule": 2, "args": ["s"]},
     }

@@ -227,6 +227,14 @@ def test_settings_schedule_is_synced_then_removed(broker, beat_process):
     assert not PeriodicTask.objects.filter(name="settings-every-2s").exists()
 
 
+def test_a_bad_settings_schedule_stops_beat_with_its_name(beat_process):
+    beat = beat_process("bad-settings", TASKQ_TEST_BEAT_SCHEDULE="bad")
+    assert beat.process is not None
+    assert beat.process.wait(30) != 0
+    time.sleep(0.2)  # let the reader thread collect the last lines
+    assert "TASKQ_BEAT_SCHEDULE['broken-entry']: 'schedule' must be" in beat.output
+
+
 def test_sigterm_stops_beat_cleanly_and_releases_the_lease(broker, beat_process):
     interval_task("every-1s", 1)
     beat = beat_process("graceful")

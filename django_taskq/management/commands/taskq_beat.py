@@ -15,7 +15,8 @@ import threading
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_taskq.beat import run_beat
 
@@ -49,7 +50,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        run_beat(stop, hostname=options["hostname"])
+        try:
+            run_beat(stop, hostname=options["hostname"])
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
 
 
 def _configure_logging(level: str) -> None:
