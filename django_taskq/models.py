@@ -35,6 +35,10 @@ def _bump_on_commit(payload: str) -> None:
     transaction.on_commit(partial(version.bump, payload))
 
 
+def _notify_on_commit(payload: str) -> None:
+    transaction.on_commit(partial(version.notify, payload))
+
+
 class ChangeNotifyingQuerySet(models.QuerySet[Any]):
     """A queryset whose bulk writes wake the beat leader like ``save()`` does."""
 
@@ -582,12 +586,15 @@ def _on_change(sender: type[models.Model], instance: models.Model, **kwargs: Any
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and not set(update_fields) - RUNTIME_FIELDS:
         return
-    _bump_on_commit(_payload(instance))
+    _notify_on_commit(_payload(instance))
 
 
 def _on_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
     # The pk is gone after delete; keep it for the message.
-    _bump_on_commit(_payload(instance) if instance.pk is not None else version.ALL)
+    if instance.pk is None:
+        _bump_on_commit(version.ALL)
+    else:
+        _notify_on_commit(_payload(instance))
 
 
 for _model in (PeriodicTask, IntervalSchedule, CrontabSchedule, ClockedSchedule):

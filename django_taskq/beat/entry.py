@@ -231,8 +231,6 @@ class Entry:
         due = self.first_due()
         if due is not None and due <= now and self.kind != "clocked":
             due = self.following(self.schedule.latest_at_or_before(due, now))
-            if self.one_off:
-                due = None
         while due is not None and len(runs) < count:
             runs.append(due.astimezone(zone))
             due = self.following(due)

@@ -84,6 +84,11 @@ class Scheduler:
         self.generations[entry.id] = generation
         if entry.next_due is not None:
             heapq.heappush(self.heap, (entry.next_due.timestamp(), entry.id, generation))
+        if len(self.heap) > 2 * len(self.entries) + 1000:
+            # Superseded items of far-future runs would otherwise pile up
+            # when rows are edited again and again; drop them in one pass.
+            self.heap = [item for item in self.heap if self._live(item)]
+            heapq.heapify(self.heap)
 
     def _live(self, item: tuple[float, int, int]) -> bool:
         _, entry_id, generation = item

@@ -76,6 +76,7 @@ class Beat:
         self.leading = False
         self.loaded = False
         self.pubsub: Any = None
+        self.resubscribing = False
         self.versions: tuple[int, int | None] | None = None
         self.next_renew = 0.0
         self.next_poll = 0.0
@@ -83,7 +84,7 @@ class Beat:
         self.next_load = 0.0
         self.redis_backoff = Backoff()
         self.db_backoff = Backoff()
-        self.changes: set[str] = set()
+        self.changes: list[str] = []
 
     # -- main loop --------------------------------------------------------------
 
@@ -188,7 +189,9 @@ class Beat:
             pubsub = new_client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             pubsub.subscribe(version.channel(), lease_channel())
             self.pubsub = pubsub
-            self.next_poll = 0.0  # notices may have been missed while unsubscribed
+            if self.resubscribing and self.loaded:
+                self.changes.append(version.ALL)  # notices may have been missed meanwhile
+            self.resubscribing = True
         return self.pubsub
 
     def _drop_pubsub(self) -> None:
@@ -217,7 +220,7 @@ class Beat:
         if isinstance(data, bytes):
             data = data.decode()
         if channel == version.channel() and isinstance(data, str):
-            self.changes.add(data)
+            self.changes.append(data)
 
     # -- loading ---------------------------------------------------------------------
 
@@ -267,26 +270,25 @@ class Beat:
             self.client.hdel(dispatch.last_key(), *[str(i) for i in ids])
 
     def _apply_changes(self) -> None:
-        changes, self.changes = self.changes, set()
-        if version.ALL in changes:
+        """Reload just the rows named in change notices (all rows for ``*``)."""
+        changes, self.changes = self.changes, []
+        parsed = [version.parse(change) for change in changes]
+        if any(kind == version.ALL or not pk.isdigit() for kind, pk, _ in parsed):
             self._reload_all()
             return
         ids: set[int] = set()
         try:
-            for change in changes:
-                kind, _, pk = change.partition(":")
-                if not pk.isdigit():
-                    self._reload_all()
-                    return
+            for kind, pk, _ in parsed:
                 if kind == "task":
                     ids.add(int(pk))
                 else:
                     ids.update(
                         guarded("find tasks of a schedule", partial(store.ids_using, kind, int(pk)))
                     )
+            redis_now = version.redis_version(self.client)
             fresh = guarded("reload periodic tasks", lambda: store.load_entries(ids))
         except DatabaseUnavailable as exc:
-            self.changes |= changes
+            self.changes = changes + self.changes
             logger.warning("beat: cannot reload changed periodic tasks (%s); will retry", exc)
             self.next_poll = time.monotonic() + self.db_backoff.next()
             return
@@ -295,7 +297,25 @@ class Beat:
             self.scheduler.upsert(entry, last_sent.get(entry.id))
         for gone in ids - {e.id for e in fresh}:
             self.scheduler.remove(gone)
+        self._advance_baseline(redis_now, [db for _, _, db in parsed])
         logger.info("beat: applied changes to %d periodic task(s)", len(ids))
+
+    def _advance_baseline(self, redis_now: int, db_versions: list[int | None]) -> None:
+        """Count the notices' own version bumps as seen, so the poll reloads only for others.
+
+        Each saved or deleted row moves the database counter by exactly one,
+        so if N notices took it from the baseline to exactly baseline + N,
+        nothing else changed; otherwise the baseline stays and the next poll
+        reloads everything.
+        """
+        if self.versions is None:
+            return
+        db_base = self.versions[1]
+        known = [v for v in db_versions if v is not None]
+        complete = bool(known) and len(known) == len(db_versions)
+        if db_base is not None and complete and max(known) == db_base + len(known):
+            db_base = max(known)
+        self.versions = (redis_now, db_base)
 
     def _reload_all(self) -> None:
         started = time.perf_counter()
@@ -303,7 +323,7 @@ class Beat:
             versions = self._read_versions()
             fresh = guarded("reload periodic tasks", store.load_entries)
         except DatabaseUnavailable as exc:
-            self.changes.add(version.ALL)
+            self.changes.append(version.ALL)
             logger.warning("beat: cannot reload periodic tasks (%s); will retry", exc)
             self.next_poll = time.monotonic() + self.db_backoff.next()
             return

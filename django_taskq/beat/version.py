@@ -58,6 +58,27 @@ def bump(payload: str = ALL) -> None:
         )
 
 
+def notify(payload: str) -> None:
+    """Announce one row's change, with the database version it produced.
+
+    The leader reloads just that row; the version lets it tell whether the
+    trigger-maintained counter moved only because of the changes it was told
+    about (then no full reload is needed at the next poll).
+    """
+    try:
+        current = db_version()
+    except DatabaseError:
+        current = None
+    bump(payload if current is None else f"{payload}@{current}")
+
+
+def parse(payload: str) -> tuple[str, str, int | None]:
+    """``"task:5@12"`` -> ("task", "5", 12); ``"*"`` -> ("*", "", None)."""
+    body, _, db = payload.partition("@")
+    kind, _, pk = body.partition(":")
+    return kind, pk, int(db) if db.isdigit() else None
+
+
 def redis_version(client: redis.Redis) -> int:
     raw = client.get(version_key())
     return int(raw) if raw is not None else 0

@@ -218,6 +218,14 @@ def test_reload_keeps_unchanged_entries_and_recomputes_changed_ones():
     assert [r.options.periodic_task_id for r in scheduler.pop_due(T0 + 100 * S)] == [2]
 
 
+def test_repeated_edits_do_not_grow_the_heap_without_bound():
+    scheduler = loaded(*[entry(i, schedule(86400)) for i in range(1, 101)])
+    for round_ in range(100):
+        scheduler.replace_all([entry(i, schedule(86400 + round_ + 1)) for i in range(1, 101)], {})
+    assert len(scheduler.heap) <= 2 * 100 + 1000
+    assert len(scheduler.pop_due(T0 + dt.timedelta(days=2))) == 100
+
+
 def test_failed_write_back_is_merged_with_newer_writes():
     scheduler = loaded(entry(1, schedule(10)))
     scheduler.sent(sent(scheduler.pop_due(T0 + 10 * S)))

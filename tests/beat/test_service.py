@@ -197,6 +197,22 @@ def test_orm_edits_reach_the_leader_within_a_second(broker, every_second, beat_t
     assert len(runs_of(broker, "tick")) == count
 
 
+def test_an_orm_save_does_not_cause_a_full_reload_at_the_next_poll(
+    broker, every_second, beat_thread, settings, caplog
+):
+    caplog.set_level(logging.INFO, logger="django_taskq.beat")
+    settings.TASKQ_BEAT_VERSION_POLL_SECONDS = 0.5
+    beat = beat_thread()
+    wait_until(lambda: runs_of(broker, "tick"))
+    every_second.description = "edited"
+    every_second.save()
+    wait_until(lambda: "applied changes to 1 periodic task(s)" in caplog.text)
+    time.sleep(1.5)  # three polls
+    beat.stop()
+    assert "schedule version changed" not in caplog.text
+    assert "reloaded" not in caplog.text
+
+
 def test_raw_sql_is_noticed_by_the_version_poll(broker, every_second, beat_thread, settings):
     if connection.vendor not in {"sqlite", "postgresql"}:
         pytest.skip("schedule version triggers exist on SQLite and PostgreSQL")
