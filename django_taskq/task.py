@@ -15,7 +15,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 from django_taskq import states
@@ -23,6 +22,7 @@ from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import MaxRetriesExceededError, Retry
 from django_taskq.messages import Envelope, check_encodable, new_id
 from django_taskq.registry import registry
+from django_taskq.request import Request
 
 if TYPE_CHECKING:
     from django_taskq import canvas
@@ -56,67 +56,6 @@ TASK_OPTIONS: dict[str, Any] = {
     "serializer": None,
     "typing": True,
 }
-
-
-@dataclass
-class Request:
-    """What a running task knows about its own call (``self.request``)."""
-
-    id: str | None = None
-    task: str = ""
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    retries: int = 0
-    eta: float | None = None
-    expires: float | None = None
-    root_id: str | None = None
-    parent_id: str | None = None
-    group_id: str | None = None
-    group_index: int | None = None
-    hostname: str | None = None
-    delivery_count: int = 1
-    headers: dict[str, Any] = field(default_factory=dict)
-    queue: str | None = None
-    priority: int | None = None
-    is_eager: bool = False
-    called_directly: bool = True
-    ignore_result: bool = False
-    time_limit: float | None = None
-    soft_time_limit: float | None = None
-    link: list[dict[str, Any]] = field(default_factory=list)
-    link_error: list[dict[str, Any]] = field(default_factory=list)
-    chord: dict[str, Any] | None = None
-
-    @classmethod
-    def from_envelope(
-        cls, envelope: Envelope, *, hostname: str | None, delivery_count: int, eager: bool
-    ) -> Request:
-        return cls(
-            id=envelope.id,
-            task=envelope.task,
-            args=envelope.args,
-            kwargs=envelope.kwargs,
-            retries=envelope.retries,
-            eta=envelope.eta,
-            expires=envelope.expires,
-            root_id=envelope.root_id or envelope.id,
-            parent_id=envelope.parent_id,
-            group_id=envelope.group_id,
-            group_index=envelope.group_index,
-            hostname=hostname,
-            delivery_count=delivery_count,
-            headers=envelope.headers,
-            queue=envelope.queue,
-            priority=envelope.priority,
-            is_eager=eager,
-            called_directly=False,
-            ignore_result=envelope.ignore_result,
-            time_limit=envelope.time_limit,
-            soft_time_limit=envelope.soft_time_limit,
-            link=envelope.link,
-            link_error=envelope.link_error,
-            chord=envelope.chord,
-        )
 
 
 def _to_epoch(value: dt.datetime | float | None, what: str, task: str) -> float | None:

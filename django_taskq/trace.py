@@ -18,7 +18,8 @@ from django_taskq.exceptions import EncodeError, Reject, Retry, SoftTimeLimitExc
 from django_taskq.messages import Envelope, dumps
 
 if TYPE_CHECKING:
-    from django_taskq.task import Request, Task
+    from django_taskq.request import Request
+    from django_taskq.task import Task
 
 _local = threading.local()
 
@@ -97,7 +98,7 @@ def execute(
     eager: bool = False,
 ) -> Outcome:
     """Run ``task`` for ``envelope``; never raises (except BaseException like SystemExit)."""
-    from django_taskq.task import Request
+    from django_taskq.request import Request
 
     request = Request.from_envelope(
         envelope, hostname=hostname, delivery_count=delivery_count, eager=eager

@@ -43,8 +43,8 @@ from django_taskq.exceptions import ChordError, TaskRevokedError
 
 if TYPE_CHECKING:
     from django_taskq.messages import Envelope
+    from django_taskq.request import Request
     from django_taskq.signatures import Result, Signature
-    from django_taskq.task import Request
     from django_taskq.trace import Outcome
 
 logger = logging.getLogger("django_taskq.workflow")
@@ -103,7 +103,7 @@ def after_finish(envelope: Envelope, outcome: Outcome, *, eager: bool = False) -
 
 
 def _request(envelope: Envelope, eager: bool) -> Request:
-    from django_taskq.task import Request
+    from django_taskq.request import Request
 
     return Request.from_envelope(envelope, hostname=None, delivery_count=1, eager=eager)
 
@@ -362,7 +362,7 @@ def _failure_record(
 
 def _request_for(sig: Signature, parent_id: str | None, root_id: str) -> Request:
     """The Request a task that never ran would have had (for new-style errbacks)."""
-    from django_taskq.task import Request
+    from django_taskq.request import Request
 
     options = sig.options
     return Request(
