@@ -84,16 +84,36 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def vm_rss_kib(pid: int) -> int:
-    """VmRSS of ``pid`` in KiB from /proc (0 if it is gone or not Linux)."""
+def proc_kib(pid: int, path: str, field: str) -> int:
+    """The ``field:`` line of /proc/<pid>/<path> in KiB (0 if gone or not Linux)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{path}") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def vm_rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB (pages shared with other processes count in full)."""
+    return proc_kib(pid, "status", "VmRSS")
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of ``pid`` in KiB (shared pages divided among sharers)."""
+    return proc_kib(pid, "smaps_rollup", "Pss")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far, from /proc/<pid>/stat (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def descendants(root: int) -> list[int]:
@@ -207,6 +227,10 @@ class WorkerProcess:
             out[f"child{index}"] = vm_rss_kib(pid)
         return out
 
+    def pss_kib(self) -> int:
+        """Total PSS of the worker and its descendants (fork-shared pages counted once)."""
+        return sum(pss_kib(pid) for pid in [self.pid, *descendants(self.pid)])
+
     def stop(self, timeout: float = 20) -> None:
         """Warm shutdown (SIGTERM); SIGKILL its process group if it does not exit."""
         process = self.process
@@ -317,6 +341,8 @@ class Bench:
         """
         n = self.tasks
         log(f"drain {n} tasks with taskq_worker {' '.join(worker_args)}")
+        redis_pid = self.server.process.pid if self.server.process else 0
+        redis_cpu = cpu_seconds(redis_pid)
         worker = self.start_worker(*worker_args)
         deadline = time.monotonic() + 120 + n / 100
         while True:
@@ -332,6 +358,10 @@ class Bench:
                 raise RuntimeError(f"drain did not finish: {length} queued, {pending} pending")
             time.sleep(0.05)
         wall = time.time() - worker.spawned
+        redis_cpu = cpu_seconds(redis_pid) - redis_cpu
+        worker_cpu = {"worker": cpu_seconds(worker.pid)}
+        for index, pid in enumerate(descendants(worker.pid)):
+            worker_cpu[f"child{index}"] = cpu_seconds(pid)
         first, last = self._verify_results()
         rate = (n - 1) / (last - first) if n > 1 and last > first else n / wall
         return worker, {
@@ -341,6 +371,10 @@ class Bench:
             "wall_from_spawn_s": wall,
             "wall_from_spawn_per_s": n / wall,
             "rss_kib": worker.rss_kib(),
+            "pss_kib": worker.pss_kib(),
+            # CPU seconds since spawn (start-up included), and Redis's during the drain.
+            "worker_cpu_s": worker_cpu,
+            "redis_cpu_us_per_task": redis_cpu / n * 1e6,
         }
 
     def _verify_results(self) -> tuple[float, float]:
@@ -456,9 +490,10 @@ def table(report: dict[str, Any]) -> str:
             startup = statistics.median(r["startup_s"] for r in runs)
             wall = statistics.median(r["wall_from_spawn_per_s"] for r in runs)
             each = ", ".join(f"{r['tasks_per_s']:,.0f}" for r in runs)
+            pss = runs[-1].get("pss_kib", 0) / 1024
             lines.append(
                 f"  ({key[6:-6]}: {len(runs)} run(s) [{each}]; start-up {startup:.2f}s "
-                f"excluded; from spawn {wall:,.0f} tasks/s)"
+                f"excluded; from spawn {wall:,.0f} tasks/s; PSS {pss:.1f} MiB)"
             )
     return "\n".join(lines)
 
@@ -468,21 +503,49 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m django_taskq.bench",
         description="Benchmark enqueue, drain, latency and memory against a private Redis.",
     )
-    parser.add_argument("--tasks", type=int, default=None,
-                        help="Tasks enqueued and drained per figure (default 20000; --quick 500).")
-    parser.add_argument("--latency", type=int, default=None,
-                        help="Measured delay().get() round trips (default 500; --quick 50).")
-    parser.add_argument("--quick", action="store_true",
-                        help="Small sizes, for a CI smoke run (the figures are not meaningful).")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="Drain this many times per pool; the median is reported (default 1).")
-    parser.add_argument("--prefetch", type=int, default=None,
-                        help="Pass --prefetch N to the workers (default: TASKQ_WORKER_PREFETCH).")
-    parser.add_argument("--pools", default="solo,prefork",
-                        help="Pools to drain with, comma-separated: solo, prefork (default both).")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                        help="Print the figures as JSON instead of a table; with FILE, write the "
-                             "JSON there and still print the table.")
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        default=None,
+        help="Tasks enqueued and drained per figure (default 20000; --quick 500).",
+    )
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=None,
+        help="Measured delay().get() round trips (default 500; --quick 50).",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="Small sizes, for a CI smoke run (the figures are not meaningful).",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Drain this many times per pool; the median is reported (default 1).",
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        help="Pass --prefetch N to the workers (default: TASKQ_WORKER_PREFETCH).",
+    )
+    parser.add_argument(
+        "--pools",
+        default="solo,prefork",
+        help="Pools to drain with, comma-separated: solo, prefork (default both).",
+    )
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="Print the figures as JSON instead of a table; with FILE, write the "
+        "JSON there and still print the table.",
+    )
     args = parser.parse_args(argv)
     args.tasks = args.tasks or (500 if args.quick else 20000)
     args.latency = args.latency or (50 if args.quick else 500)
