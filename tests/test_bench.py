@@ -25,9 +25,22 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     out_json = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "django_taskq.bench", "--tasks", "200", "--latency", "20",
-         "--json", str(out_json)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "django_taskq.bench",
+            "--tasks",
+            "200",
+            "--latency",
+            "20",
+            "--json",
+            str(out_json),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for label, _unit in FIGURES.values():
