@@ -84,6 +84,7 @@ class Beat:
         self.next_load = 0.0
         self.redis_backoff = Backoff()
         self.db_backoff = Backoff()
+        self.error_backoff = Backoff()
         self.changes: list[str] = []
 
     # -- main loop --------------------------------------------------------------
@@ -112,13 +113,14 @@ class Beat:
                         self._follow(stop)
                     if self.redis_backoff.reset():
                         logger.info("beat: Redis is reachable again")
+                    self.error_backoff.reset()
                 except redis.RedisError as exc:
                     self._drop_pubsub()
                     delay = self.redis_backoff.next()
                     logger.warning("beat: Redis error (%s); retrying in %.1fs", exc, delay)
                     stop.wait(delay)
                 except Exception:
-                    delay = self.redis_backoff.next()
+                    delay = self.error_backoff.next()
                     logger.exception("beat: unexpected error; retrying in %.1fs", delay)
                     stop.wait(delay)
         finally:
