@@ -5,55 +5,26 @@ exactly one schedule: an ``IntervalSchedule``, a ``CrontabSchedule`` or a
 ``ClockedSchedule`` (a database CheckConstraint enforces "exactly one").
 The beat leader loads enabled rows, computes due times in Python and sends
 each run once. Every change made through the ORM wakes the leader (see
-``django_taskq.beat.version``).
+``django_taskq.beat.notify``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
-from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_taskq import schedules
-from django_taskq.beat import version
+from django_taskq.beat.notify import ChangeNotifyingQuerySet, connect_signals
 from django_taskq.beat.validators import CronFieldValidator, validate_timezone
 from django_taskq.schedules import default_timezone
-
-#: Fields beat itself writes at dispatch; changing only these wakes nobody.
-RUNTIME_FIELDS = frozenset({"last_run_at", "total_run_count"})
-
-
-def _bump_on_commit(payload: str) -> None:
-    transaction.on_commit(partial(version.bump, payload))
-
-
-def _notify_on_commit(payload: str) -> None:
-    transaction.on_commit(partial(version.notify, payload))
-
-
-class ChangeNotifyingQuerySet(models.QuerySet[Any]):
-    """A queryset whose bulk writes wake the beat leader like ``save()`` does."""
-
-    def update(self, **kwargs: Any) -> int:
-        count = super().update(**kwargs)
-        if count and set(kwargs) - RUNTIME_FIELDS:
-            _bump_on_commit(version.ALL)
-        return count
-
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        created = super().bulk_create(objs, *args, **kwargs)
-        if created:
-            _bump_on_commit(version.ALL)
-        return created
-
 
 # --- schedules ---------------------------------------------------------------
 
@@ -574,33 +545,5 @@ class ScheduleVersion(models.Model):
         return str(self.version)
 
 
-# --- wake the beat leader on every change made through the ORM ---------------
-
-
-def _payload(instance: models.Model) -> str:
-    label = "task" if isinstance(instance, PeriodicTask) else type(instance).__name__.lower()
-    return f"{label}:{instance.pk}"
-
-
-def _on_change(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-    update_fields = kwargs.get("update_fields")
-    if update_fields is not None and not set(update_fields) - RUNTIME_FIELDS:
-        return
-    _notify_on_commit(_payload(instance))
-
-
-def _on_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-    # The pk is gone after delete; keep it for the message.
-    if instance.pk is None:
-        _bump_on_commit(version.ALL)
-    else:
-        _notify_on_commit(_payload(instance))
-
-
-for _model in (PeriodicTask, IntervalSchedule, CrontabSchedule, ClockedSchedule):
-    post_save.connect(
-        _on_change, sender=_model, dispatch_uid=f"django_taskq_beat_{_model.__name__}"
-    )
-    post_delete.connect(
-        _on_delete, sender=_model, dispatch_uid=f"django_taskq_beat_d_{_model.__name__}"
-    )
+# Every save and delete through the ORM wakes the beat leader.
+connect_signals(PeriodicTask, IntervalSchedule, CrontabSchedule, ClockedSchedule)

@@ -3,9 +3,10 @@
 Three paths, from fastest to the catch-all:
 
 1. ``post_save``/``post_delete`` of the schedule models and the querysets'
-   ``update()``/``bulk_create()`` call ``bump()`` after the transaction
-   commits: it increments a version key in Redis and publishes on a channel
-   the leader blocks on, so an admin edit reaches it in milliseconds.
+   ``update()``/``bulk_create()`` (wired in ``notify``) call ``bump()`` after
+   the transaction commits: it increments a version key in Redis and
+   publishes on a channel the leader blocks on, so an admin edit reaches it
+   in milliseconds.
 2. Database triggers (migration 0002, PostgreSQL and SQLite) increment the
    ``ScheduleVersion`` row on any change, including raw SQL; the leader
    reads that one row every TASKQ_BEAT_VERSION_POLL_SECONDS.
