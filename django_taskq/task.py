@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import inspect
 import random
 import threading
@@ -343,10 +344,17 @@ class Task:
             chord=chord,
         )
 
-    def _check_signature(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+    @functools.cached_property
+    def _run_signature(self) -> inspect.Signature | None:
+        """The function's signature, computed once (``delay()`` checks arguments with it)."""
         try:
-            sig = inspect.signature(self.run)
+            return inspect.signature(self.run)
         except (TypeError, ValueError):  # pragma: no cover - builtins
+            return None
+
+    def _check_signature(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        sig = self._run_signature
+        if sig is None:
             return
         try:
             if self.bind:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from django_taskq.task import Task
 
 _local = threading.local()
+#: Return values that are always JSON: no trial encoding needed.
+_JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
 def current_request() -> Request | None:
@@ -125,7 +127,8 @@ def execute(
                 task.retry(exc=exc, countdown=task.backoff_countdown(envelope.retries))
             raise
         try:
-            dumps(value)
+            if type(value) not in _JSON_SCALARS:
+                dumps(value)
         except (TypeError, ValueError) as exc:
             raise EncodeError(
                 f"{task.name} returned a {type(value).__name__}, which cannot be stored as "

@@ -36,3 +36,23 @@ def script(client: redis.Redis | Any, name: str) -> Script:
         found = client.register_script(source(name))
         registry[name] = found
     return found
+
+
+def queue_evalsha(
+    pipe: Any, client: redis.Redis, name: str, keys: list[Any], args: list[Any]
+) -> None:
+    """Queue an EVALSHA of ``name`` on ``pipe`` without redis-py's SCRIPT EXISTS round trip.
+
+    A Script called on a pipeline makes ``execute()`` first ask Redis whether
+    the script is loaded: one more round trip per flush. The caller of this
+    function instead catches ``redis.exceptions.NoScriptError`` from
+    ``execute()`` (Redis restarted or SCRIPT FLUSH), calls ``load()`` and
+    sends again what used the script (the pipeline's other commands have run).
+    """
+    pipe.evalsha(script(client, name).sha, len(keys), *keys, *args)
+
+
+def load(client: redis.Redis, *names: str) -> None:
+    """SCRIPT LOAD the named scripts (after a NoScriptError)."""
+    for name in names:
+        client.script_load(source(name))

@@ -10,6 +10,7 @@ runs long, so a long task never holds a batch of others hostage.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 import redis
 
 from django_taskq import signals, states
-from django_taskq.broker import keys
+from django_taskq.broker import keys, scripts
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import publish
 from django_taskq.broker.scripts import script
@@ -43,6 +44,8 @@ BATCH_TARGET_SECONDS = 0.05
 #: After a task has run this long, unstarted messages are handed back.
 HOSTAGE_SECONDS = 1.0
 BLOCK_MS = 1000
+#: Stands in for TimeLimits.applied() when no limit is set (the common case).
+NO_LIMITS = contextlib.nullcontext()
 #: Header of a message that was delayed by its rate limit and holds a token.
 RATE_RESERVED = "taskq_rate_reserved"
 
@@ -200,6 +203,8 @@ class Consumer:
         self._hand_back_local()
         if self.writes:
             self.flush()
+        # Once a task (before it) and once a batch: an idle worker holds no stale connection.
+        close_old_connections()
         self._adapt(ran, time.perf_counter() - started)
 
     def _adapt(self, ran: int, elapsed: float) -> None:
@@ -274,7 +279,8 @@ class Consumer:
                 w.retries.append(envelope)
                 self._ack(delivery)
                 return
-        if not task.acks_late:
+        acks_late = task.acks_late
+        if not acks_late:
             self._ack(delivery)
             self.flush()
         if task.track_started:
@@ -286,12 +292,15 @@ class Consumer:
             self.on_start(running)
         close_old_connections()
         try:
-            with self.limits.applied(envelope.soft_time_limit, envelope.time_limit):
+            soft, hard = envelope.soft_time_limit, envelope.time_limit
+            limits = (
+                NO_LIMITS if self.limits.unlimited(soft, hard) else self.limits.applied(soft, hard)
+            )
+            with limits:
                 outcome = execute(
                     task, envelope, hostname=self.hostname, delivery_count=delivery.delivery_count
                 )
         finally:
-            close_old_connections()
             self.running = None
             if self.on_start is not None:
                 self.on_start(None)
@@ -312,7 +321,7 @@ class Consumer:
             w.dead.append((delivery, outcome.reject_reason))
         if not envelope.ignore_result:
             w.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
-        if task.acks_late:
+        if acks_late:
             self._ack(delivery)
         else:
             w.count += 1
@@ -390,29 +399,54 @@ class Consumer:
             publish(envelope, pipe=pipe)
         for delivery, reason in w.dead:
             ops.dead_letter(pipe, delivery, reason)
+        stored_here: list[tuple[str, str]] = []
         if w.records:
             if backend_is_broker():
                 _queue_records(pipe, broker, w.records)
+                stored_here = w.records
             else:
                 backend = get_backend()
                 rpipe = backend.pipeline(transaction=False)
                 _queue_records(rpipe, backend, w.records)
-                rpipe.execute()
+                _execute_storing(rpipe, backend, w.records)
         ops.queue_acks(pipe, w.acks)
-        pipe.execute()
+        _execute_storing(pipe, broker, stored_here)
         self.writes = PendingWrites()
         self._last_flush = time.monotonic()
 
 
+def _execute_storing(pipe: Any, client: redis.Redis, records: list[tuple[str, str]]) -> None:
+    """``pipe.execute()``; if Redis lost store_result.lua, load it and store ``records`` again.
+
+    The records are queued with a bare EVALSHA (no SCRIPT EXISTS round trip
+    first). After a Redis restart or SCRIPT FLUSH that EVALSHA fails with
+    NOSCRIPT while the pipeline's other commands have run, so only the
+    records are sent again.
+    """
+    try:
+        pipe.execute()
+    except redis.exceptions.NoScriptError:
+        if not records:
+            raise
+        scripts.load(client, "store_result")
+        again = client.pipeline(transaction=False)
+        _queue_records(again, client, records)
+        again.execute()
+
+
+#: Most results stored by one store_result.lua call (bounds one call's run time).
+RECORDS_PER_CALL = 256
+
+
 def _queue_records(pipe: Any, client: redis.Redis, records: list[tuple[str, str]]) -> None:
-    store = script(client, "store_result")
+    """Queue store_result.lua calls for ``records``: one call per RECORDS_PER_CALL."""
     ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
-    for task_id, record in records:
-        store(
-            keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
-            args=[record, ttl],
-            client=pipe,
-        )
+    for start in range(0, len(records), RECORDS_PER_CALL):
+        part = records[start : start + RECORDS_PER_CALL]
+        names: list[str] = []
+        for task_id, _ in part:
+            names += (keys.result(task_id), keys.waiter(task_id), keys.notify(task_id))
+        scripts.queue_evalsha(pipe, client, "store_result", names, [*(r for _, r in part), ttl])
 
 
 def _log_outcome(envelope: Envelope, outcome: Outcome) -> None:

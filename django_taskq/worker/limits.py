@@ -37,6 +37,15 @@ class TimeLimits:
             hard if hard is not None else self.default_hard,
         )
 
+    def unlimited(self, soft: float | None, hard: float | None) -> bool:
+        """True when no limit applies to a call (``applied()`` would do nothing)."""
+        return (
+            soft is None
+            and hard is None
+            and self.default_soft is None
+            and self.default_hard is None
+        )
+
     @contextmanager
     def applied(self, soft: float | None, hard: float | None) -> Iterator[None]:
         soft, hard = self.effective(soft, hard)

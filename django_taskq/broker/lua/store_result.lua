@@ -1,17 +1,25 @@
--- store_result.lua: write a task's state and wake whoever waits for it.
+-- store_result.lua: write tasks' states and wake whoever waits for them.
 --
--- KEYS[1]  result   result key of the task
--- KEYS[2]  waiter   flag set by AsyncResult.get() while it waits
--- KEYS[3]  notify   list AsyncResult.get() blocks on (BLPOP)
--- ARGV[1]  payload  the result record (JSON)
--- ARGV[2]  ttl ms   how long to keep the record
+-- KEYS     three a record: KEYS[3i-2] result, KEYS[3i-1] waiter, KEYS[3i] notify
+--          result   result key of the task
+--          waiter   flag set by AsyncResult.get() while it waits
+--          notify   list AsyncResult.get() blocks on (BLPOP)
+-- ARGV     ARGV[1..n]  the result records (JSON), one a task, in KEYS order
+--          ARGV[n+1]   ttl ms: how long to keep the records
 --
--- The waiter sets KEYS[2] before reading KEYS[1]; this script writes KEYS[1]
--- before testing KEYS[2], in one atomic step, so no wake-up is ever missed.
+-- One record (3 keys, 2 args) is the common call; a worker flush stores a
+-- whole batch in one call. The waiter sets KEYS[3i-1] before reading
+-- KEYS[3i-2]; this script writes KEYS[3i-2] before testing KEYS[3i-1], in
+-- one atomic step, so no wake-up is ever missed. Returns the record count.
 
-redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('RPUSH', KEYS[3], 1)
-  redis.call('PEXPIRE', KEYS[3], 60000)
+local n = #ARGV - 1
+local ttl = tonumber(ARGV[#ARGV])
+for i = 1, n do
+  local k = 3 * i
+  redis.call('SET', KEYS[k - 2], ARGV[i], 'PX', ttl)
+  if redis.call('EXISTS', KEYS[k - 1]) == 1 then
+    redis.call('RPUSH', KEYS[k], 1)
+    redis.call('PEXPIRE', KEYS[k], 60000)
+  end
 end
-return 1
+return n
