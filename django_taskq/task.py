@@ -73,6 +73,11 @@ def _to_epoch(value: dt.datetime | float | None, what: str, task: str) -> float 
     raise TypeError(f"{task}: {what} must be a datetime or a number, not {type(value).__name__}")
 
 
+def _or_setting(value: Any, setting: str) -> Any:
+    """A task's own option, or the TASKQ_ setting that defaults it when unset (None)."""
+    return getattr(taskq_settings, setting) if value is None else value
+
+
 def route(task_name: str) -> dict[str, Any]:
     """The route in TASKQ_ROUTES for ``task_name``: {"queue": ..., "priority": ...}."""
     routes: dict[str, Any] = taskq_settings.ROUTES or {}
@@ -154,27 +159,19 @@ class Task:
 
     @property
     def default_retry_delay(self) -> float:
-        if self._default_retry_delay is None:
-            return float(taskq_settings.TASK_DEFAULT_RETRY_DELAY)
-        return float(self._default_retry_delay)
+        return float(_or_setting(self._default_retry_delay, "TASK_DEFAULT_RETRY_DELAY"))
 
     @property
     def ignore_result(self) -> bool:
-        if self._ignore_result is None:
-            return bool(taskq_settings.TASK_IGNORE_RESULT)
-        return bool(self._ignore_result)
+        return bool(_or_setting(self._ignore_result, "TASK_IGNORE_RESULT"))
 
     @property
     def track_started(self) -> bool:
-        if self._track_started is None:
-            return bool(taskq_settings.TASK_TRACK_STARTED)
-        return bool(self._track_started)
+        return bool(_or_setting(self._track_started, "TASK_TRACK_STARTED"))
 
     @property
     def acks_late(self) -> bool:
-        if self._acks_late is None:
-            return bool(taskq_settings.TASK_ACKS_LATE)
-        return bool(self._acks_late)
+        return bool(_or_setting(self._acks_late, "TASK_ACKS_LATE"))
 
     # -- the current request (per thread) ----------------------------------
     @property
