@@ -15,6 +15,7 @@ and measures:
   worker start-up is excluded; the start-up and the wall time from spawn
   are reported too. Every result is read back and checked (SUCCESS, 2*i);
 - latency: p50/p90/p99 of sequential ``add.delay(1, 1).get()`` round trips
+- ETA lateness: p50/p99 of how long after its due time an ETA task is done
   with an idle solo worker;
 - memory: VmRSS of the worker process and its children after the drain.
 
@@ -65,6 +66,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "latency_p50_ms": ("round trip delay().get(), p50", "ms"),
     "latency_p90_ms": ("round trip delay().get(), p90", "ms"),
     "latency_p99_ms": ("round trip delay().get(), p99", "ms"),
+    "eta_late_p50_ms": ("ETA lateness (due -> done), p50", "ms"),
+    "eta_late_p99_ms": ("ETA lateness (due -> done), p99", "ms"),
     "rss_solo_kib": ("RSS after drain, solo worker", "KiB"),
     "rss_prefork_kib": ("RSS after drain, prefork parent + child", "KiB"),
 }
@@ -436,7 +439,36 @@ class Bench:
             "min_ms": samples[0] * 1000,
             "max_ms": samples[-1] * 1000,
         }
+        self.eta_lateness()
         worker.stop()
+
+    def eta_lateness(self) -> None:
+        """How late ETA tasks finish after their due time, with an idle worker.
+
+        Each call is sent alone with an ETA 50-250 ms ahead, so the worker is
+        asleep when it falls due (the delayed set, woken by pub/sub and its
+        own timer). Lateness = the result's ``date_done`` - the ETA: it holds
+        the promotion, the fetch and the (empty) run.
+        """
+        import random
+
+        n = max(10, self.latency_calls // 10)
+        log(f"ETA lateness: {n} x add.apply_async(eta=now + 50..250 ms), one at a time")
+        rng = random.Random(7)
+        late = []
+        for _ in range(n):
+            eta = time.time() + rng.uniform(0.05, 0.25)
+            result = self.add.apply_async((1, 1), eta=eta)
+            result.get(timeout=10)
+            done = result.date_done
+            assert done is not None
+            late.append(done.timestamp() - eta)
+        if min(late) < -0.002:
+            raise RuntimeError(f"an ETA task ran {-min(late) * 1000:.1f} ms before its due time")
+        late.sort()
+        self.figures["eta_late_p50_ms"] = max(percentile(late, 50) * 1000, 0.001)
+        self.figures["eta_late_p99_ms"] = max(percentile(late, 99) * 1000, 0.001)
+        self.details["eta"] = {"calls": n, "max_ms": late[-1] * 1000, "min_ms": late[0] * 1000}
 
     # -- whole run ---------------------------------------------------------------------
     def run(self, pools: list[str], repeat: int = 1) -> None:
