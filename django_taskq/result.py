@@ -232,32 +232,32 @@ class AsyncResult:
             keys.notify(self.id),
         )
         deadline = None if timeout is None else time.monotonic() + timeout
+        woken = False
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
             flag_ttl = int(((remaining or 60.0) + 5) * 1000)
             pipe = client.pipeline(transaction=False)
+            if woken:
+                # Pass the wake-up on to any other waiter of the same id.
+                pipe.rpush(notify_key, 1)
+                pipe.pexpire(notify_key, 1000)
             pipe.set(waiter_key, 1, px=flag_ttl)
             pipe.get(result_key)
-            _, raw = pipe.execute()
+            raw = pipe.execute()[-1]
             if raw is not None:
                 record: dict[str, Any] = loads(raw)
                 if record.get("status") in states.READY_STATES:
+                    # The waiter flag is left to expire: deleting it would cost
+                    # a round trip, and a stale flag only adds a push.
                     self._cache = record
-                    client.delete(waiter_key)
                     return record
             # Block until the worker stores a state (or the slice ends, so a
             # long wait refreshes its waiter flag). Not a poll: BLPOP returns
             # the moment a notification is pushed.
             block = BLOCK_SLICE if remaining is None else min(remaining, BLOCK_SLICE)
-            popped = client.blpop([notify_key], timeout=max(block, 0.001))
-            if popped is not None:
-                # Pass the wake-up on to any other waiter of the same id.
-                pipe = client.pipeline(transaction=False)
-                pipe.rpush(notify_key, 1)
-                pipe.pexpire(notify_key, 1000)
-                pipe.execute()
+            woken = client.blpop([notify_key], timeout=max(block, 0.001)) is not None
 
     # -- acting --------------------------------------------------------------
     def forget(self) -> None:
