@@ -30,6 +30,7 @@ from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import DecodeError, NotRegistered, Reject
 from django_taskq.messages import Envelope
 from django_taskq.registry import registry
+from django_taskq.request import Request
 from django_taskq.trace import Outcome, execute, result_record
 from django_taskq.worker import streams as ops
 from django_taskq.worker.limits import TimeLimits
@@ -341,11 +342,14 @@ class Consumer:
             after_finish(envelope, outcome)
         self.writes.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
         self._ack(delivery)
-        task = registry._tasks.get(envelope.task)
+        task = registry.get(envelope.task) if envelope.task in registry else None
+        request = Request.from_envelope(
+            envelope, hostname=self.hostname, delivery_count=delivery.delivery_count, eager=False
+        )
         signals.send(
             signals.task_revoked,
             task,
-            request=envelope,
+            request=request,
             terminated=False,
             signum=None,
             expired=expired,

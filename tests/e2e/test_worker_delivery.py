@@ -155,3 +155,19 @@ def test_max_retries_none_retries_past_the_default(start_worker: Any) -> None:
     start_worker("-P", "solo")
     # TASKQ_TASK_DEFAULT_MAX_RETRIES is 3; None on the task means no limit.
     assert retry_forever.delay("forever", 6).get(timeout=15) == 6
+
+
+def test_worker_and_revoke_signals_reach_receivers(start_worker: Any, broker: Any) -> None:
+    revoked = record.delay("never", "x")
+    revoked.revoke()
+    expired = record.apply_async(("never", "y"), expires=0.01)
+    time.sleep(0.05)
+    worker = start_worker("-P", "solo", "-n", "sig@test")
+    add.delay(0, 0).get(timeout=10)
+    worker.stop()
+    assert _list(broker, "signals") == [
+        "worker_ready:sig@test",
+        f"task_revoked:{revoked.id}:expired=False",
+        f"task_revoked:{expired.id}:expired=True",
+        "worker_shutdown:sig@test",
+    ]

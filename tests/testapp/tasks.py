@@ -220,3 +220,24 @@ def retry_forever(self: Any, key: str, until: int) -> int:
     if n < until:
         raise self.retry(countdown=0)
     return n
+
+
+# --- signal receivers, observed by tests through Redis -------------------------
+from django_taskq import signals as taskq_signals  # noqa: E402
+
+
+def _on_worker_ready(sender: Any, **kwargs: Any) -> None:
+    _redis().rpush("signals", f"worker_ready:{sender.hostname}")
+
+
+def _on_worker_shutdown(sender: Any, **kwargs: Any) -> None:
+    _redis().rpush("signals", f"worker_shutdown:{sender.hostname}")
+
+
+def _on_task_revoked(sender: Any, request: Any, expired: bool, **kwargs: Any) -> None:
+    _redis().rpush("signals", f"task_revoked:{request.id}:expired={expired}")
+
+
+taskq_signals.worker_ready.connect(_on_worker_ready, weak=False)
+taskq_signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
+taskq_signals.task_revoked.connect(_on_task_revoked, weak=False)
