@@ -78,6 +78,28 @@ def rebuild_exception(info: Any) -> BaseException:
     return TaskError(name, message)
 
 
+def in_worker_task() -> bool:
+    """True inside a task a worker runs (not an eager run)."""
+    from django_taskq.trace import current_request
+
+    request = current_request()
+    return request is not None and not request.is_eager
+
+
+def assert_not_in_task(what: str) -> None:
+    """Refuse a blocking wait inside a task a worker runs (eager runs are fine)."""
+    from django_taskq.trace import current_request
+
+    request = current_request()
+    if request is not None and not request.is_eager:
+        raise RuntimeError(
+            f"never wait for a result ({what}) inside a task ({request.task}[{request.id}]): "
+            "the worker could wait for work queued behind itself. Chain the tasks "
+            "instead (task.s() | other.s()), or pass disable_sync_subtasks=False if you "
+            "are sure."
+        )
+
+
 class AsyncResult:
     """The state and result of a task call, by id."""
 
@@ -207,7 +229,13 @@ class AsyncResult:
         Re-raises the task's exception when it failed (``propagate=True``);
         raises ``TimeoutError`` after ``timeout`` seconds. ``interval`` is
         accepted for Celery compatibility and ignored: there is no polling.
+        Inside a running task, waiting for a result that is not ready yet
+        raises RuntimeError unless ``disable_sync_subtasks=False``: a worker
+        waiting on a task queued behind itself deadlocks. (Celery refuses
+        even a ready result; reading one cannot block, so it is allowed.)
         """
+        if disable_sync_subtasks and in_worker_task() and not self.ready():
+            assert_not_in_task(self.id)
         record = self._wait(timeout)
         status = record["status"]
         if status in states.PROPAGATE_STATES and propagate:

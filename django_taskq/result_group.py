@@ -93,13 +93,20 @@ class GroupResult:
         With ``propagate`` the first failed member's exception is raised;
         ``timeout`` bounds the whole wait, not each member.
         """
+        if disable_sync_subtasks:
+            from django_taskq.result import assert_not_in_task, in_worker_task
+
+            if in_worker_task() and not all(r.ready() for r in self.results):
+                assert_not_in_task(f"group {self.id}")
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0 and not result.ready():
                 raise TimeoutError(f"group {self.id} did not finish within {timeout}s")
-            values.append(result.get(timeout=remaining, propagate=propagate))
+            values.append(
+                result.get(timeout=remaining, propagate=propagate, disable_sync_subtasks=False)
+            )
         return values
 
     join = get

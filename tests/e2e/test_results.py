@@ -116,3 +116,22 @@ def test_ignore_result_stores_nothing(start_worker: Any, broker: Any) -> None:
     marker = add.delay(0, 0)
     marker.get(timeout=10)
     assert not ignored.exists() and not broker.exists(keys.result(ignored.id))
+
+
+def test_get_inside_a_task_is_refused_unless_allowed(start_worker: Any) -> None:
+    from tests.testapp.tasks import waits_inside
+
+    start_worker("-c", "2")
+    refused = waits_inside.delay(False).get(timeout=10)
+    assert refused.startswith("refused: never wait for a result")
+    assert "Chain the tasks" in refused
+    assert waits_inside.delay(True).get(timeout=10) == 2
+
+
+def test_get_inside_a_task_of_a_ready_result_is_allowed(start_worker: Any) -> None:
+    from tests.testapp.tasks import reads_ready
+
+    start_worker("-P", "solo")
+    done = add.delay(20, 1)
+    assert done.get(timeout=10) == 21
+    assert reads_ready.delay(done.id).get(timeout=10) == 21

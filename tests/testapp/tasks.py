@@ -241,3 +241,20 @@ def _on_task_revoked(sender: Any, request: Any, expired: bool, **kwargs: Any) ->
 taskq_signals.worker_ready.connect(_on_worker_ready, weak=False)
 taskq_signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
 taskq_signals.task_revoked.connect(_on_task_revoked, weak=False)
+
+
+@shared_task
+def waits_inside(allow: bool) -> Any:
+    """Call get() on another task from inside a task."""
+    try:
+        return add.delay(1, 1).get(timeout=5, disable_sync_subtasks=not allow)
+    except RuntimeError as exc:
+        return f"refused: {exc}"
+
+
+@shared_task
+def reads_ready(task_id: str) -> Any:
+    """Read a finished task's result from inside a task (cannot block)."""
+    from django_taskq import AsyncResult
+
+    return AsyncResult(task_id).get(timeout=5)
