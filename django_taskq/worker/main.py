@@ -25,7 +25,7 @@ from django_taskq.broker.connection import broker_url, get_broker, redact
 from django_taskq.conf import taskq_settings
 from django_taskq.registry import registry
 from django_taskq.worker import streams as ops
-from django_taskq.worker.consumer import Consumer, Running
+from django_taskq.worker.consumer import Consumer, PendingWrites
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.maintenance import Maintenance
 
@@ -167,7 +167,9 @@ class Worker:
             self._consumer_names.append(name)
             consumer = self._consumer(name, limits)
             threads.append(
-                threading.Thread(target=consumer.run, name=f"taskq-{index}", daemon=True)
+                threading.Thread(
+                    target=self._run_guarded, args=(consumer,), name=f"taskq-{index}", daemon=True
+                )
             )
         self.maintenance.beat_now()
         self.maintenance.start()
@@ -190,14 +192,43 @@ class Worker:
         self.maintenance.beat_now()
         self.maintenance.start()
         try:
-            consumer.run()
+            self._run_guarded(consumer)
         except ColdShutdown:
             self._give_back_all()
 
-    def _consumer(self, name: str, limits: TimeLimits) -> Consumer:
-        def on_start(running: Running | None) -> None:
-            self._running_task = running
+    def _run_guarded(self, consumer: Consumer) -> None:
+        """Run an in-process consumer; if it dies of a bug, redeliver and restart it.
 
+        A prefork child that dies is replaced by its parent. A consumer that
+        runs in this process would otherwise leave its fetched messages
+        pending under a name whose heartbeat this process keeps alive, so
+        no other worker would ever take them back.
+        """
+        while True:
+            try:
+                consumer.run()
+                return
+            except (Exception, SystemExit):  # a task's sys.exit() too, as in prefork
+                logger.exception(
+                    "consumer %s failed; its messages are redelivered and it restarts",
+                    consumer.name,
+                )
+            consumer.local.clear()
+            consumer.writes = PendingWrites()
+            while True:
+                try:
+                    ops.reclaim_consumer(
+                        get_broker(), keys.streams_for(self.queues), consumer.name, bump=True
+                    )
+                    break
+                except Exception:
+                    logger.exception("cannot give back the messages of %s yet", consumer.name)
+                    if self.consumer_stop.wait(1.0):
+                        return
+            if self.consumer_stop.is_set():
+                return
+
+    def _consumer(self, name: str, limits: TimeLimits) -> Consumer:
         return Consumer(
             name,
             self.queues,
@@ -205,7 +236,6 @@ class Worker:
             self.consumer_stop,
             prefetch=self.options["prefetch"],
             limits=limits,
-            on_start=on_start,
         )
 
     def _give_back_all(self) -> None:

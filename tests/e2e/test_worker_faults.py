@@ -265,3 +265,18 @@ def test_max_memory_per_child_recycles_the_child(start_worker: Any) -> None:
     big = hog.delay(300).get(timeout=10)
     assert big == small
     assert pid.delay().get(timeout=15) != big  # over the limit: replaced
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_in_process_consumer_that_dies_is_restarted_and_redelivers(
+    start_worker: Any, broker: Any, pool: str
+) -> None:
+    from tests.testapp.tasks import exits
+
+    worker = start_worker("-P", pool, "-c", "1")
+    result = exits.delay("exits")
+    with pytest.raises(WorkerLostError, match="delivered 3 times"):
+        result.get(timeout=20)
+    assert int(broker.get("exits")) == 3
+    assert add.delay(2, 2).get(timeout=10) == 4
+    assert "failed; its messages are redelivered and it restarts" in worker.output

@@ -258,3 +258,12 @@ def reads_ready(task_id: str) -> Any:
     from django_taskq import AsyncResult
 
     return AsyncResult(task_id).get(timeout=5)
+
+
+@shared_task
+def exits(key: str) -> None:
+    """Call sys.exit() in the task, every time, after recording the attempt."""
+    import sys
+
+    _redis().incr(key)
+    sys.exit(3)
