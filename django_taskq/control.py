@@ -51,7 +51,7 @@ def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGK
             }
         )
         store(
-            keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
+            keys=keys.result_keys(task_id),
             args=[record, ttl],
             client=bpipe,
         )

@@ -1,10 +1,11 @@
 """Task results: ``AsyncResult`` to read and wait for them, and how they are stored.
 
 A result is a JSON record under ``<prefix>:r:<task id>`` with a TTL of
-``TASKQ_RESULT_EXPIRES``. ``get()`` never sleep-polls: it raises a waiter
-flag, reads the record, and if it is not ready blocks on a notify list that
-the worker pushes to in the same atomic step that stores a state
-(store_result.lua), so it wakes within a millisecond of the result.
+``TASKQ_RESULT_EXPIRES``. ``get()`` never sleep-polls: it adds a wake-up
+list of its own to the task's waiters set, reads the record, and if it is
+not ready blocks on that list, which the worker pushes to in the same
+atomic step that stores a state (store_result.lua), so it wakes within a
+millisecond of the result.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import time
+import uuid
 from typing import Any
 
 from django_taskq import states
@@ -44,7 +46,7 @@ def store_state(task_id: str, state: str, meta: Any, task_name: str | None = Non
     )
     client = get_backend()
     script(client, "store_result")(
-        keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
+        keys=keys.result_keys(task_id),
         args=[record, ttl_ms()],
         client=client,
     )
@@ -254,38 +256,31 @@ class AsyncResult:
         if self._cache is not None:
             return self._cache
         client = get_backend()
-        result_key, waiter_key, notify_key = (
-            keys.result(self.id),
-            keys.waiter(self.id),
-            keys.notify(self.id),
-        )
+        result_key, waiters_key = keys.result_keys(self.id)
+        # A wake-up list of this call's own, so any number of waiters all wake.
+        wakeup_key = keys.wakeup(self.id, uuid.uuid4().hex)
         deadline = None if timeout is None else time.monotonic() + timeout
-        woken = False
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
-            flag_ttl = int(((remaining or 60.0) + 5) * 1000)
             pipe = client.pipeline(transaction=False)
-            if woken:
-                # Pass the wake-up on to any other waiter of the same id.
-                pipe.rpush(notify_key, 1)
-                pipe.pexpire(notify_key, 1000)
-            pipe.set(waiter_key, 1, px=flag_ttl)
+            pipe.sadd(waiters_key, wakeup_key)
+            pipe.pexpire(waiters_key, int(((remaining or BLOCK_SLICE) + 5) * 1000))
             pipe.get(result_key)
             raw = pipe.execute()[-1]
             if raw is not None:
                 record: dict[str, Any] = loads(raw)
                 if record.get("status") in states.READY_STATES:
-                    # The waiter flag is left to expire: deleting it would cost
-                    # a round trip, and a stale flag only adds a push.
+                    # This waiter's entry in the set is left to expire with
+                    # it: removing it would cost a round trip.
                     self._cache = record
                     return record
-            # Block until the worker stores a state (or the slice ends, so a
-            # long wait refreshes its waiter flag). Not a poll: BLPOP returns
-            # the moment a notification is pushed.
+            # Block until a state is stored (or the slice ends, so a long
+            # wait refreshes the set's expiry). Not a poll: BLPOP returns the
+            # moment store_result.lua pushes to this waiter's list.
             block = BLOCK_SLICE if remaining is None else min(remaining, BLOCK_SLICE)
-            woken = client.blpop([notify_key], timeout=max(block, 0.001)) is not None
+            client.blpop([wakeup_key], timeout=max(block, 0.001))
 
     # -- acting --------------------------------------------------------------
     def forget(self) -> None:

@@ -320,7 +320,7 @@ class FollowUps:
             store = script(backend, "store_result")
             for task_id, record in self.records:
                 store(
-                    keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
+                    keys=keys.result_keys(task_id),
                     args=[record, ttl],
                     client=rpipe,
                 )

@@ -124,3 +124,5 @@ def start_worker() -> Iterator[object]:
     for worker in started:
         worker.stop(timeout=10)
         worker.kill()
+        # Shown by pytest only when the test failed: what the worker said.
+        print(f"--- output of worker {' '.join(worker.args)} ---\n{worker.output}")

@@ -53,14 +53,19 @@ def result(task_id: str) -> str:
     return f"{prefix()}:r:{task_id}"
 
 
-def waiter(task_id: str) -> str:
-    """Flag set by AsyncResult.get(): someone waits, so push a notification."""
+def waiters(task_id: str) -> str:
+    """Set of the wake-up lists of everyone waiting in AsyncResult.get()."""
     return f"{prefix()}:w:{task_id}"
 
 
-def notify(task_id: str) -> str:
-    """List that get() blocks on; the worker pushes to it when a state is stored."""
-    return f"{prefix()}:n:{task_id}"
+def wakeup(task_id: str, token: str) -> str:
+    """One waiter's list: get() blocks on it; storing a state pushes to it."""
+    return f"{prefix()}:n:{task_id}:{token}"
+
+
+def result_keys(task_id: str) -> list[str]:
+    """The keys store_result.lua takes for one record: result, waiters."""
+    return [result(task_id), waiters(task_id)]
 
 
 def revoked(task_id: str) -> str:

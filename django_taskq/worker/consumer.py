@@ -381,7 +381,7 @@ class Consumer:
         client = get_backend()
         record = result_record(envelope, Outcome(state), self.hostname)
         script(client, "store_result")(
-            keys=[keys.result(envelope.id), keys.waiter(envelope.id), keys.notify(envelope.id)],
+            keys=keys.result_keys(envelope.id),
             args=[record, int(float(taskq_settings.RESULT_EXPIRES) * 1000)],
             client=client,
         )
@@ -449,7 +449,7 @@ def _queue_records(pipe: Any, client: redis.Redis, records: list[tuple[str, str]
         part = records[start : start + RECORDS_PER_CALL]
         names: list[str] = []
         for task_id, _ in part:
-            names += (keys.result(task_id), keys.waiter(task_id), keys.notify(task_id))
+            names += keys.result_keys(task_id)
         scripts.queue_evalsha(pipe, client, "store_result", names, [*(r for _, r in part), ttl])
 
 

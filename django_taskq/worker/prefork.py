@@ -254,7 +254,7 @@ class PreforkPool:
         )
         backend = get_backend()
         script(backend, "store_result")(
-            keys=[keys.result(task_id), keys.waiter(task_id), keys.notify(task_id)],
+            keys=keys.result_keys(task_id),
             args=[
                 result_record(envelope, outcome, self.worker.hostname),
                 int(float(taskq_settings.RESULT_EXPIRES) * 1000),

@@ -135,3 +135,29 @@ def test_get_inside_a_task_of_a_ready_result_is_allowed(start_worker: Any) -> No
     done = add.delay(20, 1)
     assert done.get(timeout=10) == 21
     assert reads_ready.delay(done.id).get(timeout=10) == 21
+
+
+def test_waiting_through_an_unfinished_state_does_not_spin(broker: Any) -> None:
+    """A wake-up for a state that is not final (STARTED, RETRY) must not busy-loop."""
+
+    def progress_then_nothing() -> None:
+        time.sleep(0.2)
+        store_state("slow-one", states.STARTED, None)
+
+    threading.Thread(target=progress_then_nothing).start()
+    before = int(broker.info("stats")["total_commands_processed"])
+    with pytest.raises(TimeoutError):
+        AsyncResult("slow-one").get(timeout=1.5)
+    used = int(broker.info("stats")["total_commands_processed"]) - before
+    # Two reads and two blocking waits, give or take: not thousands.
+    assert used < 30, used
+
+
+def test_waiter_sets_its_own_wakeup_list(broker: Any) -> None:
+    done = threading.Event()
+    threading.Thread(target=lambda: (AsyncResult("own").get(timeout=5), done.set())).start()
+    time.sleep(0.2)
+    [member] = broker.smembers(keys.waiters("own"))
+    assert member.decode().startswith(keys.wakeup("own", ""))
+    store_state("own", states.SUCCESS, 1)
+    assert done.wait(5)

@@ -60,9 +60,9 @@ local function give_back(id, reason_prefix)
       })
       local prefix = string.sub(ARGV[6], 1, #ARGV[6] - 2)
       redis.call('SET', ARGV[6] .. task_id, record, 'PX', tonumber(ARGV[7]))
-      if redis.call('EXISTS', prefix .. 'w:' .. task_id) == 1 then
-        redis.call('RPUSH', prefix .. 'n:' .. task_id, 1)
-        redis.call('PEXPIRE', prefix .. 'n:' .. task_id, 60000)
+      for _, list in ipairs(redis.call('SMEMBERS', prefix .. 'w:' .. task_id)) do
+        redis.call('RPUSH', list, 1)
+        redis.call('PEXPIRE', list, 60000)
       end
     end
     dead_lettered = dead_lettered + 1
