@@ -67,8 +67,17 @@ if os.environ.get("TASKQ_TEST_DB") == "postgres":
         }
     }
 else:
-    # A file, not :memory:, so worker and beat subprocesses see the test data.
-    _db_dir = os.environ.get("TASKQ_TEST_DB_DIR", "/tmp")
+    # A file, not :memory:, so worker and beat subprocesses see the test data
+    # (they are given its exact path in TASKQ_TEST_DB_NAME). A directory of
+    # this process's own, so two test sessions on one machine never share it.
+    _db_dir = os.environ.get("TASKQ_TEST_DB_DIR", "")
+    if not _db_dir and not os.environ.get("TASKQ_TEST_DB_NAME"):
+        import atexit
+        import shutil
+        import tempfile
+
+        _db_dir = tempfile.mkdtemp(prefix="taskq-tests-")
+        atexit.register(shutil.rmtree, _db_dir, ignore_errors=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
