@@ -16,37 +16,47 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def command_env(settings: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a ``manage.py`` subprocess of a test: its settings, Redis and database."""
+    from django.db import connection
+
+    # The subprocess uses the database this test uses (the test database
+    # once pytest-django has created it), on SQLite and PostgreSQL alike.
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings,
+        "TASKQ_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONUNBUFFERED": "1",
+        **(extra or {}),
+    }
+
+
+def spawn_command(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``python manage.py <args>`` in its own session, output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 class WorkerProcess:
     """A worker subprocess whose output is collected for assertions."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.args = list(args)
-        from django.db import connection
-
-        # The subprocess uses the database this test uses (the test database
-        # once pytest-django has created it), on SQLite and PostgreSQL alike.
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "TASKQ_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-            **(env or {}),
-        }
+        self.env = command_env("tests.settings", env)
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._reader: threading.Thread | None = None
         self._ready = threading.Event()
 
     def start(self, wait_ready: bool = True) -> WorkerProcess:
-        cmd = [sys.executable, "manage.py", "taskq_worker", *self.args]
-        self.process = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        self.process = spawn_command(["taskq_worker", *self.args], self.env)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if wait_ready and not self._ready.wait(30):

@@ -6,18 +6,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import redis
 
 from django_taskq.broker import keys
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e_helpers import command_env, spawn_command
 
 
 @dataclass
@@ -61,30 +58,14 @@ class BeatProcess:
     """A real ``manage.py taskq_beat`` subprocess using this test's Redis and database."""
 
     def __init__(self, hostname: str, env: dict[str, str] | None = None) -> None:
-        from django.db import connection
-
         self.hostname = hostname
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.beat.beat_settings",
-            "TASKQ_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-            "PYTHONUNBUFFERED": "1",
-            **(env or {}),
-        }
+        self.env = command_env("tests.beat.beat_settings", env)
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[tuple[float, str]] = []
         self._lock = threading.Lock()
 
     def start(self) -> BeatProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "taskq_beat", "--hostname", self.hostname],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        self.process = spawn_command(["taskq_beat", "--hostname", self.hostname], self.env)
         threading.Thread(target=self._read, daemon=True).start()
         return self
 
