@@ -81,8 +81,12 @@ def test_every_second_schedule_precision(broker, beat_process):
         assert {b - a for a, b in itertools.pairwise(dues)} == {dt.timedelta(seconds=1)}
 
 
+#: How long two beats run side by side (the issue asks for 60 s).
+TWO_BEATS_SECONDS = 60
+
+
 def test_two_beats_send_each_run_exactly_once(broker, beat_process):
-    """Two beats for 20 s (the issue says 60 s; 20 s shows the same with a third of the wait)."""
+    """Two beats for 60 s: every due run is enqueued exactly once, by one leader."""
     interval_task("every-1s", 1)
     interval_task("every-2s", 2)
     interval_task("every-3s", 3)
@@ -94,7 +98,7 @@ def test_two_beats_send_each_run_exactly_once(broker, beat_process):
     a = beat_process("beat-a", **env)
     b = beat_process("beat-b", **env)
     started = time.time()
-    time.sleep(20)
+    time.sleep(TWO_BEATS_SECONDS)
     ended = time.time()
     leaders = [beat for beat in (a, b) if (beat.when(LEADS) or ended) < ended]
     a.terminate()
@@ -120,7 +124,8 @@ def test_two_beats_send_each_run_exactly_once(broker, beat_process):
         max(minute_marks, 0),
     }
     print(
-        f"\ntwo beats, 20 s: {len(messages)} runs, each exactly once; leader {leaders[0].hostname}"
+        f"\ntwo beats, {TWO_BEATS_SECONDS} s: {len(messages)} runs, each exactly once; "
+        f"leader {leaders[0].hostname}"
     )
 
 
