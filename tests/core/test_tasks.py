@@ -292,3 +292,24 @@ def test_update_state_in_eager_mode_needs_no_redis() -> None:
             assert eager_progress.apply().get() == "ok"
     finally:
         registry.unregister("tests.eager_progress")
+
+
+def test_task_retry_signal_carries_the_reason() -> None:
+    seen: list[tuple[str | None, str]] = []
+
+    def on_retry(sender: Any, request: Any, reason: Any, **kw: Any) -> None:
+        seen.append((request.id, repr(reason)))
+
+    @shared_task(bind=True, name="tests.retry_signal", max_retries=1)
+    def retry_signal(self: Any) -> str:
+        if self.request.retries == 0:
+            raise self.retry(exc=KeyError("first"), countdown=0)
+        return "second"
+
+    signals.task_retry.connect(on_retry)
+    try:
+        assert retry_signal.apply(task_id="rs").get() == "second"
+    finally:
+        signals.task_retry.disconnect(on_retry)
+        registry.unregister("tests.retry_signal")
+    assert seen == [("rs", "KeyError('first')")]
