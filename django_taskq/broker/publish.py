@@ -121,14 +121,14 @@ def publish(
     script_keys, args = _publish_args(envelope, body, once_key, once_ttl)
     if pipe is not None:
         script(get_broker(), "enqueue")(keys=script_keys, args=args, client=pipe)
-        _record_pending_elsewhere(envelope, pipe=None)
+        _record_pending_elsewhere([envelope])
         return True
     client = get_broker()
     enqueue = script(client, "enqueue")
     done = with_publish_retry(
         f"send task {envelope.task}", lambda: enqueue(keys=script_keys, args=args, client=client)
     )
-    _record_pending_elsewhere(envelope, pipe=None)
+    _record_pending_elsewhere([envelope])
     return bool(done)
 
 
@@ -150,14 +150,22 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
         return len(prepared)
 
     count = with_publish_retry(f"send {len(prepared)} tasks", send)
-    for envelope, *_ in prepared:
-        _record_pending_elsewhere(envelope, pipe=None)
+    _record_pending_elsewhere([envelope for envelope, *_ in prepared])
     return count
 
 
-def _record_pending_elsewhere(envelope: Envelope, pipe: Any) -> None:
-    """Write the PENDING record when results live on another Redis."""
-    if envelope.ignore_result or backend_is_broker():
+def _record_pending_elsewhere(envelopes: list[Envelope]) -> None:
+    """Write PENDING records, in one round trip, when results live on another Redis.
+
+    (On the broker itself enqueue.lua writes them in the publishing step.)
+    """
+    if backend_is_broker():
+        return
+    wanted = [e for e in envelopes if not e.ignore_result]
+    if not wanted:
         return
     ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
-    get_backend().set(keys.result(envelope.id), pending_record(envelope), px=ttl)
+    pipe = get_backend().pipeline(transaction=False)
+    for envelope in wanted:
+        pipe.set(keys.result(envelope.id), pending_record(envelope), px=ttl)
+    pipe.execute()

@@ -195,15 +195,6 @@ def reclaim_dead(client: redis.Redis, streams: Iterable[str]) -> Reclaimed:
     return _settled(result)
 
 
-def pending_ids(client: redis.Redis, stream: str, consumer: str) -> list[str]:
-    """Entry ids ``consumer`` holds on ``stream`` (up to 1000)."""
-    try:
-        rows = client.xpending_range(stream, keys.GROUP, "-", "+", 1000, consumername=consumer)
-    except redis.ResponseError:
-        return []
-    return [_s(row["message_id"]) for row in rows]
-
-
 def dead_letter(pipe: Any, delivery: Delivery, reason: str, maxlen: int | None = None) -> None:
     """Queue an XADD of ``delivery`` to the dead-letter stream with ``reason``."""
     pipe.xadd(

@@ -114,7 +114,11 @@ def test_separate_result_backend(redis_server: RedisServer) -> None:
     try:
         with override_settings(TASKQ_RESULT_BACKEND=other.url):
             result = add.delay(1, 2)
+            bulk = add.delay_many([(1, 1), (2, 2), (3, 3)])
         assert other.client().exists(keys.result(result.id))
         assert not redis_server.client().exists(keys.result(result.id))
+        for r in bulk:  # PENDING on the result Redis, one pipeline for the batch
+            assert other.client().exists(keys.result(r.id))
+            assert not redis_server.client().exists(keys.result(r.id))
     finally:
         other.close()
