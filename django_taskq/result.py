@@ -80,16 +80,13 @@ def rebuild_exception(info: Any) -> BaseException:
     return TaskError(name, message)
 
 
-def in_worker_task() -> bool:
-    """True inside a task a worker runs (not an eager run)."""
-    from django_taskq.trace import current_request
-
-    request = current_request()
-    return request is not None and not request.is_eager
-
-
 def assert_not_in_task(what: str) -> None:
-    """Refuse a blocking wait inside a task a worker runs (eager runs are fine)."""
+    """Refuse a blocking wait inside a task a worker runs (eager runs are fine).
+
+    The rule depends only on where the call is made, never on whether the
+    awaited task has finished yet, so the same code behaves the same way
+    however fast the other task ran.
+    """
     from django_taskq.trace import current_request
 
     request = current_request()
@@ -97,8 +94,8 @@ def assert_not_in_task(what: str) -> None:
         raise RuntimeError(
             f"never wait for a result ({what}) inside a task ({request.task}[{request.id}]): "
             "the worker could wait for work queued behind itself. Chain the tasks "
-            "instead (task.s() | other.s()), or pass disable_sync_subtasks=False if you "
-            "are sure."
+            "instead (task.s() | other.s()); read .state or .result to look at a result "
+            "without waiting; or pass disable_sync_subtasks=False if you are sure."
         )
 
 
@@ -231,12 +228,13 @@ class AsyncResult:
         Re-raises the task's exception when it failed (``propagate=True``);
         raises ``TimeoutError`` after ``timeout`` seconds. ``interval`` is
         accepted for Celery compatibility and ignored: there is no polling.
-        Inside a running task, waiting for a result that is not ready yet
-        raises RuntimeError unless ``disable_sync_subtasks=False``: a worker
-        waiting on a task queued behind itself deadlocks. (Celery refuses
-        even a ready result; reading one cannot block, so it is allowed.)
+        Inside a task a worker runs, ``get()`` raises RuntimeError unless
+        ``disable_sync_subtasks=False``, as in Celery: a worker waiting on a
+        task queued behind itself deadlocks. It is refused whether or not
+        the other task has finished, so the outcome never depends on timing;
+        ``.state`` and ``.result`` read a result without waiting.
         """
-        if disable_sync_subtasks and in_worker_task() and not self.ready():
+        if disable_sync_subtasks:
             assert_not_in_task(self.id)
         record = self._wait(timeout)
         status = record["status"]

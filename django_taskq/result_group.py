@@ -94,10 +94,9 @@ class GroupResult:
         ``timeout`` bounds the whole wait, not each member.
         """
         if disable_sync_subtasks:
-            from django_taskq.result import assert_not_in_task, in_worker_task
+            from django_taskq.result import assert_not_in_task
 
-            if in_worker_task() and not all(r.ready() for r in self.results):
-                assert_not_in_task(f"group {self.id}")
+            assert_not_in_task(f"group {self.id}")
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:

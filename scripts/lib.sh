@@ -6,13 +6,16 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${TASKQ_VENV:-$ROOT/.venv}
 PYTHON=${PYTHON:-python3}
+# Every install is pinned by this file (tox reads it too, as PIP_CONSTRAINT).
+CONSTRAINTS=$ROOT/requirements/constraints.txt
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
-# ensure_venv [EXTRAS]: create $VENV if missing and pip install -e ".[EXTRAS]".
-# The install is skipped when pyproject.toml has not changed since the last
-# one with the same extras (a stamp file in the venv remembers it).
+# ensure_venv [EXTRAS]: create $VENV if missing and pip install -e ".[EXTRAS]"
+# with the versions of requirements/constraints.txt. The install is skipped
+# when neither pyproject.toml nor the constraints changed since the last one
+# with the same extras (a stamp file in the venv remembers them).
 ensure_venv() {
     local extras=${1:-} spec=. stamp want
     [[ -n $extras ]] && spec=".[$extras]"
@@ -23,10 +26,11 @@ ensure_venv() {
             || die "could not create a virtualenv (Debian/Ubuntu: apt-get install python3-venv)"
     fi
     stamp=$VENV/.taskq-installed${extras:+-$extras}
-    want=$(cksum <"$ROOT/pyproject.toml")
+    want=$(cat "$ROOT/pyproject.toml" "$CONSTRAINTS" | cksum)
     if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-        say "installing django-taskq into $VENV (pip install -e '$spec')"
-        (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec") \
+        say "installing django-taskq into $VENV (pip install -c requirements/constraints.txt -e '$spec')"
+        (cd "$ROOT" && PIP_CONSTRAINT="$CONSTRAINTS" "$VENV/bin/python" -m pip install --quiet \
+            --disable-pip-version-check -c "$CONSTRAINTS" -e "$spec") \
             || die "pip install -e '$spec' failed (see above)"
         printf '%s\n' "$want" >"$stamp"
     fi

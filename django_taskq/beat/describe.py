@@ -89,7 +89,18 @@ def _time_part(spec: CronSpec, minutes: list[int] | None, hours: list[int] | Non
 ORDINALS = ("first", "second", "third", "fourth", "fifth")
 
 
-def _day_parts(spec: CronSpec, fields: list[list[Any]], nth: dict[int, set[int]]) -> list[str]:
+def _ordinals(ns: set[int | str]) -> list[str]:
+    """Words for croniter's nth-weekday marks: 1..5 (``5#2``) and ``"l"`` (``L5``, the last)."""
+    numbered = sorted(n for n in ns if isinstance(n, int) and 1 <= n <= 5)
+    words = [ORDINALS[n - 1] for n in numbered]
+    if any(isinstance(n, str) and n.lower() == "l" for n in ns):
+        words.append("last")
+    return words
+
+
+def _day_parts(
+    spec: CronSpec, fields: list[list[Any]], nth: dict[int, set[int | str]]
+) -> list[str]:
     parts: list[str] = []
     days, months, weekdays = fields[2], fields[3], fields[4]
     day_values = _ints(days)
@@ -112,10 +123,9 @@ def _day_parts(spec: CronSpec, fields: list[list[Any]], nth: dict[int, set[int]]
     weekday_values = _ints(weekdays)
     if nth:
         phrases = [
-            _("the %(nth)s %(day)s of the month") % {"nth": ORDINALS[n - 1], "day": DAYS[day]}
+            _("the %(nth)s %(day)s of the month") % {"nth": ordinal, "day": DAYS[day]}
             for day, ns in sorted(nth.items())
-            for n in sorted(ns)
-            if 1 <= n <= 5
+            for ordinal in _ordinals(ns)
         ]
         parts.append(_("on %(days)s") % {"days": _join(phrases)})
     elif weekday_values is not None:
@@ -141,7 +151,8 @@ def describe(spec: CronSpec) -> str:
     try:
         expanded = croniter.expand(spec.expression)
         fields: list[list[Any]] = expanded[0]
-        nth: dict[int, set[int]] = {int(k): set(v) for k, v in (expanded[1] or {}).items()}
+        # croniter marks "the nth weekday" as ints and "the last weekday" (L5) as "l".
+        nth: dict[int, set[int | str]] = {int(k): set(v) for k, v in (expanded[1] or {}).items()}
     except Exception:
         return f"{spec.expression} ({spec.timezone})"
     minutes, hours = _ints(fields[0]), _ints(fields[1])

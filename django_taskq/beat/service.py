@@ -37,6 +37,10 @@ logger = logging.getLogger("django_taskq.beat")
 MAX_WAIT = 1.0
 #: Minimum gap between two write-backs of last_run_at (they are batched).
 FLUSH_EVERY = 1.0
+#: After a version poll finds a change no notice explained, how long the notice
+#: (which an ORM save publishes just after its commit) has to arrive before the
+#: next poll reloads everything.
+NOTICE_GRACE = 1.0
 
 
 def utcnow() -> dt.datetime:
@@ -86,6 +90,8 @@ class Beat:
         self.db_backoff = Backoff()
         self.error_backoff = Backoff()
         self.changes: list[str] = []
+        #: Versions a poll saw that no notice explained yet (see _poll_versions).
+        self.unexplained: tuple[int, int | None] | None = None
 
     # -- main loop --------------------------------------------------------------
 
@@ -142,6 +148,9 @@ class Beat:
         self.loaded = False
         self.next_renew = time.monotonic() + self.lease.renew_every
         self.next_load = 0.0
+        # Subscribe before loading: a change committed after the load's read
+        # must reach us as a notice, not fall between the load and the first wait.
+        self._subscribe()
         self._load()
 
     def _step_down(self, reason: str) -> None:
@@ -214,6 +223,14 @@ class Beat:
             self._on_message(message)
             message = pubsub.get_message(timeout=0)
 
+    def _drain(self) -> None:
+        """Take the notices that have already arrived, without waiting."""
+        pubsub = self._subscribe()
+        message = pubsub.get_message(timeout=0)
+        while message is not None:
+            self._on_message(message)
+            message = pubsub.get_message(timeout=0)
+
     def _on_message(self, message: dict[str, Any]) -> None:
         channel = message.get("channel")
         data = message.get("data")
@@ -246,6 +263,7 @@ class Beat:
             logger.warning("beat: cannot load periodic tasks (%s); retrying in %.1fs", exc, delay)
             return
         self.changes.clear()
+        self.unexplained = None
         last_sent = dispatch.last_sent(self.client)
         changed = self.scheduler.replace_all(fresh, last_sent)
         self._forget_sent(set(last_sent) - set(self.scheduler.entries))
@@ -339,16 +357,38 @@ class Beat:
         )
 
     def _poll_versions(self) -> None:
-        """The cheap catch-all: two counters, one in Redis and one row in the database."""
-        self.next_poll = time.monotonic() + float(taskq_settings.BEAT_VERSION_POLL_SECONDS)
+        """The cheap catch-all: two counters, one in Redis and one row in the database.
+
+        An ORM save moves the database counter when it commits and publishes
+        its notice a moment later, so a poll can see the counter before the
+        notice. A change is acted on only when no notice explains it: first
+        the notices that have arrived are applied (they advance the
+        baseline); a change still unexplained is checked again after
+        NOTICE_GRACE, and only one unexplained twice in a row (raw SQL, a
+        restore, a notice lost) makes the leader reload everything.
+        """
+        poll = float(taskq_settings.BEAT_VERSION_POLL_SECONDS)
+        self.next_poll = time.monotonic() + poll
         try:
             versions = self._read_versions()
         except DatabaseUnavailable as exc:
             logger.warning("beat: cannot poll the schedule version (%s)", exc)
             return
         if versions != self.versions:
-            logger.info("beat: schedule version changed %s -> %s", self.versions, versions)
-            self._reload_all()
+            self._drain()
+            if self.changes:
+                self._apply_changes()
+        if versions == self.versions:
+            self.unexplained = None
+            logger.debug("beat: schedule version %s unchanged", versions)
+            return
+        if self.unexplained is None:
+            self.unexplained = versions
+            self.next_poll = time.monotonic() + min(poll, NOTICE_GRACE)
+            return
+        logger.info("beat: schedule version changed %s -> %s", self.versions, versions)
+        self.unexplained = None
+        self._reload_all()
 
     # -- dispatching -----------------------------------------------------------------
 

@@ -84,6 +84,16 @@ def test_crontab_zone_defaults_to_taskq_timezone_then_time_zone():
             {"minute": "0", "hour": "0", "day_of_week": "5#2"},
             "At 00:00, on the second Friday of the month (UTC)",
         ),
+        # croniter marks "the last Friday" with "l", beside the ints of "5#2":
+        # describing it once raised TypeError comparing the two.
+        (
+            {"minute": "0", "hour": "0", "day_of_week": "L5"},
+            "At 00:00, on the last Friday of the month (UTC)",
+        ),
+        (
+            {"minute": "0", "hour": "0", "day_of_week": "5#2,L5"},
+            "At 00:00, on the second Friday of the month and the last Friday of the month (UTC)",
+        ),
         (
             {"minute": "0", "hour": "12", "month_of_year": "jan-mar"},
             "At 12:00, in January through March (UTC)",

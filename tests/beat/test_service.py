@@ -157,7 +157,7 @@ def test_beat_survives_a_redis_restart(broker, redis_server, every_second, beat_
     beat = beat_thread()
     wait_until(lambda: len(runs_of(broker, "tick")) >= 2)
     redis_server.kill()
-    time.sleep(2.0)
+    wait_until(lambda: "Redis error" in caplog.text)
     redis_server.start()  # empty: streams and keys are gone with the data
     wait_until(lambda: len(runs_of(broker, "tick")) >= 2, timeout=20)
     beat.stop()
@@ -165,10 +165,20 @@ def test_beat_survives_a_redis_restart(broker, redis_server, every_second, beat_
     assert "Redis is reachable again" in caplog.text
 
 
-def test_orm_edits_reach_the_leader_within_a_second(broker, every_second, beat_thread):
+def test_orm_edits_reach_the_leader_through_their_notices(
+    broker, every_second, beat_thread, settings, caplog
+):
+    """save(), queryset.update() and delete() reach the leader by notice, not by the poll.
+
+    The version poll is an hour apart here, so only the notices can deliver
+    the edits; time passing is shown by a marker task that runs every second.
+    """
+    caplog.set_level(logging.INFO, logger="django_taskq.beat")
+    settings.TASKQ_BEAT_VERSION_POLL_SECONDS = 3600
     interval = every_second.interval
     hourly = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
     quiet = PeriodicTask.objects.create(name="quiet", task="app.tasks.quiet", interval=hourly)
+    PeriodicTask.objects.create(name="marker", task="app.tasks.marker", interval=interval)
     # It last ran 30 minutes ago: next run in half an hour...
     half_hour_ago = timezone.now() - dt.timedelta(minutes=30)
     PeriodicTask.objects.filter(pk=quiet.pk).update(last_run_at=half_hour_ago)
@@ -176,55 +186,69 @@ def test_orm_edits_reach_the_leader_within_a_second(broker, every_second, beat_t
     beat = beat_thread()
     wait_until(lambda: runs_of(broker, "tick"))
     assert not runs_of(broker, "quiet")
-    # ...until save() makes it every second: overdue, so it must be sent at once.
+    # ...until save() makes it every second: overdue, so it is sent at once.
     quiet.interval = interval
-    changed_at = time.monotonic()
     quiet.save()
-    wait_until(lambda: runs_of(broker, "quiet"), timeout=3)
-    assert time.monotonic() - changed_at < 1.0
-    # queryset.update(): disabling stops the runs.
+    wait_until(lambda: runs_of(broker, "quiet"))
+    assert "applied changes to 1 periodic task(s)" in caplog.text
+
+    def two_more_markers() -> None:
+        seen = len(runs_of(broker, "marker"))
+        wait_until(lambda: len(runs_of(broker, "marker")) >= seen + 2)
+
+    # queryset.update(): disabling stops the runs (a notice to reload everything).
     PeriodicTask.objects.filter(name="quiet").update(enabled=False)
-    time.sleep(0.5)
+    wait_until(lambda: "reloaded" in caplog.text)
     count = len(runs_of(broker, "quiet"))
-    time.sleep(2.0)
+    two_more_markers()
     assert len(runs_of(broker, "quiet")) == count
     # delete(): gone.
+    applied = caplog.text.count("applied changes to 1 periodic task(s)")
     every_second.delete()
-    time.sleep(0.5)
+    wait_until(lambda: caplog.text.count("applied changes to 1 periodic task(s)") > applied)
     count = len(runs_of(broker, "tick"))
-    time.sleep(2.0)
+    two_more_markers()
     beat.stop()
     assert len(runs_of(broker, "tick")) == count
+    assert "schedule version changed" not in caplog.text  # nothing came by the poll
 
 
 def test_an_orm_save_does_not_cause_a_full_reload_at_the_next_poll(
     broker, every_second, beat_thread, settings, caplog
 ):
-    caplog.set_level(logging.INFO, logger="django_taskq.beat")
+    caplog.set_level(logging.DEBUG, logger="django_taskq.beat")
     settings.TASKQ_BEAT_VERSION_POLL_SECONDS = 0.5
     beat = beat_thread()
     wait_until(lambda: runs_of(broker, "tick"))
     every_second.description = "edited"
     every_second.save()
     wait_until(lambda: "applied changes to 1 periodic task(s)" in caplog.text)
-    time.sleep(1.5)  # three polls
+    applied_at = caplog.text.index("applied changes to 1 periodic task(s)")
+    # Three polls after the change was applied, each finding the counters explained.
+    wait_until(lambda: caplog.text.count("unchanged", applied_at) >= 3)
     beat.stop()
     assert "schedule version changed" not in caplog.text
     assert "reloaded" not in caplog.text
 
 
-def test_raw_sql_is_noticed_by_the_version_poll(broker, every_second, beat_thread, settings):
+def test_raw_sql_is_noticed_by_the_version_poll(
+    broker, every_second, beat_thread, settings, caplog
+):
     if connection.vendor not in {"sqlite", "postgresql"}:
         pytest.skip("schedule version triggers exist on SQLite and PostgreSQL")
-    settings.TASKQ_BEAT_VERSION_POLL_SECONDS = 1.0
+    caplog.set_level(logging.DEBUG, logger="django_taskq.beat")
+    settings.TASKQ_BEAT_VERSION_POLL_SECONDS = 0.5
     beat = beat_thread()
     wait_until(lambda: runs_of(broker, "tick"))
     with connection.cursor() as cursor:
         cursor.execute("UPDATE django_taskq_periodictask SET enabled = %s", [False])
-    changed_at = time.monotonic()
-    time.sleep(1.6)  # one poll interval plus a reload
+    # No notice: the poll finds the change, waits once for a notice, then reloads.
+    wait_until(lambda: "schedule version changed" in caplog.text)
+    wait_until(lambda: "reloaded" in caplog.text)
+    reloaded_at = caplog.text.index("reloaded")
     count = len(runs_of(broker, "tick"))
-    time.sleep(2.0)
+    # Two more polls after the reload: time passes, and nothing is sent.
+    wait_until(lambda: caplog.text.count("unchanged", reloaded_at) >= 2)
     beat.stop()
+    assert len(beat.beat.scheduler) == 0
     assert len(runs_of(broker, "tick")) == count
-    assert time.monotonic() - changed_at > 3

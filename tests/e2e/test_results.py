@@ -128,13 +128,17 @@ def test_get_inside_a_task_is_refused_unless_allowed(start_worker: Any) -> None:
     assert waits_inside.delay(True).get(timeout=10) == 2
 
 
-def test_get_inside_a_task_of_a_ready_result_is_allowed(start_worker: Any) -> None:
+def test_get_inside_a_task_is_refused_even_for_a_finished_result(start_worker: Any) -> None:
+    """The refusal does not depend on timing: a finished result is refused too; .result reads it."""
     from tests.testapp.tasks import reads_ready
 
     start_worker("-P", "solo")
     done = add.delay(20, 1)
     assert done.get(timeout=10) == 21
-    assert reads_ready.delay(done.id).get(timeout=10) == 21
+    refused, value = reads_ready.delay(done.id).get(timeout=10)
+    assert refused.startswith("refused: never wait for a result")
+    assert ".result" in refused
+    assert value == 21
 
 
 def test_waiting_through_an_unfinished_state_does_not_spin(broker: Any) -> None:

@@ -157,7 +157,7 @@ def wf_on_error(task_id: str, key: str) -> str:
     """Old-style errback: push the failed task's id and its stored exception to ``key``."""
     from django_taskq import AsyncResult
 
-    exc = AsyncResult(task_id).get(timeout=5, propagate=False)
+    exc = AsyncResult(task_id).result
     _redis().rpush(key, f"{task_id}|{type(exc).__name__}: {exc}")
     return task_id
 
@@ -254,10 +254,15 @@ def waits_inside(allow: bool) -> Any:
 
 @shared_task
 def reads_ready(task_id: str) -> Any:
-    """Read a finished task's result from inside a task (cannot block)."""
+    """Read a finished task's result inside a task: get() is refused, .result is not."""
     from django_taskq import AsyncResult
 
-    return AsyncResult(task_id).get(timeout=5)
+    try:
+        AsyncResult(task_id).get(timeout=5)
+        refused = "not refused"
+    except RuntimeError as exc:
+        refused = f"refused: {exc}"
+    return [refused, AsyncResult(task_id).result]
 
 
 @shared_task
