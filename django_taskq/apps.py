@@ -13,6 +13,16 @@ class TaskqConfig(AppConfig):
 
     def ready(self) -> None:
         from django_taskq import checks  # noqa: F401 - registers system checks
+        from django_taskq.beat.notify import connect_signals
+
+        # Schedule edits wake the beat leader (connected here, as
+        # django-celery-beat does, not as a side effect of importing models).
+        connect_signals(
+            self.get_model("PeriodicTask"),
+            self.get_model("IntervalSchedule"),
+            self.get_model("CrontabSchedule"),
+            self.get_model("ClockedSchedule"),
+        )
 
         for internal in ("django_taskq.builtins",):
             try:

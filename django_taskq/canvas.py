@@ -7,7 +7,7 @@ Applying a workflow first *freezes* it: every task in it gets its id, so the
 caller holds the final result (with ``.parent`` links) before anything runs.
 Chain steps then travel as ``link`` callbacks of the step before; chord
 header tasks carry the chord (id, size, body) in their own message. What a
-worker does when such a task finishes lives in ``django_taskq.workflow``;
+worker does when such a task finishes lives in ``django_taskq.followups``;
 because all ids are fixed up front, a worker that re-runs a finished task
 after a crash publishes the same follow-up ids again, and the broker drops
 them as duplicates.

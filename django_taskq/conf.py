@@ -120,10 +120,12 @@ class Settings:
 taskq_settings = Settings()
 
 
+def affects_taskq(setting: str) -> bool:
+    """True for settings whose change must drop what was derived from them."""
+    return setting.startswith(PREFIX) or setting in {"CACHES", "TIME_ZONE"}
+
+
 @receiver(setting_changed)
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith(PREFIX) or setting in {"CACHES", "TIME_ZONE"}:
+    if affects_taskq(setting):
         taskq_settings.reload()
-        from django_taskq.broker import connection
-
-        connection.reset()

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_taskq import schedules
-from django_taskq.beat.notify import ChangeNotifyingQuerySet, connect_signals
+from django_taskq.beat.notify import ChangeNotifyingQuerySet
 from django_taskq.beat.validators import CronFieldValidator, validate_timezone
 from django_taskq.schedules import default_timezone
 
@@ -546,4 +546,3 @@ class ScheduleVersion(models.Model):
 
 
 # Every save and delete through the ORM wakes the beat leader.
-connect_signals(PeriodicTask, IntervalSchedule, CrontabSchedule, ClockedSchedule)

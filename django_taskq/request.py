@@ -1,7 +1,15 @@
-"""``Request``: what a running task knows about its own call (``self.request``)."""
+"""``Request``: what a running task knows about its own call (``self.request``).
+
+One thread-local stack holds the requests of the calls running in this
+thread (a worker's task, or an eager call nested in it). ``current_request()``
+is its top; ``Task.request`` is the top when it belongs to that task.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,3 +75,39 @@ class Request:
             link_error=envelope.link_error,
             chord=envelope.chord,
         )
+
+
+_local = threading.local()
+
+
+def _stack() -> list[Request]:
+    stack: list[Request] | None = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+def current_request() -> Request | None:
+    """The request of the innermost task call running in this thread, if any."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def push(request: Request) -> None:
+    """Make ``request`` the current one (until the matching ``pop()``)."""
+    _stack().append(request)
+
+
+def pop() -> None:
+    """End the current request."""
+    _stack().pop()
+
+
+@contextmanager
+def activated(request: Request) -> Iterator[Request]:
+    """``request`` is the current request within the block."""
+    push(request)
+    try:
+        yield request
+    finally:
+        pop()

@@ -87,7 +87,7 @@ def assert_not_in_task(what: str) -> None:
     awaited task has finished yet, so the same code behaves the same way
     however fast the other task ran.
     """
-    from django_taskq.trace import current_request
+    from django_taskq.request import current_request
 
     request = current_request()
     if request is not None and not request.is_eager:

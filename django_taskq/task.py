@@ -13,11 +13,11 @@ import fnmatch
 import functools
 import inspect
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
+from django_taskq import request as requests
 from django_taskq import states
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import MaxRetriesExceededError, Retry
@@ -129,7 +129,6 @@ class Task:
         self.expires: float | dt.timedelta | None = opts["expires"]
         self.serializer: str | None = opts["serializer"]
         self.typing: bool = bool(opts["typing"])
-        self._local = threading.local()
         for exc_type in (*self.autoretry_for, *self.dont_autoretry_for):
             if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
                 raise TypeError(
@@ -176,16 +175,18 @@ class Task:
     # -- the current request (per thread) ----------------------------------
     @property
     def request(self) -> Request:
-        stack: list[Request] = getattr(self._local, "stack", [])
-        return stack[-1] if stack else Request(task=self.name)
+        """This task's running call in this thread, or an empty one (called directly)."""
+        current = requests.current_request()
+        if current is not None and current.task == self.name:
+            return current
+        return Request(task=self.name)
 
     def push_request(self, request: Request) -> None:
-        if not hasattr(self._local, "stack"):
-            self._local.stack = []
-        self._local.stack.append(request)
+        """Make ``request`` current (Celery's name for it; see django_taskq.request)."""
+        requests.push(request)
 
     def pop_request(self) -> None:
-        self._local.stack.pop()
+        requests.pop()
 
     # -- calling ------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -312,7 +313,7 @@ class Task:
             priority = taskq_settings.DEFAULT_PRIORITY
         priority = check_priority(priority, self.name)
 
-        current = _current_request()
+        current = requests.current_request()
         if parent_id is None and current is not None and current.id:
             parent_id = current.id
             root_id = root_id or current.root_id
@@ -579,12 +580,6 @@ class Task:
         from django_taskq.canvas import chunks
 
         return chunks(self.s(), it, n)
-
-
-def _current_request() -> Request | None:
-    from django_taskq.trace import current_request
-
-    return current_request()
 
 
 def _sig_dicts(value: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ the outcome (store, ack, schedule the retry) is the caller's business.
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback as tb
 from dataclasses import dataclass
@@ -18,18 +17,10 @@ from django_taskq.exceptions import EncodeError, Reject, Retry, SoftTimeLimitExc
 from django_taskq.messages import Envelope, dumps
 
 if TYPE_CHECKING:
-    from django_taskq.request import Request
     from django_taskq.task import Task
 
-_local = threading.local()
 #: Return values that are always JSON: no trial encoding needed.
 _JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
-
-
-def current_request() -> Request | None:
-    """The request of the task running in this thread, if any."""
-    stack: list[Request] = getattr(_local, "stack", [])
-    return stack[-1] if stack else None
 
 
 @dataclass
@@ -100,17 +91,13 @@ def execute(
     eager: bool = False,
 ) -> Outcome:
     """Run ``task`` for ``envelope``; never raises (except BaseException like SystemExit)."""
-    from django_taskq.request import Request
+    from django_taskq import request as requests
 
-    request = Request.from_envelope(
+    request = requests.Request.from_envelope(
         envelope, hostname=hostname, delivery_count=delivery_count, eager=eager
     )
     args, kwargs = envelope.args, envelope.kwargs
-    task.push_request(request)
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    stack.append(request)
+    requests.push(request)
     signals.send(
         signals.task_prerun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs
     )
@@ -166,8 +153,7 @@ def execute(
             einfo=outcome.traceback,
         )
     finally:
-        stack.pop()
-        task.pop_request()
+        requests.pop()
     outcome.runtime = time.perf_counter() - started
     if outcome.state == states.SUCCESS:
         signals.send(signals.task_success, task, result=outcome.value)
@@ -200,7 +186,7 @@ def _format(exc: BaseException | None) -> str | None:
 
 def run_eager(task: Task, envelope: Envelope) -> Outcome:
     """Run a call inline, retries included (their countdown is not waited for)."""
-    from django_taskq.workflow import after_finish
+    from django_taskq.followups import after_finish
 
     while True:
         outcome = execute(task, envelope, hostname="eager", eager=True)

@@ -14,8 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
-from django_taskq.conf import taskq_settings
+from django_taskq.conf import affects_taskq, taskq_settings
 from django_taskq.exceptions import ImproperlyConfiguredTaskq
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -153,3 +155,10 @@ def reset() -> None:
             except Exception:
                 pass
         _clients.clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """A changed broker setting (``override_settings`` in tests) takes effect at once."""
+    if affects_taskq(setting):
+        reset()

@@ -28,13 +28,13 @@ from django_taskq.broker.publish import publish
 from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import DecodeError, NotRegistered, Reject
+from django_taskq.followups import after_finish, needs_after_finish
 from django_taskq.messages import Envelope
 from django_taskq.registry import registry
 from django_taskq.request import Request
 from django_taskq.trace import Outcome, execute, result_record
 from django_taskq.worker import streams as ops
 from django_taskq.worker.limits import TimeLimits
-from django_taskq.workflow import after_finish, needs_after_finish
 
 logger = logging.getLogger("django_taskq.worker")
 

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from django_taskq import states
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import DecodeError, WorkerLostError
+from django_taskq.followups import after_finish, needs_after_finish
 from django_taskq.messages import Envelope
 from django_taskq.trace import Outcome
-from django_taskq.workflow import after_finish, needs_after_finish
 
 logger = logging.getLogger("django_taskq.worker")
 
