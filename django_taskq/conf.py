@@ -71,6 +71,10 @@ DEFAULTS: dict[str, Any] = {
     # A consumer whose heartbeat is older than this is dead; its messages are
     # redelivered. Must be well above the heartbeat interval (timeout / 3).
     "WORKER_HEARTBEAT_TIMEOUT": 30.0,
+    # A worker that stopped beating is shown as offline, then forgotten after this.
+    "WORKER_FORGET_AFTER": 86400.0,
+    # A queue that is empty, unconsumed and unwritten for this long is forgotten.
+    "QUEUE_FORGET_AFTER": 86400.0,
     # A message delivered this many times without finishing is dead-lettered.
     "MAX_DELIVERIES": 5,
     # How many dead letters are kept (oldest trimmed first).

@@ -1,4 +1,4 @@
-"""Operations on tasks and queues from outside a worker: revoke, purge, inspect."""
+"""Operations on tasks and queues from outside a worker: revoke, purge, inspect, dead letters."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django_taskq import states
-from django_taskq.broker import keys
-from django_taskq.broker.connection import get_backend, get_broker
-from django_taskq.broker.scripts import script
+from django_taskq.broker import keys, results, scripts
+from django_taskq.broker import queues as queue_registry
+from django_taskq.broker.connection import get_broker
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import dumps
 
@@ -18,135 +18,194 @@ from django_taskq.messages import dumps
 def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGKILL") -> None:
     """Mark tasks revoked: a worker that receives one skips it (state REVOKED).
 
-    With ``terminate=True`` a prefork worker running one kills the child
-    running it (the child is replaced) and records REVOKED.
+    The revocation is written into every known queue (so each queue's fetch
+    finds it in its own slot) for TASKQ_RESULT_EXPIRES. A task's result
+    becomes REVOKED unless it has finished already: a finished result is
+    left alone. The REVOKED record is provisional: if the task was running
+    (and not terminated), the outcome it reaches replaces it. With
+    ``terminate=True`` a prefork worker running one kills the child running
+    it (the child is replaced), and the task ends REVOKED.
     """
     ids = [str(i) for i in task_ids]
-    ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+    if not ids:
+        return
+    ttl = results.ttl_ms()
+    now_ms = int(time.time() * 1000)
     client = get_broker()
+    queues = sorted(set(known_queues()) | {str(taskq_settings.DEFAULT_QUEUE)})
     pipe = client.pipeline(transaction=False)
-    for task_id in ids:
-        pipe.set(keys.revoked(task_id), int(time.time()), px=ttl)
+    for queue in queues:
+        pipe.zadd(keys.revoked(queue), {task_id: now_ms + ttl for task_id in ids})
+        pipe.zremrangebyscore(keys.revoked(queue), "-inf", now_ms)
     if terminate:
         pipe.publish(
             keys.control(),
             json.dumps({"op": "revoke", "ids": ids, "terminate": True, "signal": signal}),
         )
     pipe.execute()
-    backend = get_backend()
-    store = script(backend, "store_result")
-    bpipe = backend.pipeline(transaction=False)
-    for task_id in ids:
-        record = dumps(
-            {
-                "status": states.REVOKED,
-                "result": {
-                    "exc_type": "django_taskq.exceptions.TaskRevokedError",
-                    "exc_message": "revoked",
-                    "exc_args": ["revoked"],
-                },
-                "traceback": None,
-                "date_done": time.time(),
-                "reason": "revoke() was called",
-            }
-        )
-        store(
-            keys=keys.result_keys(task_id),
-            args=[record, ttl],
-            client=bpipe,
-        )
-    bpipe.execute()
+    record = dumps(
+        {
+            "status": states.REVOKED,
+            "result": {
+                "exc_type": "django_taskq.exceptions.TaskRevokedError",
+                "exc_message": "revoked",
+                "exc_args": ["revoked"],
+            },
+            "traceback": None,
+            "date_done": time.time(),
+            "reason": "revoke() was called",
+            "provisional": True,
+        }
+    )
+    # Not a final write: a finished task keeps its result.
+    results.store_many((task_id, record, states.STARTED) for task_id in ids)
 
 
 def known_queues() -> list[str]:
-    raw: Any = get_broker().smembers(keys.queues())
-    return sorted(q.decode() if isinstance(q, bytes) else str(q) for q in raw)
+    return queue_registry.known(get_broker())
 
 
 def purge(queues: Iterable[str] | None = None) -> int:
     """Delete every waiting (not running) message of ``queues``; returns how many."""
     client: Any = get_broker()
     names = list(queues) if queues is not None else known_queues()
+    purge_script = scripts.script(client, "purge")
     removed = 0
     for queue in names:
-        for stream in keys.streams_for([queue]):
-            try:
-                groups = client.xinfo_groups(stream)
-            except Exception:
-                continue
-            pending = sum(int(g.get("pending", 0)) for g in groups)
-            length = int(client.xlen(stream))
-            waiting = length - pending
-            if waiting <= 0:
-                continue
-            # Delete entries not yet delivered (after the group's last id).
-            for group in groups:
-                last = group.get("last-delivered-id")
-                entries = client.xrange(stream, min=f"({_s(last)}" if last else "-", max="+")
-                ids = [e[0] for e in entries]
-                if ids:
-                    removed += int(client.xdel(stream, *ids))
-    delayed = client.zrange(keys.delayed(), 0, -1)
-    for member in delayed:
-        stream = member.split(b"\n", 1)[0].decode()
-        queue, _ = keys.queue_of(stream)
-        if queue in names:
-            removed += int(client.zrem(keys.delayed(), member))
+        removed += int(
+            purge_script(
+                keys=[keys.delayed(queue), *keys.queue_streams(queue)],
+                args=[keys.GROUP],
+                client=client,
+            )
+        )
     return removed
 
 
-def inspect() -> dict[str, Any]:
-    """Queues (waiting, running, delayed), workers and dead letters, for humans."""
-    client: Any = get_broker()
-    out: dict[str, Any] = {"queues": {}, "workers": [], "dead_letters": 0, "delayed": 0}
-    for queue in known_queues():
-        waiting = running = 0
-        for stream in keys.streams_for([queue]):
-            length = int(client.xlen(stream))
-            try:
-                pending = sum(int(g.get("pending", 0)) for g in client.xinfo_groups(stream))
-            except Exception:
-                pending = 0
-            waiting += length - pending
-            running += pending
-        out["queues"][queue] = {"waiting": waiting, "running": running}
-    out["delayed"] = int(client.zcard(keys.delayed()))
-    out["dead_letters"] = int(client.xlen(keys.dead()))
-    for _, info in sorted(client.hgetall(keys.workers()).items()):
-        out["workers"].append(json.loads(info))
+def queue_stats(client: Any, queue: str) -> dict[str, int]:
+    """Waiting, running (fetched, not acked), delayed and dead messages of one queue."""
+    pipe = client.pipeline(transaction=False)
+    streams = keys.queue_streams(queue)
+    for stream in streams:
+        pipe.xlen(stream)
+        pipe.xinfo_groups(stream)
+    pipe.zcard(keys.delayed(queue))
+    pipe.xlen(keys.dead(queue))
+    replies = pipe.execute(raise_on_error=False)
+    waiting = running = 0
+    for i in range(len(streams)):
+        length, groups = replies[2 * i], replies[2 * i + 1]
+        length = 0 if isinstance(length, Exception) else int(length)
+        pending = (
+            0 if isinstance(groups, Exception) else sum(int(g.get("pending", 0)) for g in groups)
+        )
+        waiting += length - pending
+        running += pending
+    delayed, dead = replies[-2], replies[-1]
+    return {
+        "waiting": waiting,
+        "running": running,
+        "delayed": 0 if isinstance(delayed, Exception) else int(delayed),
+        "dead": 0 if isinstance(dead, Exception) else int(dead),
+    }
+
+
+def workers(client: Any = None) -> list[dict[str, Any]]:
+    """Every worker still remembered, with ``online`` (it beat within the heartbeat timeout)."""
+    client = client or get_broker()
+    entries = client.zrange(keys.workers(), 0, -1, withscores=True)
+    if not entries:
+        return []
+    names = [_s(name) for name, _ in entries]
+    infos = client.mget([keys.worker_info(name) for name in names])
+    timeout = float(taskq_settings.WORKER_HEARTBEAT_TIMEOUT)
+    now = time.time()
+    out = []
+    for (name, score), raw in zip(entries, infos, strict=True):
+        info: dict[str, Any]
+        try:
+            info = json.loads(raw) if raw else {"name": _s(name)}
+        except ValueError:
+            info = {"name": _s(name)}
+        info["last_beat"] = float(score) / 1000
+        info["online"] = now - info["last_beat"] <= timeout
+        out.append(info)
     return out
 
 
-def dead_letters(count: int = 20) -> list[dict[str, str]]:
-    """The newest dead letters with their reason."""
+def inspect() -> dict[str, Any]:
+    """Queues (waiting, running, delayed, dead), workers and totals, for humans."""
+    client: Any = get_broker()
+    out: dict[str, Any] = {"queues": {}, "workers": [], "dead_letters": 0, "delayed": 0}
+    for queue in known_queues():
+        stats = queue_stats(client, queue)
+        out["queues"][queue] = stats
+        out["delayed"] += stats["delayed"]
+        out["dead_letters"] += stats["dead"]
+    out["workers"] = [w for w in workers(client) if w["online"]]
+    return out
+
+
+def dead_letters(count: int = 20, queues: Iterable[str] | None = None) -> list[dict[str, str]]:
+    """The newest dead letters of ``queues`` (default: all), newest first, with their reason."""
+    client: Any = get_broker()
+    names = list(queues) if queues is not None else known_queues()
     rows = []
-    client: Any = get_broker()
-    for entry_id, fields in client.xrevrange(keys.dead(), count=count):
-        row = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-        row["entry_id"] = _s(entry_id)
-        rows.append(row)
-    return rows
+    for queue in names:
+        for entry_id, fields in client.xrevrange(keys.dead(queue), count=count):
+            row = {_s(k): _s(v) for k, v in fields.items()}
+            row["entry_id"] = _s(entry_id)
+            row["queue"] = queue
+            rows.append(row)
+    rows.sort(key=lambda r: _entry_order(r["entry_id"]), reverse=True)
+    return rows[:count]
 
 
-def requeue_dead(entry_ids: Iterable[str] | None = None) -> int:
-    """Put dead letters back on their streams (all when ``entry_ids`` is None)."""
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return 0, 0
+
+
+#: Fields a dead letter has beside those of the entry it was.
+DEAD_FIELDS = (b"reason", b"stream", b"at")
+
+
+def requeue_dead(
+    entry_ids: Iterable[str] | None = None, queues: Iterable[str] | None = None
+) -> int:
+    """Put dead letters back on their streams with a fresh delivery count (all when None).
+
+    Each goes back with the fields it had, minus the dead letter's own and
+    any verdict, in one MULTI in its queue's slot, so it is never both a
+    dead letter and queued, nor neither.
+    """
     client: Any = get_broker()
-    if entry_ids is None:
-        entries = client.xrange(keys.dead())
-    else:
-        entries = [e for i in entry_ids for e in client.xrange(keys.dead(), i, i)]
+    names = list(queues) if queues is not None else known_queues()
+    wanted = None if entry_ids is None else {str(i) for i in entry_ids}
     moved = 0
-    for entry_id, fields in entries:
-        stream = fields.get(b"stream")
-        if not stream:
-            continue
-        pipe = client.pipeline(transaction=True)
-        pipe.xadd(stream, {"i": fields.get(b"i", b""), "b": fields.get(b"b", b""), "dc": 0})
-        pipe.xdel(keys.dead(), entry_id)
-        pipe.execute()
-        moved += 1
+    for queue in names:
+        dead = keys.dead(queue)
+        if wanted is None:
+            entries = client.xrange(dead)
+        else:
+            entries = [e for i in wanted for e in client.xrange(dead, i, i)]
+        valid_streams = set(keys.queue_streams(queue))
+        for entry_id, fields in entries:
+            stream = _s(fields.get(b"stream", b""))
+            if stream not in valid_streams:
+                stream = keys.stream(queue, 0)
+            back = {k: v for k, v in fields.items() if k not in DEAD_FIELDS and k != b"v"}
+            back[b"dc"] = b"0"
+            pipe = client.pipeline(transaction=True)
+            pipe.xadd(stream, back)
+            pipe.xdel(dead, entry_id)
+            pipe.execute()
+            moved += 1
     return moved
 
 
 def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

@@ -9,7 +9,7 @@ follow-ups are made safe to repeat:
   frozen when the workflow was sent, and a plain ``link`` callback is frozen
   here with ids derived from the finished task's id;
 - each follow-up message is published with a once key on its id
-  (``keys.followup_sent``), set in the same Lua step as the publish, so a
+  (``keys.once``, in its queue), set in the same Lua step as the publish, so a
   repeated publish is dropped;
 - a chord header task records its outcome by header index in one Lua step
   (chord_part.lua) that counts distinct indexes, so a redelivered or re-run
@@ -302,38 +302,31 @@ class FollowUps:
 
     # -- writing -------------------------------------------------------------
     def flush(self) -> None:
-        """Store failure records, then publish follow-ups, in one pipelined round trip."""
+        """Store failure records, then publish follow-ups.
+
+        Records first (on the result Redis), so a follow-up that reads one
+        finds it; each follow-up is published with a once key of its id in
+        its queue, so a task re-run after a crash sends it once.
+        """
         if self.eager or not (self.envelopes or self.records):
             return
-        from django_taskq.broker import keys
-        from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
-        from django_taskq.broker.publish import publish, with_publish_retry
-        from django_taskq.broker.scripts import script
+        from django_taskq import states
+        from django_taskq.broker import results
+        from django_taskq.broker.connection import get_broker
+        from django_taskq.broker.publish import publish, run_pipeline, with_publish_retry
 
-        ttl = _ttl_ms()
+        ttl = _ttl_ms() / 1000
 
         def send() -> None:
-            broker = get_broker()
-            pipe = broker.pipeline(transaction=False)
-            backend = get_backend()
-            rpipe = pipe if backend_is_broker() else backend.pipeline(transaction=False)
-            store = script(backend, "store_result")
-            for task_id, record in self.records:
-                store(
-                    keys=keys.result_keys(task_id),
-                    args=[record, ttl],
-                    client=rpipe,
+            results.store_many((i, r, states.FAILURE) for i, r in self.records)
+            if self.envelopes:
+                run_pipeline(
+                    get_broker(),
+                    lambda pipe: [
+                        publish(e, once=f"followup:{e.id}", once_ttl=ttl, pipe=pipe)
+                        for e in self.envelopes
+                    ],
                 )
-            if rpipe is not pipe:
-                rpipe.execute()
-            for envelope in self.envelopes:
-                publish(
-                    envelope,
-                    once_key=keys.followup_sent(envelope.id),
-                    once_ttl=ttl / 1000,
-                    pipe=pipe,
-                )
-            pipe.execute()
 
         with_publish_retry(f"start {len(self.envelopes)} follow-up tasks", send)
 

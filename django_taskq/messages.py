@@ -49,15 +49,20 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-_DECODERS: dict[str, Any] = {
-    "datetime": dt.datetime.fromisoformat,
-    "date": dt.date.fromisoformat,
-    "time": dt.time.fromisoformat,
-    "timedelta": lambda v: dt.timedelta(seconds=v),
-    "decimal": Decimal,
-    "uuid": uuid.UUID,
-    "bytes": base64.b64decode,
-    "set": set,
+def _b64(value: str) -> bytes:
+    return base64.b64decode(value, validate=True)
+
+
+#: tag -> (type its "v" must have, what turns "v" back into the value)
+_DECODERS: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "datetime": (str, dt.datetime.fromisoformat),
+    "date": (str, dt.date.fromisoformat),
+    "time": (str, dt.time.fromisoformat),
+    "timedelta": ((int, float), lambda v: dt.timedelta(seconds=v)),
+    "decimal": (str, Decimal),
+    "uuid": (str, uuid.UUID),
+    "bytes": (str, _b64),
+    "set": (list, set),
 }
 
 
@@ -65,10 +70,27 @@ def _object_hook(obj: dict[str, Any]) -> Any:
     tag = obj.get(TAG)
     if tag is None:
         return obj
-    decoder = _DECODERS.get(tag)
-    if decoder is None:
+    found = _DECODERS.get(tag) if isinstance(tag, str) else None
+    if found is None:
         raise DecodeError(f"unknown tagged value {tag!r} in message")
-    return decoder(obj["v"])
+    if "v" not in obj:
+        raise DecodeError(f"tagged value {tag!r} has no 'v'")
+    expected, decoder = found
+    value = obj["v"]
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise DecodeError(
+            f"tagged value {tag!r} needs a {_type_names(expected)} in 'v', "
+            f"not {type(value).__name__}"
+        )
+    try:
+        return decoder(value)
+    except Exception as exc:  # each decoder raises its own kind (ValueError, TypeError, ...)
+        raise DecodeError(f"tagged value {tag!r} cannot be decoded: {exc}") from exc
+
+
+def _type_names(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(t.__name__ for t in types)
 
 
 _encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
@@ -81,10 +103,18 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """Decode what ``dumps`` produced."""
+    """Decode what ``dumps`` produced.
+
+    Raises DecodeError for a tagged value that is wrong (naming the tag),
+    ValueError for text that is not JSON, and DecodeError for JSON nested
+    too deeply to decode.
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    return _decoder.decode(text)
+    try:
+        return _decoder.decode(text)
+    except RecursionError:
+        raise DecodeError("JSON nested too deeply") from None
 
 
 def check_encodable(
@@ -162,7 +192,12 @@ class Envelope:
 
     @classmethod
     def decode(cls, body: str | bytes, accept: list[str] | tuple[str, ...] = ("json",)) -> Envelope:
-        """Parse a message body; DecodeError says what is wrong with it."""
+        """Parse and check a message body; DecodeError names what is wrong with it.
+
+        Every field is checked (types, ranges, the structure of workflow
+        options), so a worker never runs, or crashes on, a message it does
+        not understand: it dead-letters it with this reason instead.
+        """
         if isinstance(body, bytes):
             try:
                 body = body.decode("utf-8")
@@ -176,25 +211,26 @@ class Envelope:
                 )
             import pickle
 
-            data = pickle.loads(base64.b64decode(body[len(PICKLE_MARK) :]))
+            try:
+                data = pickle.loads(base64.b64decode(body[len(PICKLE_MARK) :]))
+            except Exception as exc:
+                raise DecodeError(f"pickled message body cannot be loaded: {exc}") from exc
         else:
             try:
                 data = loads(body)
-            except (ValueError, DecodeError) as exc:
+            except DecodeError as exc:
+                raise DecodeError(f"message body: {exc}") from exc
+            except ValueError as exc:
                 raise DecodeError(f"message body is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise DecodeError(f"message body must be a JSON object, got {type(data).__name__}")
-        missing = [name for name in ("id", "task") if not isinstance(data.get(name), str)]
-        if missing:
-            raise DecodeError(f"message lacks required field(s) {', '.join(missing)}")
+        from django_taskq.envelope_checks import check_fields
+
+        check_fields(data)
         known = _ENVELOPE_FIELDS if cls is Envelope else frozenset(cls.__dataclass_fields__)
         if not data.keys() <= known:
             for name in data.keys() - known:
                 data.pop(name)
-        if not isinstance(data.get("args", []), list):
-            raise DecodeError(f"message {data['id']}: 'args' must be a list")
-        if not isinstance(data.get("kwargs", {}), dict):
-            raise DecodeError(f"message {data['id']}: 'kwargs' must be an object")
         if cls is Envelope and len(data) == len(known):
             # Every field is present (a body made by encode()): skip __init__'s
             # keyword matching; the result is the same object cls(**data) makes.
@@ -203,7 +239,7 @@ class Envelope:
             return envelope
         try:
             return cls(**data)
-        except TypeError as exc:  # pragma: no cover - defensive
+        except TypeError as exc:  # pragma: no cover - check_fields() covers the fields
             raise DecodeError(f"message {data.get('id')}: {exc}") from exc
 
 

@@ -38,7 +38,7 @@ def acquire(task_name: str, rate: str | float | int) -> float:
     per_second = parse_rate(rate, task_name)
     client = get_broker()
     wait_ms = script(client, "rate_limit")(
-        keys=[f"{keys.prefix()}:rate:{task_name}"],
+        keys=[keys.rate_bucket(task_name)],
         args=[int(time.time() * 1000), per_second, max(1.0, per_second)],
         client=client,
     )

@@ -19,7 +19,6 @@ from typing import Any
 from django_taskq import states
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_backend
-from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import TaskError, TaskRevokedError, TimeoutError
 from django_taskq.messages import dumps, loads
@@ -34,7 +33,7 @@ def ttl_ms() -> int:
 
 
 def store_state(task_id: str, state: str, meta: Any, task_name: str | None = None) -> None:
-    """Store a custom or progress state (``update_state``)."""
+    """Store a custom or progress state (``update_state``); a finished result is kept."""
     record = dumps(
         {
             "status": state,
@@ -44,12 +43,9 @@ def store_state(task_id: str, state: str, meta: Any, task_name: str | None = Non
             "task": task_name,
         }
     )
-    client = get_backend()
-    script(client, "store_result")(
-        keys=keys.result_keys(task_id),
-        args=[record, ttl_ms()],
-        client=client,
-    )
+    from django_taskq.broker import results
+
+    results.store(task_id, record, state)
 
 
 def _import_exception(name: str) -> type[BaseException] | None:
@@ -59,7 +55,9 @@ def _import_exception(name: str) -> type[BaseException] | None:
         cls = getattr(module, attr)
     except (ImportError, AttributeError, ValueError):
         return None
-    if isinstance(cls, type) and issubclass(cls, BaseException):
+    # Only Exception: rebuilding SystemExit or KeyboardInterrupt would stop
+    # the caller (a web request, a shell) because a task called sys.exit().
+    if isinstance(cls, type) and issubclass(cls, Exception):
         return cls
     return None
 

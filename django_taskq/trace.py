@@ -90,7 +90,11 @@ def execute(
     delivery_count: int = 1,
     eager: bool = False,
 ) -> Outcome:
-    """Run ``task`` for ``envelope``; never raises (except BaseException like SystemExit)."""
+    """Run ``task`` for ``envelope``; never raises, except the worker's own shutdown signals.
+
+    Every exception the task raises, SystemExit and KeyboardInterrupt
+    included, becomes its outcome.
+    """
     from django_taskq import request as requests
 
     request = requests.Request.from_envelope(
@@ -140,7 +144,10 @@ def execute(
             traceback=_format(reject),
             reject_reason=f"rejected by the task: {reject.reason}",
         )
-    except Exception as exc:
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        # sys.exit() or a stray KeyboardInterrupt in a task is that task's
+        # failure: letting it end the consumer would redeliver the message
+        # forever. (A worker's own shutdown never raises these in a task.)
         outcome = Outcome(states.FAILURE, exception=exc, traceback=_format(exc))
         signals.send(
             signals.task_failure,

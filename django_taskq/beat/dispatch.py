@@ -6,9 +6,10 @@ and enqueues, so two beats (or a beat and its successor after a failover)
 can never both send the same run, and a crash cannot separate the two.
 
 A batch of due runs is sent in one pipelined round trip, together with the
-``beat:last`` hash (periodic task id -> last due time sent) in the same
-MULTI, so a new leader knows what was sent even if the database write of
-``last_run_at`` had not happened yet.
+``beat:last`` hash (periodic task id -> last due time sent), so a new
+leader knows what was sent even if the database write of ``last_run_at``
+had not happened yet. The run's once key lives in its queue's slot, so the
+set-if-absent and the publish are one step on Redis Cluster too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import redis
 from django_taskq.beat.entry import RunOptions, epoch_ms, from_epoch_ms
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
-from django_taskq.broker.publish import publish
+from django_taskq.broker.publish import publish, queue_publish, run_pipeline
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import Envelope, new_id
 from django_taskq.registry import registry
@@ -35,14 +36,23 @@ HEADER_ID = "periodic_task_id"
 HEADER_DUE = "periodic_task_due"
 
 
-def run_key(periodic_task_id: int, due: dt.datetime) -> str:
-    """The once-key of one run: ``<prefix>:beat:run:<id>:<due epoch ms>``."""
-    return f"{keys.prefix()}:beat:run:{periodic_task_id}:{epoch_ms(due)}"
+def run_token(periodic_task_id: int, due: dt.datetime) -> str:
+    """What names one run: ``run:<id>:<due epoch ms>``.
+
+    Its once key lives in the slot of the queue the run is sent to
+    (``keys.once(queue, token)``), set in the same step as the publish.
+    """
+    return f"run:{periodic_task_id}:{epoch_ms(due)}"
+
+
+def run_key(periodic_task_id: int, due: dt.datetime, queue: str) -> str:
+    """The once key of one run sent to ``queue``."""
+    return keys.once(queue, run_token(periodic_task_id, due))
 
 
 def last_key() -> str:
     """Hash: periodic task id -> epoch ms of the last due time sent."""
-    return f"{keys.prefix()}:beat:last"
+    return keys.global_key("beat:last")
 
 
 def build_envelope(
@@ -120,31 +130,37 @@ def send_runs(runs: list[Run], client: redis.Redis | None = None) -> list[Outcom
     client = client or get_broker()
     ttl = float(taskq_settings.BEAT_RUN_KEY_TTL)
     outcomes: list[Outcome] = []
-    sendable: list[Outcome] = []
-    pipe = client.pipeline(transaction=True)
+    prepared: list[tuple[Outcome, Envelope, str]] = []
     for run in runs:
         outcome = Outcome(run=run)
         outcomes.append(outcome)
         try:
             envelope = build_envelope(run.options, run.due)
-            publish(
-                envelope,
-                once_key=run_key(run.options.periodic_task_id, run.due),
-                once_ttl=ttl,
-                pipe=pipe,
-            )
+            body = envelope.encode(taskq_settings.TASK_SERIALIZER)
         except Exception as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
             continue
         outcome.task_id = envelope.id
-        pipe.hset(last_key(), str(run.options.periodic_task_id), epoch_ms(run.due))
-        sendable.append(outcome)
-    if not sendable:
+        prepared.append((outcome, envelope, body))
+    if not prepared:
         return outcomes
-    results = pipe.execute()
-    # Each sendable run queued two commands: the publish script, then HSET.
-    for index, outcome in enumerate(sendable):
-        published = results[index * 2]
+    firsts: list[int] = []
+
+    def build(pipe: Any) -> None:
+        firsts.clear()
+        index = 0
+        for outcome, envelope, body in prepared:
+            firsts.append(index)
+            token = run_token(outcome.run.options.periodic_task_id, outcome.run.due)
+            index += queue_publish(pipe, client, envelope, body, once=token, once_ttl=ttl)
+            pipe.hset(
+                last_key(), str(outcome.run.options.periodic_task_id), epoch_ms(outcome.run.due)
+            )
+            index += 1
+
+    replies = run_pipeline(client, build)
+    for (outcome, _, _), first in zip(prepared, firsts, strict=True):
+        published = replies[first]
         outcome.sent = bool(published)
         outcome.duplicate = not published
     return outcomes

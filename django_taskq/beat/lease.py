@@ -30,12 +30,12 @@ from django_taskq.broker import keys
 
 
 def lease_key() -> str:
-    return f"{keys.prefix()}:beat:leader"
+    return keys.global_key("beat:leader")
 
 
 def lease_channel() -> str:
     """Pub/sub channel told when the leader releases the lease."""
-    return f"{keys.prefix()}:beat:leader:released"
+    return keys.global_key("beat:leader:released")
 
 
 @cache

@@ -32,12 +32,12 @@ ALL = "*"
 
 def version_key() -> str:
     """Redis counter incremented on every schedule change."""
-    return f"{keys.prefix()}:beat:version"
+    return keys.global_key("beat:version")
 
 
 def channel() -> str:
     """Pub/sub channel the leader listens on; payload ``task:<pk>``, ``<model>:<pk>`` or ``*``."""
-    return f"{keys.prefix()}:beat:changed"
+    return keys.global_key("beat:changed")
 
 
 def bump(payload: str = ALL) -> None:

@@ -65,11 +65,19 @@ def validate_url(url: str, setting: str) -> None:
 
 
 def _pool_options() -> dict[str, Any]:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     options: dict[str, Any] = {
         "socket_timeout": taskq_settings.BROKER_SOCKET_TIMEOUT,
         "socket_connect_timeout": taskq_settings.BROKER_CONNECT_TIMEOUT,
         "socket_keepalive": True,
         "health_check_interval": 30,
+        # No silent retries inside redis-py (it retries ten times by
+        # default): every caller here decides itself what a lost connection
+        # means. A consumer must know that its fetch's reply was lost, so it
+        # takes back what it holds; a publish retries with its once key.
+        "retry": Retry(NoBackoff(), 0),
     }
     options.update(taskq_settings.BROKER_CONNECTION_OPTIONS or {})
     return options

@@ -1,8 +1,14 @@
 """Publish messages: ready now into a stream, or later into the delayed set.
 
 ``publish()`` is the single way a message enters Redis, for ``delay()``,
-retries, beat (with its at-most-once key) and workflows. Enqueueing many
-messages at once goes through ``publish_many()``, one pipelined round trip.
+retries, beat and workflows. Enqueueing many messages at once goes through
+``publish_many()``, one pipelined round trip.
+
+Every publish carries a once key in its queue's slot (enqueue.lua sets it
+in the same step), so a publish that is retried after a timeout, or sent
+again by a task re-run after a crash, queues the message once. The PENDING
+result record is written after the message with SET NX: it never overwrites
+a state a fast worker already stored, and it lives in the task's own slot.
 """
 
 from __future__ import annotations
@@ -15,9 +21,8 @@ from typing import Any, TypeVar
 import redis
 
 from django_taskq import states
-from django_taskq.broker import keys
+from django_taskq.broker import keys, scripts
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
-from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.messages import Envelope, dumps
@@ -74,98 +79,192 @@ def pending_record(envelope: Envelope) -> str:
     )
 
 
-def _publish_args(
-    envelope: Envelope, body: str, once_key: str | None, once_ttl: float
-) -> tuple[list[str], list[Any]]:
+def once_token(envelope: Envelope) -> str:
+    """What makes one publish of ``envelope`` unique in its queue: its id and attempt."""
+    return envelope.id if not envelope.retries else f"{envelope.id}:r{envelope.retries}"
+
+
+def default_once_ttl() -> float:
+    """Seconds a plain publish's once key lives: it only has to outlast the publish's retries."""
+    timeout = float(getattr(taskq_settings, "PUBLISH_TIMEOUT", 5.0) or 5.0)
+    return max(10.0, 3 * timeout)
+
+
+#: How often a client adds a queue it publishes to to the registry again
+#: (so a Redis that lost its data has its queues back within this long).
+REGISTER_EVERY = 5.0
+
+
+def register_queue(pipe: Any, client: redis.Redis, queue: str) -> int:
+    """Add ``queue`` to the queue registry (at most every REGISTER_EVERY seconds per client).
+
+    Returns the number of commands queued (0 or 1). The registration is
+    queued after the message, so a registry pruned meanwhile (a queue idle
+    for long) gets the queue back; see broker/queues.py. What was registered
+    when is remembered on the client, so a new client (after a settings
+    change, in a forked child) registers again at once.
+    """
+    memo: dict[tuple[str, str], float] | None = getattr(client, "_taskq_registered", None)
+    if memo is None:
+        memo = {}
+        setattr(client, "_taskq_registered", memo)  # noqa: B010 - cache on the client
+    key = (keys.prefix(), queue)
+    now = time.monotonic()
+    if now - memo.get(key, -REGISTER_EVERY) < REGISTER_EVERY:
+        return 0
+    pipe.sadd(keys.queues(), queue)
+    memo[key] = now
+    return 1
+
+
+def queue_publish(
+    pipe: Any,
+    client: redis.Redis,
+    envelope: Envelope,
+    body: str,
+    *,
+    once: str | None = None,
+    once_ttl: float | None = None,
+) -> int:
+    """Queue the commands that publish ``envelope`` on ``pipe`` (a broker pipeline).
+
+    One EVALSHA of enqueue.lua in the queue's slot, then (when results live
+    on the broker) the PENDING record with SET NX in the task's slot, then
+    the queue registration. The caller executes the pipeline, with
+    ``run_pipeline`` so a Redis that lost its scripts is handled. Returns
+    how many commands were queued; the first one's reply is 1 when the
+    message was queued, 0 when its once key said it was already.
+    """
     due_ms = 0
     if envelope.eta is not None and envelope.eta > time.time():
         due_ms = int(envelope.eta * 1000)
-    record_pending = not envelope.ignore_result and backend_is_broker()
-    ttl_ms = int(float(taskq_settings.RESULT_EXPIRES) * 1000) if record_pending else 0
-    stream = keys.stream(envelope.queue, envelope.priority)
-    script_keys = [
-        stream,
-        keys.delayed(),
-        keys.result(envelope.id),
-        keys.queues(),
-        once_key or keys.result(envelope.id),
-    ]
-    args: list[Any] = [
-        body,
-        envelope.id,
-        due_ms,
-        ttl_ms,
-        pending_record(envelope) if ttl_ms else "",
-        int(once_ttl * 1000) if once_key else 0,
-        envelope.queue,
-        keys.delayed_wake(),
-    ]
-    return script_keys, args
+    queue = envelope.queue
+    ttl = default_once_ttl() if once_ttl is None else once_ttl
+    scripts.queue_evalsha(
+        pipe,
+        client,
+        "enqueue",
+        [
+            keys.stream(queue, envelope.priority),
+            keys.delayed(queue),
+            keys.once(queue, once or once_token(envelope)),
+        ],
+        [
+            body,
+            envelope.id,
+            due_ms,
+            int(ttl * 1000),
+            envelope.priority,
+            keys.delayed_wake(),
+            queue,
+        ],
+    )
+    queued = 1
+    if not envelope.ignore_result and backend_is_broker():
+        pipe.set(keys.result(envelope.id), pending_record(envelope), px=_result_ttl(), nx=True)
+        queued += 1
+    return queued + register_queue(pipe, client, queue)
+
+
+def run_pipeline(client: redis.Redis, build: Callable[[Any], object]) -> list[Any]:
+    """Build a pipeline with ``build(pipe)`` and execute it; returns the replies.
+
+    Scripts are queued as bare EVALSHA (no SCRIPT EXISTS round trip). When
+    Redis has lost them (a restart, SCRIPT FLUSH), they are loaded and the
+    whole pipeline is sent again, which is safe because everything that goes
+    through here is idempotent: once keys, SET NX, forward-only result
+    writes, acks.
+    """
+    pipe = client.pipeline(transaction=False)
+    build(pipe)
+    try:
+        replies: list[Any] = pipe.execute()
+    except redis.exceptions.NoScriptError:
+        scripts.load_all(client)
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        replies = pipe.execute()
+    except (redis.ConnectionError, redis.TimeoutError):
+        # Redis may have restarted without its data: register queues again.
+        setattr(client, "_taskq_registered", {})  # noqa: B010
+        raise
+    return replies
 
 
 def publish(
     envelope: Envelope,
     *,
-    once_key: str | None = None,
-    once_ttl: float = 0,
+    once: str | None = None,
+    once_ttl: float | None = None,
     pipe: Any = None,
     serializer: str | None = None,
 ) -> bool:
-    """Put one message on its queue (or in the delayed set if it has an ETA).
+    """Put one message on its queue (or in its delayed set if it has an ETA).
 
-    With ``once_key``, publish only if that key did not exist (set together
-    with the publish, atomically); returns False for such a duplicate. With
-    ``pipe``, the command is queued on that pipeline and True is returned.
+    ``once`` names the publish (default: the task id and attempt): a second
+    publish of the same name into the same queue within ``once_ttl``
+    seconds is dropped, and False is returned for it. With ``pipe``, the
+    commands are queued on that broker pipeline and True is returned.
     """
     body = envelope.encode(serializer or taskq_settings.TASK_SERIALIZER)
-    script_keys, args = _publish_args(envelope, body, once_key, once_ttl)
+    client = get_broker()
     if pipe is not None:
-        script(get_broker(), "enqueue")(keys=script_keys, args=args, client=pipe)
+        queue_publish(pipe, client, envelope, body, once=once, once_ttl=once_ttl)
         _record_pending_elsewhere([envelope])
         return True
-    client = get_broker()
-    enqueue = script(client, "enqueue")
-    done = with_publish_retry(
-        f"send task {envelope.task}", lambda: enqueue(keys=script_keys, args=args, client=client)
+    replies = with_publish_retry(
+        f"send task {envelope.task}",
+        lambda: run_pipeline(
+            client,
+            lambda p: queue_publish(p, client, envelope, body, once=once, once_ttl=once_ttl),
+        ),
     )
     _record_pending_elsewhere([envelope])
-    return bool(done)
+    return bool(replies[0])
 
 
 def publish_many(envelopes: Iterable[Envelope]) -> int:
-    """Publish many messages in one pipelined round trip; returns the count."""
+    """Publish many messages in one pipelined round trip; returns how many were queued."""
     client = get_broker()
-    enqueue = script(client, "enqueue")
     serializer = taskq_settings.TASK_SERIALIZER
-    prepared = []
-    for envelope in envelopes:
-        body = envelope.encode(serializer)
-        prepared.append((envelope, *_publish_args(envelope, body, None, 0)))
+    prepared = [(envelope, envelope.encode(serializer)) for envelope in envelopes]
+    if not prepared:
+        return 0
+    firsts: list[int] = []
+
+    def build(pipe: Any) -> None:
+        firsts.clear()
+        index = 0
+        for envelope, body in prepared:
+            firsts.append(index)
+            index += queue_publish(pipe, client, envelope, body)
 
     def send() -> int:
-        pipe = client.pipeline(transaction=False)
-        for _, script_keys, args in prepared:
-            enqueue(keys=script_keys, args=args, client=pipe)
-        pipe.execute()
-        return len(prepared)
+        replies = run_pipeline(client, build)
+        return sum(1 for index in firsts if replies[index])
 
     count = with_publish_retry(f"send {len(prepared)} tasks", send)
-    _record_pending_elsewhere([envelope for envelope, *_ in prepared])
+    _record_pending_elsewhere([envelope for envelope, _ in prepared])
     return count
+
+
+def _result_ttl() -> int:
+    return int(float(taskq_settings.RESULT_EXPIRES) * 1000)
 
 
 def _record_pending_elsewhere(envelopes: list[Envelope]) -> None:
     """Write PENDING records, in one round trip, when results live on another Redis.
 
-    (On the broker itself enqueue.lua writes them in the publishing step.)
+    SET NX: a worker may have stored a later state already. (On the broker
+    the record is written in the publishing pipeline itself.)
     """
     if backend_is_broker():
         return
     wanted = [e for e in envelopes if not e.ignore_result]
     if not wanted:
         return
-    ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+    ttl = _result_ttl()
     pipe = get_backend().pipeline(transaction=False)
     for envelope in wanted:
-        pipe.set(keys.result(envelope.id), pending_record(envelope), px=ttl)
+        pipe.set(keys.result(envelope.id), pending_record(envelope), px=ttl, nx=True)
     pipe.execute()

@@ -56,3 +56,14 @@ def load(client: redis.Redis, *names: str) -> None:
     """SCRIPT LOAD the named scripts (after a NoScriptError)."""
     for name in names:
         client.script_load(source(name))
+
+
+def names() -> list[str]:
+    """Every script shipped in ``lua/``."""
+    folder = resources.files("django_taskq.broker").joinpath("lua")
+    return sorted(f.name[:-4] for f in folder.iterdir() if f.name.endswith(".lua"))
+
+
+def load_all(client: redis.Redis) -> None:
+    """SCRIPT LOAD every script (after a NoScriptError from a pipeline of bare EVALSHAs)."""
+    load(client, *names())

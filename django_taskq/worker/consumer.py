@@ -1,10 +1,17 @@
-"""One consumer: fetch a batch, run it, store results and ack in one round trip.
+"""One consumer: fetch a batch, check each entry, run it, and settle it.
 
 A consumer is a prefork child, a thread of the thread pool, or the solo
 worker itself. It talks to Redis on its own: nothing passes through the
 parent. The batch adapts: it grows while tasks are fast and shrinks when
-they are slow, and a watcher hands unstarted messages back when one task
-runs long, so a long task never holds a batch of others hostage.
+they are slow. A guard thread flushes finished tasks' results and acks
+while the next task runs (so a long task never holds back the result of the
+one before it) and hands unstarted messages back when one task runs long.
+
+Whatever is in an entry, the consumer neither crashes nor loops on it: an
+entry it cannot read is dead-lettered with the reason (worker/entries.py).
+After any lost connection it first takes back what the server says it
+holds, before it reads anything new, so a fetch whose reply was lost does
+not leave messages stranded under a live consumer.
 """
 
 from __future__ import annotations
@@ -22,23 +29,29 @@ from typing import Any
 import redis
 
 from django_taskq import signals, states
-from django_taskq.broker import keys, scripts
-from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
-from django_taskq.broker.publish import publish
-from django_taskq.broker.scripts import script
+from django_taskq.broker import keys, results
+from django_taskq.broker.connection import get_broker
+from django_taskq.broker.publish import once_token
 from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import DecodeError, NotRegistered, Reject
-from django_taskq.followups import after_finish, needs_after_finish
+from django_taskq.exceptions import (
+    NotRegistered,
+    Reject,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from django_taskq.messages import Envelope
 from django_taskq.registry import registry
 from django_taskq.request import Request
 from django_taskq.trace import Outcome, execute, result_record
+from django_taskq.worker import entries
 from django_taskq.worker import streams as ops
 from django_taskq.worker.limits import TimeLimits
+from django_taskq.worker.settle import Settler
 
 logger = logging.getLogger("django_taskq.worker")
 
-#: Results and acks are flushed at least this often while a batch runs.
+#: A finished task's result and ack reach Redis within this long, whatever runs next.
 FLUSH_INTERVAL = 0.005
 #: A batch is sized so that it runs in about this long.
 BATCH_TARGET_SECONDS = 0.05
@@ -49,33 +62,34 @@ BLOCK_MS = 1000
 NO_LIMITS = contextlib.nullcontext()
 #: Header of a message that was delayed by its rate limit and holds a token.
 RATE_RESERVED = "taskq_rate_reserved"
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 @dataclass
 class Running:
-    """The message a consumer is running now (read by the watcher and the parent)."""
+    """The message a consumer handles now (read by the guard thread and the parent).
+
+    ``envelope`` is None while the entry is being checked: a crash then still
+    counts as a delivery of this message.
+    """
 
     delivery: ops.Delivery
-    envelope: Envelope
+    envelope: Envelope | None
     started: float  # time.monotonic()
 
 
 @dataclass
-class PendingWrites:
-    """Results, retries and acks waiting for the next flush."""
+class Unsettled:
+    """A message whose run finished but whose settle step Redis interrupted."""
 
-    records: list[tuple[str, str]] = field(default_factory=list)  # (task id, record)
-    acks: dict[str, list[str]] = field(default_factory=lambda: collections.defaultdict(list))
-    retries: list[Envelope] = field(default_factory=list)
-    dead: list[tuple[ops.Delivery, str]] = field(default_factory=list)
-    count: int = 0
-
-    def __bool__(self) -> bool:
-        return self.count > 0
+    delivery: ops.Delivery
+    envelope: Envelope
+    outcome: Outcome
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Consumer:
-    """Fetch, run and ack messages of ``queues`` under the consumer ``name``."""
+    """Fetch, run and settle messages of ``queues`` under the consumer ``name``."""
 
     def __init__(
         self,
@@ -102,63 +116,113 @@ class Consumer:
         self.limits = limits or TimeLimits(None, None, soft_only=True)
         self.on_start = on_start
         self.accept = list(taskq_settings.ACCEPT_CONTENT)
+        self.max_deliveries = int(taskq_settings.MAX_DELIVERIES)
         self.batch_size = 1
         self.tasks_done = 0
         self.local: collections.deque[ops.Delivery] = collections.deque()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards self.local
         self.running: Running | None = None
-        self.writes = PendingWrites()
-        self._last_flush = time.monotonic()
+        self.settler = Settler(hostname)
+        self.unsettled: list[Unsettled] = []
+        self.reconnected = False
+        self._wake = threading.Condition()
         self._watch = watch_hostages
+        self.stop_guard = False
 
     # -- main loop -----------------------------------------------------------
     def run(self) -> None:
         """Consume until ``stop`` is set or a recycling limit is reached."""
-        watcher = None
-        if self._watch:
-            watcher = threading.Thread(target=self._watch_hostages, daemon=True, name="hostages")
-            watcher.start()
+        guard = threading.Thread(target=self._guard, daemon=True, name="taskq-guard")
+        guard.start()
         backoff = 0.1
         groups_ready = False
-        while not self.stop.is_set() and not self._should_recycle():
-            try:
-                if not groups_ready:
-                    ops.ensure_groups(get_broker(), self.streams)
-                    groups_ready = True
-                if self.writes:
-                    self.flush()
-                batch = self._fetch()
-                if batch:
-                    self._run_batch(batch)
-                backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                logger.warning(
-                    "consumer %s lost Redis (%s); reconnecting in %.1fs", self.name, exc, backoff
-                )
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                groups_ready = False
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                groups_ready = False  # Redis lost its data (restart): recreate groups
-        self._finish()
-        if watcher is not None:
-            watcher.join(timeout=1)
+        try:
+            while not self.stop.is_set() and not self._should_recycle():
+                try:
+                    if not groups_ready:
+                        ops.ensure_groups(get_broker(), self.streams)
+                        groups_ready = True
+                    self._catch_up()
+                    batch = [] if self.local else self._fetch()
+                    if batch or self.local:
+                        self._run_batch(batch)
+                    backoff = 0.1
+                except REDIS_DOWN as exc:
+                    logger.warning(
+                        "consumer %s lost Redis (%s); reconnecting in %.1fs",
+                        self.name,
+                        exc,
+                        backoff,
+                    )
+                    self.reconnected = True
+                    self.stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    groups_ready = False
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        logger.error("consumer %s: Redis refused a command: %s", self.name, exc)
+                        self.stop.wait(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                    groups_ready = False  # Redis lost its data (restart): recreate groups
+                    self.reconnected = True
+            self._finish()
+        finally:
+            self.stop_guard = True
+            with self._wake:
+                self._wake.notify_all()
+            guard.join(timeout=1)
+
+    def _catch_up(self) -> None:
+        """After a lost connection: settle what was left half done, take back what we hold."""
+        if self.settler.pending():
+            self.settler.flush()
+        if self.unsettled:
+            self._settle_again()
+        if self.reconnected:
+            self._take_back_own()
+            self.reconnected = False
+
+    def _take_back_own(self) -> None:
+        """Queue again the pending entries the server says we hold and we do not know of.
+
+        A fetch whose reply was lost (the connection dropped after Redis ran
+        it) leaves its entries pending under this live consumer, where
+        recovery never looks. They were never started here, so they run now.
+        """
+        self.settler.flush()
+        with self.lock:
+            held = {d.entry_id for d in self.local}
+        held.update(u.delivery.entry_id for u in self.unsettled)
+        own = ops.read_own(get_broker(), self.streams, self.name)
+        found = [d for d in own if d.entry_id not in held]
+        if found:
+            logger.warning(
+                "consumer %s took back %d message(s) it held after a lost connection",
+                self.name,
+                len(found),
+            )
+            with self.lock:
+                self.local.extend(found)
+
+    def _settle_again(self) -> None:
+        while self.unsettled:
+            item = self.unsettled[0]
+            self.settler.finish(item.delivery, item.envelope, item.outcome, **item.options)
+            self.unsettled.pop(0)
 
     def _finish(self) -> None:
         """Hand back unstarted messages and flush what is pending (warm stop)."""
         for attempt in range(50):
             try:
+                self._settle_again()
                 self._hand_back_local()
-                if self.writes:
-                    self.flush()
+                self.settler.flush()
                 return
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 logger.warning("consumer %s cannot flush on exit (%s); retrying", self.name, exc)
                 time.sleep(min(0.1 * (attempt + 1), 1.0))
         logger.error(
-            "consumer %s gave up flushing; pending messages will be redelivered", self.name
+            "consumer %s gave up flushing; its pending messages will be redelivered", self.name
         )
 
     def _should_recycle(self) -> bool:
@@ -177,11 +241,11 @@ class Consumer:
 
     def _fetch(self) -> list[ops.Delivery]:
         client = get_broker()
-        batch = ops.fetch(client, self.streams, self.name, self.batch_size)
+        batch = ops.fetch(client, self.queues, self.name, self.batch_size)
         if batch:
             return batch
-        if self.writes:
-            self.flush()
+        if self.settler.pending():
+            self.settler.flush()
         return ops.block_fetch(client, self.streams, self.name, self.batch_size, BLOCK_MS)
 
     # -- running a batch -------------------------------------------------------
@@ -195,15 +259,16 @@ class Consumer:
                 if not self.local:
                     break
                 delivery = self.local.popleft()
-            self._handle(delivery)
+            self._process(delivery)
             ran += 1
-            if self.writes and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
-                self.flush()
+            if self.settler.pending() and (not self.local or self.settler.age() >= FLUSH_INTERVAL):
+                self.settler.flush()
             if self.max_tasks and self.tasks_done >= self.max_tasks:
                 break
-        self._hand_back_local()
-        if self.writes:
-            self.flush()
+        if self.stop.is_set() or (self.max_tasks and self.tasks_done >= self.max_tasks):
+            self._hand_back_local()
+        if self.settler.pending():
+            self.settler.flush()
         # Once a task (before it) and once a batch: an idle worker holds no stale connection.
         close_old_connections()
         self._adapt(ran, time.perf_counter() - started)
@@ -227,40 +292,91 @@ class Consumer:
         for d in left:
             by_stream[d.stream].append(d.entry_id)
         client = get_broker()
-        for stream, ids in by_stream.items():
-            ops.hand_back(client, stream, ids)
+        try:
+            for stream, ids in by_stream.items():
+                ops.give_back(client, stream, ids)
+        except BaseException:
+            with self.lock:
+                self.local.extendleft(reversed(left))
+            raise
         logger.debug("consumer %s handed back %d unstarted messages", self.name, len(left))
 
-    def _watch_hostages(self) -> None:
-        """Hand back unstarted messages while one task runs long."""
-        while not self.stop.wait(0.25):
+    def _guard(self) -> None:
+        """While a task runs: flush the results before it, and hand back unstarted messages."""
+        while not self.stop_guard:
+            with self._wake:
+                timeout = 0.25
+                if self.running is not None and self.settler.pending():
+                    timeout = max(0.0, FLUSH_INTERVAL - self.settler.age())
+                if timeout:
+                    self._wake.wait(timeout)
             running = self.running
-            if running is None or time.monotonic() - running.started < HOSTAGE_SECONDS:
+            if running is None:
                 continue
-            try:
-                self._hand_back_local()
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                pass
-            self.batch_size = 1
+            if self.settler.pending() and self.settler.age() >= FLUSH_INTERVAL:
+                try:
+                    self.settler.flush()
+                except REDIS_DOWN:
+                    time.sleep(0.1)  # the consumer retries after its task
+            if self._watch and time.monotonic() - running.started >= HOSTAGE_SECONDS:
+                try:
+                    self._hand_back_local()
+                except REDIS_DOWN:
+                    pass
+                self.batch_size = 1
 
-    def _handle(self, delivery: ops.Delivery) -> None:
-        """Run one message and queue its result and ack for the next flush."""
-        w = self.writes
+    def _set_running(self, running: Running | None) -> None:
+        self.running = running
+        if running is not None:
+            with self._wake:
+                self._wake.notify_all()
+        if self.on_start is not None:
+            self.on_start(running)
+
+    # -- one message ------------------------------------------------------------
+    def _process(self, delivery: ops.Delivery) -> None:
+        """Check, run and settle one message; a Redis failure puts it back in front."""
+        self._set_running(Running(delivery, None, time.monotonic()))
         try:
-            envelope = Envelope.decode(delivery.body, self.accept)
-        except DecodeError as exc:
-            reason = f"malformed message {delivery.entry_id} on {delivery.stream}: {exc}"
+            try:
+                message = entries.read(delivery, self.accept)
+            except entries.BadEntry as bad:
+                logger.error("%s; dead-lettered", bad.reason)
+                self.settler.bad_entry(delivery, bad.reason, bad.task_id)
+                return
+            self._handle(message)
+        except REDIS_DOWN:
+            if not any(u.delivery.entry_id == delivery.entry_id for u in self.unsettled):
+                with self.lock:
+                    self.local.appendleft(delivery)  # not started: it runs after the reconnect
+            raise
+        finally:
+            self._set_running(None)
+
+    def _handle(self, message: entries.Message) -> None:
+        envelope, delivery = message.envelope, message.delivery
+        earlier = message.delivery_count - 1
+        if earlier >= self.max_deliveries:
+            reason = (
+                f"task {envelope.task}[{envelope.id}] was delivered {earlier} times without "
+                f"finishing (TASKQ_MAX_DELIVERIES={self.max_deliveries}): it kept killing "
+                "its worker"
+            )
             logger.error("%s; dead-lettered", reason)
-            self._dead(delivery, reason, task_id=delivery.task_id or None)
+            outcome = Outcome(
+                states.FAILURE, exception=WorkerLostError(reason), reject_reason=reason
+            )
+            self._end(message, outcome, dead=reason)
+            return
+        if message.verdict:
+            self._end_by_verdict(message, message.verdict)
             return
         if delivery.revoked:
-            self._revoked(delivery, envelope, "revoked before it started", expired=False)
+            self._revoked(message, "revoked before it started", expired=False)
             return
         if envelope.expires is not None and time.time() > envelope.expires:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(envelope.expires))
-            self._revoked(
-                delivery, envelope, f"expired at {when} UTC before it started", expired=True
-            )
+            self._revoked(message, f"expired at {when} UTC before it started", expired=True)
             return
         try:
             task = registry.get(envelope.task)
@@ -268,189 +384,114 @@ class Consumer:
             reason = f"task {envelope.task} is not registered on worker {self.hostname}"
             logger.error("%s (id %s); dead-lettered", reason, envelope.id)
             outcome = Outcome(states.FAILURE, exception=NotRegistered(reason), reject_reason=reason)
-            self._dead(delivery, reason, envelope=envelope, outcome=outcome)
+            self._end(message, outcome, dead=reason)
             return
-        if task.rate_limit and not envelope.headers.pop(RATE_RESERVED, False):
+        if task.rate_limit and not envelope.headers.get(RATE_RESERVED):
             from django_taskq.ratelimit import acquire
 
             wait = acquire(task.name, task.rate_limit)
             if wait > 0:
-                envelope.eta = time.time() + wait
-                envelope.headers[RATE_RESERVED] = True
-                w.retries.append(envelope)
-                self._ack(delivery)
+                later = _copy(envelope)
+                later.eta = time.time() + wait
+                later.headers[RATE_RESERVED] = True
+                self.settler.pass_on(delivery, later, f"{envelope.id}:{delivery.entry_id}")
                 return
+        envelope.headers.pop(RATE_RESERVED, None)
         acks_late = task.acks_late
         if not acks_late:
-            self._ack(delivery)
-            self.flush()
+            self.settler.ack(delivery)
+            self.settler.flush()
         if task.track_started:
-            self._store_now(envelope, states.STARTED)
-
-        running = Running(delivery, envelope, time.monotonic())
-        self.running = running
-        if self.on_start is not None:
-            self.on_start(running)
+            record = result_record(envelope, Outcome(states.STARTED), self.hostname)
+            results.store(envelope.id, record, states.STARTED)
+        self._set_running(Running(delivery, envelope, time.monotonic()))
         close_old_connections()
-        try:
-            soft, hard = envelope.soft_time_limit, envelope.time_limit
-            limits = (
-                NO_LIMITS if self.limits.unlimited(soft, hard) else self.limits.applied(soft, hard)
+        soft, hard = envelope.soft_time_limit, envelope.time_limit
+        limits = NO_LIMITS if self.limits.unlimited(soft, hard) else self.limits.applied(soft, hard)
+        with limits:
+            outcome = execute(
+                task, envelope, hostname=self.hostname, delivery_count=message.delivery_count
             )
-            with limits:
-                outcome = execute(
-                    task, envelope, hostname=self.hostname, delivery_count=delivery.delivery_count
-                )
-        finally:
-            self.running = None
-            if self.on_start is not None:
-                self.on_start(None)
         self.tasks_done += 1
         _log_outcome(envelope, outcome)
-        requeue = isinstance(outcome.exception, Reject) and outcome.exception.requeue
-        if requeue:
+        if isinstance(outcome.exception, Reject) and outcome.exception.requeue:
             # Reject(requeue=True): back to its queue as it was, no result.
             logger.info("Task %s[%s] rejected and requeued", envelope.task, envelope.id)
-            w.retries.append(envelope)
-            self._ack(delivery)
+            if acks_late:
+                self.settler.pass_on(delivery, envelope, f"{envelope.id}:{delivery.entry_id}")
             return
-        if outcome.state != states.RETRY and needs_after_finish(envelope):
-            after_finish(envelope, outcome)
+        options: dict[str, Any] = {"serializer": task.serializer or "json"}
+        if not acks_late:
+            options["acked"] = True
         if outcome.state == states.RETRY and outcome.retry_envelope is not None:
-            w.retries.append(outcome.retry_envelope)
+            options["republish"] = outcome.retry_envelope
+            options["once"] = once_token(outcome.retry_envelope)
         if outcome.reject_reason:
-            w.dead.append((delivery, outcome.reject_reason))
-        if not envelope.ignore_result:
-            w.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
-        if acks_late:
-            self._ack(delivery)
-        else:
-            w.count += 1
+            options["dead"] = outcome.reject_reason
+        self._end(message, outcome, **options)
 
-    def _ack(self, delivery: ops.Delivery) -> None:
-        self.writes.acks[delivery.stream].append(delivery.entry_id)
-        self.writes.count += 1
+    def _end(self, message: entries.Message, outcome: Outcome, **options: Any) -> None:
+        """Settle a message; if Redis fails meanwhile, keep it to settle again (never re-run)."""
+        try:
+            self.settler.finish(message.delivery, message.envelope, outcome, **options)
+        except REDIS_DOWN:
+            self.unsettled.append(Unsettled(message.delivery, message.envelope, outcome, options))
+            raise
 
-    def _revoked(
-        self, delivery: ops.Delivery, envelope: Envelope, reason: str, expired: bool
-    ) -> None:
+    def _end_by_verdict(self, message: entries.Message, verdict: str) -> None:
+        """The parent killed this message's run: settle it the way the parent decided."""
+        kind, _, detail = verdict.partition(":")
+        envelope = message.envelope
+        if kind == "time_limit":
+            exc: Exception = TimeLimitExceeded(
+                f"hard time limit ({detail}s) exceeded; the child process was killed"
+            )
+            logger.error("Task %s[%s] failed: %s", envelope.task, envelope.id, exc)
+            self._end(message, Outcome(states.FAILURE, exception=exc))
+            return
+        reason = f"terminated by revoke(terminate=True) with {detail}"
+        self._end(
+            message,
+            Outcome(states.REVOKED, exception=TaskRevokedError(reason), reject_reason=reason),
+        )
+        self._send_revoked(message, reason, expired=False, terminated=True, signum=detail)
+
+    def _revoked(self, message: entries.Message, reason: str, expired: bool) -> None:
+        envelope = message.envelope
         logger.info("task %s[%s] %s", envelope.task, envelope.id, reason)
-        outcome = Outcome(states.REVOKED, reject_reason=reason)
-        if needs_after_finish(envelope):
-            # A revoked chain step or chord member still settles its workflow
-            # (the chain fails, the chord counts it) instead of stalling it.
-            after_finish(envelope, outcome)
-        self.writes.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
-        self._ack(delivery)
+        self._end(message, Outcome(states.REVOKED, reject_reason=reason))
+        self._send_revoked(message, reason, expired=expired, terminated=False, signum=None)
+
+    def _send_revoked(
+        self,
+        message: entries.Message,
+        reason: str,
+        *,
+        expired: bool,
+        terminated: bool,
+        signum: str | None,
+    ) -> None:
+        envelope = message.envelope
         task = registry.get(envelope.task) if envelope.task in registry else None
         request = Request.from_envelope(
-            envelope, hostname=self.hostname, delivery_count=delivery.delivery_count, eager=False
+            envelope, hostname=self.hostname, delivery_count=message.delivery_count, eager=False
         )
         signals.send(
             signals.task_revoked,
             task,
             request=request,
-            terminated=False,
-            signum=None,
+            terminated=terminated,
+            signum=signum,
             expired=expired,
             reason=reason,
         )
 
-    def _dead(
-        self,
-        delivery: ops.Delivery,
-        reason: str,
-        *,
-        task_id: str | None = None,
-        envelope: Envelope | None = None,
-        outcome: Outcome | None = None,
-    ) -> None:
-        w = self.writes
-        w.dead.append((delivery, reason))
-        if envelope is not None and outcome is not None:
-            if needs_after_finish(envelope):
-                after_finish(envelope, outcome)
-            w.records.append((envelope.id, result_record(envelope, outcome, self.hostname)))
-        elif task_id:
-            stub = Envelope(id=task_id, task="?")
-            failure = Outcome(states.FAILURE, exception=DecodeError(reason), reject_reason=reason)
-            w.records.append((task_id, result_record(stub, failure, self.hostname)))
-        self._ack(delivery)
 
-    def _store_now(self, envelope: Envelope, state: str) -> None:
-        client = get_backend()
-        record = result_record(envelope, Outcome(state), self.hostname)
-        script(client, "store_result")(
-            keys=keys.result_keys(envelope.id),
-            args=[record, int(float(taskq_settings.RESULT_EXPIRES) * 1000)],
-            client=client,
-        )
-
-    # -- flushing --------------------------------------------------------------
-    def flush(self) -> None:
-        """Write queued results, retries, dead letters and acks in one round trip.
-
-        On a connection error nothing queued is dropped: the same writes are
-        tried again after reconnecting (results are idempotent; acks of
-        entries Redis no longer has are no-ops).
-        """
-        w = self.writes
-        if not w:
-            return
-        broker = get_broker()
-        pipe = broker.pipeline(transaction=False)
-        for envelope in w.retries:
-            publish(envelope, pipe=pipe)
-        for delivery, reason in w.dead:
-            ops.dead_letter(pipe, delivery, reason)
-        stored_here: list[tuple[str, str]] = []
-        if w.records:
-            if backend_is_broker():
-                _queue_records(pipe, broker, w.records)
-                stored_here = w.records
-            else:
-                backend = get_backend()
-                rpipe = backend.pipeline(transaction=False)
-                _queue_records(rpipe, backend, w.records)
-                _execute_storing(rpipe, backend, w.records)
-        ops.queue_acks(pipe, w.acks)
-        _execute_storing(pipe, broker, stored_here)
-        self.writes = PendingWrites()
-        self._last_flush = time.monotonic()
-
-
-def _execute_storing(pipe: Any, client: redis.Redis, records: list[tuple[str, str]]) -> None:
-    """``pipe.execute()``; if Redis lost store_result.lua, load it and store ``records`` again.
-
-    The records are queued with a bare EVALSHA (no SCRIPT EXISTS round trip
-    first). After a Redis restart or SCRIPT FLUSH that EVALSHA fails with
-    NOSCRIPT while the pipeline's other commands have run, so only the
-    records are sent again.
-    """
-    try:
-        pipe.execute()
-    except redis.exceptions.NoScriptError:
-        if not records:
-            raise
-        scripts.load(client, "store_result")
-        again = client.pipeline(transaction=False)
-        _queue_records(again, client, records)
-        again.execute()
-
-
-#: Most results stored by one store_result.lua call (bounds one call's run time).
-RECORDS_PER_CALL = 256
-
-
-def _queue_records(pipe: Any, client: redis.Redis, records: list[tuple[str, str]]) -> None:
-    """Queue store_result.lua calls for ``records``: one call per RECORDS_PER_CALL."""
-    ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
-    for start in range(0, len(records), RECORDS_PER_CALL):
-        part = records[start : start + RECORDS_PER_CALL]
-        names: list[str] = []
-        for task_id, _ in part:
-            names += keys.result_keys(task_id)
-        scripts.queue_evalsha(pipe, client, "store_result", names, [*(r for _, r in part), ttl])
+def _copy(envelope: Envelope) -> Envelope:
+    clone = Envelope.__new__(Envelope)
+    clone.__dict__.update(envelope.__dict__)
+    clone.headers = dict(envelope.headers)
+    return clone
 
 
 def _log_outcome(envelope: Envelope, outcome: Outcome) -> None:

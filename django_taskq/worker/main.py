@@ -8,9 +8,9 @@ is lost either way.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -19,13 +19,17 @@ import time
 from types import FrameType
 from typing import Any, TextIO
 
+import redis
+
 from django_taskq import signals
 from django_taskq.broker import keys
+from django_taskq.broker import queues as queue_registry
 from django_taskq.broker.connection import broker_url, get_broker, redact
 from django_taskq.conf import taskq_settings
 from django_taskq.registry import registry
 from django_taskq.worker import streams as ops
-from django_taskq.worker.consumer import Consumer, PendingWrites
+from django_taskq.worker.consumer import Consumer
+from django_taskq.worker.heartbeat import Heartbeat
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.maintenance import Maintenance
 
@@ -58,13 +62,16 @@ class Worker:
     ) -> None:
         self.queues = queues or [str(taskq_settings.DEFAULT_QUEUE)]
         for queue in self.queues:
-            if not queue or "\n" in queue or (":" in queue and queue.count(":") > 3):
-                raise ValueError(f"invalid queue name {queue!r}")
+            keys.check_queue_name(queue, "taskq_worker -Q")
         self.pool = pool or str(taskq_settings.WORKER_POOL)
         if self.pool not in POOLS:
             raise ValueError(f"unknown pool {self.pool!r}: choose one of {', '.join(POOLS)}")
         self.concurrency = 1 if self.pool == "solo" else (concurrency or taskq_settings.concurrency)
         self.hostname = hostname or f"taskq@{socket.gethostname()}"
+        # New at every start: a container restarted in place is pid 1 on the
+        # same host again, and must not take over its dead predecessor's names.
+        self.token = secrets.token_hex(4)
+        self.name = f"{self.hostname}:{os.getpid()}:{self.token}"
         self.options: dict[str, Any] = {
             "prefetch": prefetch,
             "max_tasks_per_child": max_tasks_per_child or taskq_settings.WORKER_MAX_TASKS_PER_CHILD,
@@ -79,14 +86,32 @@ class Worker:
         }
         self.beat = beat
         self.stdout = stdout or sys.stdout
+        self.started = time.time()
         self.stopping = threading.Event()
         self.cold = threading.Event()
         self.consumer_stop = threading.Event()
         self._consumer_names: list[str] = []
         self.prefork: Any = None
-        self.maintenance = Maintenance(self.stopping, self.consumer_names, self.on_control)
+        self.maintenance = Maintenance(self.stopping, self.queues, self.on_control)
+        self.heartbeat = Heartbeat(self.stopping, self.consumer_names, self.name, self.describe)
 
     # -- introspection -----------------------------------------------------------
+    def consumer_name(self, suffix: str) -> str:
+        """A consumer's name: this worker's (host, pid, start token) and ``suffix``."""
+        return f"{self.name}:{suffix}"
+
+    def describe(self) -> dict[str, Any]:
+        """What inspect and the admin show of this worker (written with every heartbeat)."""
+        return {
+            "name": self.name,
+            "hostname": self.hostname,
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "pool": self.pool,
+            "concurrency": self.concurrency,
+            "started": self.started,
+        }
+
     def consumer_names(self) -> list[str]:
         if self.prefork is not None:
             names: list[str] = self.prefork.consumer_names()
@@ -127,9 +152,8 @@ class Worker:
         self.stdout.write(self.banner() + "\n")
         self.stdout.flush()
         self._install_signals()
-        client = get_broker()
-        self._register(client)
-        ops.ensure_groups(client, keys.streams_for(self.queues))
+        if not self._connect():
+            return 0  # stopped while waiting for Redis
         connections.close_all()
         beat_thread = self._start_beat() if self.beat else None
         signals.send(signals.worker_ready, self)
@@ -151,11 +175,47 @@ class Worker:
             logger.info("worker %s stopped", self.hostname)
         return 0
 
+    def _connect(self) -> bool:
+        """Register, create the groups, recover lost workers' messages; wait while Redis is down.
+
+        Like beat, a worker started before Redis waits for it (one line per
+        attempt) instead of exiting. Returns False if it was stopped meanwhile.
+        """
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                client = get_broker()
+                queue_registry.register(client, self.queues)
+                ops.ensure_groups(client, keys.streams_for(self.queues))
+                # Give back at once what dead consumers (a predecessor on this
+                # host, say) still hold, instead of waiting for a sweep.
+                moved = ops.reclaim_dead(client, keys.streams_for(self.queues))
+                if moved:
+                    logger.warning("recovered %d message(s) from lost workers", moved)
+                return True
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                logger.warning(
+                    "cannot reach Redis at %s (%s); retrying in %.1fs",
+                    redact(broker_url()),
+                    exc,
+                    delay,
+                )
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+        return False
+
+    def _start_housekeeping(self) -> None:
+        """Heartbeats first (every consumer's exists before its first read), then the rest."""
+        self.heartbeat.beat_now()
+        self.heartbeat.start()
+        self.maintenance.start()
+
     def _run_prefork(self) -> None:
         from django_taskq.worker.prefork import PreforkPool
 
         self.prefork = PreforkPool(self, self.concurrency)
-        self.prefork.start()
+        self.heartbeat.start()
+        self.prefork.start()  # each spawn beats for its child before forking it
         self.maintenance.start()
         self.prefork.run(self.stopping, self.cold)
 
@@ -163,7 +223,7 @@ class Worker:
         limits = TimeLimits(None, None, soft_only=True)
         threads = []
         for index in range(self.concurrency):
-            name = f"{self.hostname}:{os.getpid()}:t{index}"
+            name = self.consumer_name(f"t{index}")
             self._consumer_names.append(name)
             consumer = self._consumer(name, limits)
             threads.append(
@@ -171,8 +231,7 @@ class Worker:
                     target=self._run_guarded, args=(consumer,), name=f"taskq-{index}", daemon=True
                 )
             )
-        self.maintenance.beat_now()
-        self.maintenance.start()
+        self._start_housekeeping()
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
@@ -183,14 +242,13 @@ class Worker:
                 t.join(timeout=0.2)
 
     def _run_solo(self) -> None:
-        name = f"{self.hostname}:{os.getpid()}:0"
+        name = self.consumer_name("0")
         self._consumer_names.append(name)
         limits = TimeLimits(
             self.options["soft_time_limit"], self.options["time_limit"], soft_only=False
         )
         consumer = self._consumer(name, limits)
-        self.maintenance.beat_now()
-        self.maintenance.start()
+        self._start_housekeeping()
         try:
             self._run_guarded(consumer)
         except ColdShutdown:
@@ -202,23 +260,27 @@ class Worker:
         A prefork child that dies is replaced by its parent. A consumer that
         runs in this process would otherwise leave its fetched messages
         pending under a name whose heartbeat this process keeps alive, so
-        no other worker would ever take them back.
+        no other worker would ever take them back. What it held counts a
+        delivery, so a message that breaks the consumer reaches
+        TASKQ_MAX_DELIVERIES. (A task's own exceptions, sys.exit() included,
+        are that task's failure and never get here.)
         """
         while True:
             try:
                 consumer.run()
                 return
-            except (Exception, SystemExit):  # a task's sys.exit() too, as in prefork
+            except Exception:
                 logger.exception(
                     "consumer %s failed; its messages are redelivered and it restarts",
                     consumer.name,
                 )
             consumer.local.clear()
-            consumer.writes = PendingWrites()
+            consumer.unsettled.clear()
+            consumer.settler = type(consumer.settler)(consumer.hostname)
             while True:
                 try:
                     ops.reclaim_consumer(
-                        get_broker(), keys.streams_for(self.queues), consumer.name, bump=True
+                        get_broker(), keys.streams_for(self.queues), consumer.name, crashed=True
                     )
                     break
                 except Exception:
@@ -242,7 +304,7 @@ class Worker:
         """Cold shutdown: hand back every message our consumers hold."""
         client = get_broker()
         for name in self.consumer_names():
-            ops.reclaim_consumer(client, keys.streams_for(self.queues), name, bump=False)
+            ops.reclaim_consumer(client, keys.streams_for(self.queues), name, crashed=False)
 
     def _start_beat(self) -> threading.Thread:
         from django_taskq.beat import run_beat
@@ -281,26 +343,10 @@ class Worker:
         if payload.get("op") == "revoke" and payload.get("terminate"):
             ids = {str(i) for i in payload.get("ids") or []}
             if self.prefork is not None:
-                self.prefork.terminate(ids)
-
-    def _register(self, client: Any) -> None:
-        info = {
-            "hostname": self.hostname,
-            "pid": os.getpid(),
-            "queues": self.queues,
-            "pool": self.pool,
-            "concurrency": self.concurrency,
-            "started": time.time(),
-        }
-        client.hset(keys.workers(), self.hostname, json.dumps(info))
+                self.prefork.terminate(ids, str(payload.get("signal") or "SIGKILL"))
 
     def _unregister(self) -> None:
         try:
-            client = get_broker()
-            pipe = client.pipeline(transaction=False)
-            pipe.hdel(keys.workers(), self.hostname)
-            for name in self.consumer_names():
-                pipe.delete(keys.heartbeat(name))
-            pipe.execute()
+            self.heartbeat.close(self.consumer_names())
         except Exception as exc:
             logger.warning("could not unregister worker %s: %s", self.hostname, exc)

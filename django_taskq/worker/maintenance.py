@@ -1,15 +1,20 @@
-"""The worker's housekeeping thread: heartbeats, due ETAs, lost-worker recovery.
+"""The worker's housekeeping thread: due ETAs, lost-worker recovery, pruning, control.
 
-One per worker process (the prefork parent, or the solo/threads worker):
+One per worker process (the prefork parent, or the solo/threads worker).
+Heartbeats are not here: they have a thread of their own (heartbeat.py), so
+nothing below can make a live consumer look dead.
 
-- Heartbeats: refreshes a TTL key for every live consumer of this worker, so
-  that liveness, not a visibility timeout, decides when a message is
-  redelivered. A task that runs for hours on a live worker is never stolen.
-- Delayed messages: moves due ETA/countdown/retry messages into their
-  streams. It sleeps until the earliest due time and is woken early through
-  pub/sub when an earlier one is published; it never sleep-polls.
-- Recovery: re-adds the messages of consumers whose heartbeat expired
-  (any worker's), dead-lettering those delivered TASKQ_MAX_DELIVERIES times.
+- Delayed messages: moves due ETA/countdown/retry messages of the worker's
+  queues into their streams. It sleeps until the earliest due time and is
+  woken early through pub/sub when an earlier one is published; it never
+  sleep-polls. Each pass moves a bounded number, so a backlog of a million
+  due messages is worked off in steps instead of one long stall.
+- Recovery: puts back the messages of consumers whose heartbeat expired
+  (any worker's, on every known queue); a message delivered
+  TASKQ_MAX_DELIVERIES times is then dead-lettered by the consumer that
+  fetches it, through the one settle step.
+- Pruning: forgets workers that stopped beating long ago and queues that
+  have been empty and unused for long (broker/queues.py).
 - Control: runs revoke(terminate=True) requests for the tasks it runs.
 """
 
@@ -23,15 +28,20 @@ from collections.abc import Callable
 
 import redis
 
-from django_taskq.broker import keys
+from django_taskq.broker import keys, scripts
+from django_taskq.broker import queues as registry
 from django_taskq.broker.connection import get_broker, new_client
-from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
 from django_taskq.worker import streams as ops
 
 logger = logging.getLogger("django_taskq.worker")
 
+#: Most delayed messages moved by one promote.lua call.
 PROMOTE_LIMIT = 1000
+#: Most promote.lua calls per queue in one pass (then the loop goes round again).
+PROMOTE_CALLS = 5
+#: How often workers and queues unused for long are pruned.
+PRUNE_EVERY = 600.0
 
 
 class Maintenance(threading.Thread):
@@ -40,55 +50,39 @@ class Maintenance(threading.Thread):
     def __init__(
         self,
         stop: threading.Event,
-        consumers: Callable[[], list[str]],
+        queues: list[str],
         on_control: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         super().__init__(name="taskq-maintenance", daemon=True)
         self.stop_event = stop
-        self.consumers = consumers
+        self.queues = queues
         self.on_control = on_control
-        # A heartbeat lives 3/4 of the timeout and recovery runs every 1/4, so
-        # a dead consumer's messages are back within the timeout at worst.
+        # Heartbeats live 3/4 of the timeout and recovery runs every 1/4, so a
+        # dead consumer's messages are back within the timeout at worst.
         self.timeout = float(taskq_settings.WORKER_HEARTBEAT_TIMEOUT)
-        self.ttl = self.timeout * 0.75
-        self.beat_every = self.timeout / 4
         self.reclaim_every = self.timeout / 4
-        self.next_due: float | None = 0.0  # epoch seconds; 0 = check now
-        self.wake = threading.Event()
-
-    def beat_now(self) -> None:
-        """Refresh every live consumer's heartbeat (also called before a child starts)."""
-        names = self.consumers()
-        if not names:
-            return
-        pipe = get_broker().pipeline(transaction=False)
-        ttl = int(self.ttl * 1000)
-        for name in names:
-            pipe.set(keys.heartbeat(name), int(time.time()), px=ttl)
-        pipe.execute()
+        self.next_due: dict[str, float | None] = {q: 0.0 for q in queues}  # epoch s; 0 = now
+        self.last_prune = 0.0
 
     def run(self) -> None:
         backoff = 0.1
         pubsub = None
-        last_beat = last_reclaim = 0.0
+        last_reclaim = 0.0
         while not self.stop_event.is_set():
             try:
                 if pubsub is None:
                     pubsub = new_client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                     pubsub.subscribe(keys.delayed_wake(), keys.control())
-                    self.next_due = 0.0
+                    self.next_due = {q: 0.0 for q in self.queues}  # notices may have been missed
                 now = time.time()
-                if now - last_beat >= self.beat_every:
-                    self.beat_now()
-                    last_beat = now
-                if self.next_due is not None and now >= self.next_due:
-                    self.promote()
+                busy = self.promote_due(now)
                 if now - last_reclaim >= self.reclaim_every:
                     self.reclaim()
                     last_reclaim = now
-                wait = min(self.beat_every - (time.time() - last_beat), 1.0)
-                if self.next_due is not None:
-                    wait = min(wait, self.next_due - time.time())
+                if now - self.last_prune >= PRUNE_EVERY:
+                    self.prune()
+                    self.last_prune = now
+                wait = 0.0 if busy else self._wait_time(last_reclaim)
                 message = pubsub.get_message(timeout=max(wait, 0.0005))
                 while message is not None:
                     self._on_message(message)
@@ -110,15 +104,23 @@ class Maintenance(threading.Thread):
         if pubsub is not None:
             pubsub.close()
 
+    def _wait_time(self, last_reclaim: float) -> float:
+        wait = min(self.reclaim_every - (time.time() - last_reclaim), 1.0)
+        for due in self.next_due.values():
+            if due is not None:
+                wait = min(wait, due - time.time())
+        return wait
+
     def _on_message(self, message: dict[str, object]) -> None:
         channel = message.get("channel")
         if isinstance(channel, bytes):
             channel = channel.decode()
+        data = message.get("data")
         if channel == keys.delayed_wake():
-            self.next_due = 0.0
-            self.promote()
+            queue = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+            if queue in self.next_due:
+                self.next_due[queue] = 0.0
         elif channel == keys.control() and self.on_control is not None:
-            data = message.get("data")
             try:
                 payload = json.loads(data) if isinstance(data, bytes | str) else None
             except ValueError:
@@ -126,31 +128,50 @@ class Maintenance(threading.Thread):
             if isinstance(payload, dict):
                 self.on_control(payload)
 
-    def promote(self) -> None:
-        """Move due delayed messages into their streams; remember the next due time."""
+    def promote_due(self, now: float) -> bool:
+        """Promote the queues whose next due time has come; True if a backlog remains."""
+        backlog = False
+        for queue, due in self.next_due.items():
+            if due is not None and now >= due:
+                backlog = self.promote(queue) or backlog
+        return backlog
+
+    def promote(self, queue: str) -> bool:
+        """Move ``queue``'s due delayed messages into its streams, in bounded steps.
+
+        Returns True when more are due than one pass moves (the caller comes
+        back at once, after its other duties).
+        """
         client = get_broker()
-        promote = script(client, "promote")
-        while True:
+        promote = scripts.script(client, "promote")
+        streams = [keys.stream(queue, p) for p in range(10)]
+        for _ in range(PROMOTE_CALLS):
             moved, next_due = promote(
-                keys=[keys.delayed()], args=[int(time.time() * 1000), PROMOTE_LIMIT], client=client
+                keys=[keys.delayed(queue), *streams],
+                args=[int(time.time() * 1000), PROMOTE_LIMIT],
+                client=client,
             )
+            nd = float(next_due)
+            self.next_due[queue] = None if nd < 0 else nd / 1000.0
             if int(moved) < PROMOTE_LIMIT:
-                break
-        nd = float(next_due)
-        self.next_due = None if nd < 0 else nd / 1000.0
+                return False
+        self.next_due[queue] = 0.0
+        return True
 
     def reclaim(self) -> None:
-        """Redeliver messages held by consumers whose heartbeat has expired."""
+        """Give back messages held by consumers whose heartbeat has expired, on every queue."""
         client = get_broker()
-        names = [
-            q.decode() if isinstance(q, bytes) else str(q) for q in client.smembers(keys.queues())
-        ]
-        if not names:
-            return
-        result = ops.reclaim_dead(client, keys.streams_for(sorted(names)))
-        if result.requeued or result.dead:
-            logger.warning(
-                "recovered %d message(s) from lost workers; dead-lettered %d",
-                result.requeued,
-                result.dead,
-            )
+        registry.register(client, self.queues)  # back after Redis lost its data
+        names = sorted(set(registry.known(client)) | set(self.queues))
+        moved = ops.reclaim_dead(client, keys.streams_for(names))
+        if moved:
+            logger.warning("recovered %d message(s) from lost workers", moved)
+
+    def prune(self) -> None:
+        """Forget workers gone for long, and queues empty and unused for long."""
+        client = get_broker()
+        forget_after = float(taskq_settings.WORKER_FORGET_AFTER)
+        client.zremrangebyscore(keys.workers(), "-inf", (time.time() - forget_after) * 1000)
+        removed = registry.prune(client)
+        if removed:
+            logger.info("forgot %d queue(s) empty and unused for long: %s", len(removed), removed)

@@ -1,10 +1,21 @@
 """The prefork pool: child processes that each consume on their own.
 
 The parent only supervises: it starts children, restarts one that died or
-recycled, kills one that passed its hard time limit (recording FAILURE with
-TimeLimitExceeded and acking that message), and gives back the messages of a
-child that crashed. A child tells the parent what it runs through a small
-shared-memory slot, never through a pipe in the hot path.
+recycled, kills one that passed its hard time limit or whose task was
+terminated, and gives back the messages of a child that died. A child tells
+the parent what it handles through a small shared-memory slot, never
+through a pipe in the hot path.
+
+The parent never settles a task itself. When it kills a run, it puts the
+message back with a verdict (``time_limit:<s>`` or ``terminated:<signal>``)
+once the child is dead, and the consumer that fetches it next settles it
+that way, through the one settle step: result, follow-ups (a chord with a
+timed-out member completes), ack. When a child dies by itself, the message
+it was handling counts a delivery, so a message that kills its process
+reaches TASKQ_MAX_DELIVERIES and is dead-lettered instead of looping.
+
+Every child has a consumer name of its own, made new at every spawn, and
+its heartbeat exists before the child is forked (DESIGN 12).
 """
 
 from __future__ import annotations
@@ -20,14 +31,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django_taskq import states
+import redis
+
 from django_taskq.broker import keys
-from django_taskq.broker.connection import get_backend, get_broker
-from django_taskq.broker.scripts import script
-from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import TaskRevokedError, TimeLimitExceeded
-from django_taskq.messages import Envelope
-from django_taskq.trace import Outcome, result_record
+from django_taskq.broker.connection import get_broker
 from django_taskq.worker import streams as ops
 from django_taskq.worker.consumer import Consumer, Running
 from django_taskq.worker.limits import TimeLimits
@@ -52,7 +59,10 @@ class Slot:
                 self.started.value = 0.0
                 return
             d = running.delivery
-            text = f"{d.stream}\n{d.entry_id}\n{d.task_id}\n{running.envelope.task}"
+            envelope = running.envelope
+            task_id = envelope.id if envelope else d.raw_task_id.decode(errors="replace")
+            task_name = envelope.task if envelope else "?"
+            text = f"{d.stream}\n{d.entry_id}\n{task_id}\n{task_name}"
             self.desc.value = text.encode()[: SLOT_BYTES - 1]
             self.hard.value = hard or 0.0
             self.started.value = time.time()
@@ -75,7 +85,9 @@ class Child:
     name: str
     slot: Slot
     process: Any = None
-    killed_for: str | None = None  # "time limit" / "revoked": message already finished
+    forked: bool = False
+    #: The verdict of a run the parent killed ("time_limit:30", "terminated:SIGKILL").
+    verdict: str | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -100,7 +112,7 @@ def child_main(
 
     def on_start(running: Running | None) -> None:
         hard = None
-        if running is not None:
+        if running is not None and running.envelope is not None:
             _, hard = limits.effective(
                 running.envelope.soft_time_limit, running.envelope.time_limit
             )
@@ -131,27 +143,36 @@ class PreforkPool:
         self.fork_lock = threading.Lock()
 
     def consumer_names(self) -> list[str]:
-        return [c.name for c in self.children.values() if c.process is not None]
+        """Every child's name, started or about to be (its heartbeat must exist first)."""
+        return [
+            c.name for c in list(self.children.values()) if c.process is not None or not c.forked
+        ]
 
     def spawn(self, index: int) -> Child:
         from django.db import connections
 
         self.generation += 1
-        name = f"{self.worker.hostname}:{os.getpid()}:{index}.{self.generation}"
-        slot = Slot()
-        child = Child(index, name, slot)
+        name = self.worker.consumer_name(f"{index}.{self.generation}")
+        child = Child(index, name, Slot())
         self.children[index] = child
-        self.worker.maintenance.beat_now()  # heartbeat exists before the first read
+        self.worker.heartbeat.beat_now()  # the heartbeat exists before the first read
         connections.close_all()  # never fork with an open database connection
         with self.fork_lock:
             process = _ctx.Process(
                 target=child_main,
-                args=(name, self.worker.queues, self.worker.hostname, self.worker.options, slot),
+                args=(
+                    name,
+                    self.worker.queues,
+                    self.worker.hostname,
+                    self.worker.options,
+                    child.slot,
+                ),
                 name=f"taskq-child-{index}",
                 daemon=False,
             )
             process.start()
         child.process = process
+        child.forked = True
         return child
 
     def start(self) -> None:
@@ -176,95 +197,93 @@ class PreforkPool:
             multiprocessing.connection.wait(sentinels, timeout=0.25)
             for c in alive:
                 if c.process.exitcode is not None:
-                    self._on_exit(c, cold=cold.is_set())
+                    self._after_exit(c, cold=cold.is_set())
                     if not stopping.is_set():
                         self.spawn(c.index)
             self.enforce_time_limits()
 
-    def _on_exit(self, child: Child, cold: bool) -> None:
+    def _after_exit(self, child: Child, cold: bool) -> None:
+        """A child ended: give its messages back (retrying until Redis answers), forget it."""
         code = child.process.exitcode
         child.process.join()
         child.process = None
+        running = child.slot.read()
+        child.slot.clear()
+        while True:
+            try:
+                self._give_back(child, code, running, cold)
+                break
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                # Its heartbeat stays alive meanwhile, so no other worker takes
+                # the messages half way; they are given back once Redis is back.
+                logger.warning("cannot give back the messages of %s yet (%s)", child.name, exc)
+                time.sleep(1.0)
+        try:
+            self.worker.heartbeat.forget(child.name)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            pass  # it expires by itself
+
+    def _give_back(
+        self,
+        child: Child,
+        code: int | None,
+        running: tuple[float, float, list[str]] | None,
+        cold: bool,
+    ) -> None:
         client = get_broker()
         streams = keys.streams_for(self.worker.queues)
-        running = child.slot.read()
-        if running and child.killed_for is None:
+        crashed = False
+        if running is not None:
             stream, entry_id, task_id, task_name = [*running[2], "", "", "", ""][:4]
-            if cold:
-                ops.hand_back(client, stream, [entry_id])
+            if child.verdict is not None:
+                ops.give_back(client, stream, [entry_id], verdict=child.verdict)
+            elif cold:
+                ops.give_back(client, stream, [entry_id])
             else:
-                what = (
-                    "dead-lettered"
-                    if ops.redeliver(client, stream, [entry_id]).dead
-                    else ("will be redelivered")
-                )
+                crashed = True
+                ops.give_back(client, stream, [entry_id], crashed=True)
                 logger.error(
-                    "child %s died (exit code %s) while running %s[%s]; the message %s",
+                    "child %s died (exit code %s) while handling %s[%s]; the message counts "
+                    "a delivery and will be redelivered (dead-lettered after "
+                    "TASKQ_MAX_DELIVERIES)",
                     child.name,
                     code,
                     task_name,
                     task_id,
-                    what,
                 )
-        elif code not in (0, None) and child.killed_for is None:
+        died = code not in (0, None) and child.verdict is None and not cold
+        if died and running is None:
+            # It died between messages: count a delivery for what it held,
+            # so a message that kills it before the slot says so cannot loop.
             logger.error("child %s died (exit code %s) between tasks", child.name, code)
-        ops.reclaim_consumer(client, streams, child.name, bump=False)
-        client.delete(keys.heartbeat(child.name))
+            crashed = True
+        ops.reclaim_consumer(client, streams, child.name, crashed=crashed and running is None)
 
     def enforce_time_limits(self) -> None:
         now = time.time()
         for child in self.children.values():
-            if child.process is None or child.killed_for:
+            if child.process is None or child.verdict:
                 continue
             running = child.slot.read()
             if running is None:
                 continue
             started, hard, desc = running
             if hard and now - started > hard:
-                self._kill_running(
-                    child,
-                    desc,
-                    "time limit",
-                    TimeLimitExceeded(
-                        f"hard time limit ({hard:g}s) exceeded; the child process was killed"
-                    ),
-                )
+                self._kill(child, desc, f"time_limit:{hard:g}")
 
-    def terminate(self, task_ids: set[str]) -> None:
+    def terminate(self, task_ids: set[str], signame: str = "SIGKILL") -> None:
         """revoke(terminate=True): kill the children running any of ``task_ids``."""
         for child in self.children.values():
             running = child.slot.read() if child.process is not None else None
             if running and len(running[2]) >= 3 and running[2][2] in task_ids:
-                self._kill_running(
-                    child,
-                    running[2],
-                    "revoked",
-                    TaskRevokedError("terminated by revoke(terminate=True)"),
-                )
+                self._kill(child, running[2], f"terminated:{signame}")
 
-    def _kill_running(self, child: Child, desc: list[str], why: str, exc: Exception) -> None:
-        stream, entry_id, task_id, task_name = [*desc, "", "", "", ""][:4]
-        child.killed_for = why
+    def _kill(self, child: Child, desc: list[str], verdict: str) -> None:
+        """Kill the child; the message goes back with ``verdict`` once it is dead."""
+        _, _, task_id, task_name = [*desc, "", "", "", ""][:4]
+        child.verdict = verdict
         _signal(child, signal.SIGKILL)
-        logger.error("Task %s[%s] %s: %s", task_name, task_id, why, exc)
-        state = states.REVOKED if why == "revoked" else states.FAILURE
-        envelope = Envelope(id=task_id, task=task_name)
-        outcome = Outcome(
-            state, exception=exc, reject_reason=str(exc) if why == "revoked" else None
-        )
-        backend = get_backend()
-        script(backend, "store_result")(
-            keys=keys.result_keys(task_id),
-            args=[
-                result_record(envelope, outcome, self.worker.hostname),
-                int(float(taskq_settings.RESULT_EXPIRES) * 1000),
-            ],
-            client=backend,
-        )
-        pipe = get_broker().pipeline(transaction=False)
-        ops.queue_acks(pipe, {stream: [entry_id]})
-        pipe.execute()
-        child.slot.clear()
+        logger.error("Task %s[%s] killed: %s", task_name, task_id, verdict.replace(":", " "))
 
 
 def _signal(child: Child, signum: int) -> None:

@@ -1,34 +1,43 @@
-"""Consumer-side stream operations: create groups, fetch, ack, hand back.
+"""Consumer-side stream operations: create groups, fetch, read back, hand back, reclaim.
 
 A fetched message stays in the group's pending list until it is acked, so a
-crash after the fetch never loses it. Every operation here is one round trip
-(a Lua script or a pipeline).
+crash after the fetch never loses it. Each Lua script here touches the keys
+of one queue (one hash tag); steps over several queues are pipelines of
+such calls. Entries come back with their fields as Redis holds them: they
+are checked in ``worker/entries.py``, never trusted here.
 """
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from django_taskq.broker import keys
-from django_taskq.broker.scripts import script
+from django_taskq.broker import keys, scripts
+from django_taskq.broker.publish import run_pipeline
 from django_taskq.conf import taskq_settings
 
 
 @dataclass
 class Delivery:
-    """One message as fetched from a stream."""
+    """One entry as fetched from a stream: where it is, and its raw fields."""
 
     stream: str
     entry_id: str
-    task_id: str
-    body: bytes
-    delivery_count: int  # earlier deliveries that did not finish, + 1 for this one
-    revoked: bool
+    fields: dict[bytes, bytes]
+    revoked: bool = False
+
+    @property
+    def queue(self) -> str:
+        return keys.queue_of(self.stream)[0]
+
+    @property
+    def raw_task_id(self) -> bytes:
+        return self.fields.get(b"i", b"")
 
 
 def ensure_groups(client: redis.Redis, streams: Iterable[str]) -> None:
@@ -41,35 +50,88 @@ def ensure_groups(client: redis.Redis, streams: Iterable[str]) -> None:
             raise reply
 
 
-def fetch(client: redis.Redis, streams: list[str], consumer: str, count: int) -> list[Delivery]:
-    """Read up to ``count`` new messages without blocking, preferred streams first."""
-    flat = script(client, "fetch")(
-        keys=streams,
-        args=[keys.GROUP, consumer, count, keys.prefix() + ":revoked:"],
-        client=client,
-    )
-    out = []
-    for i in range(0, len(flat), 6):
-        out.append(
-            Delivery(
-                stream=_s(flat[i]),
-                entry_id=_s(flat[i + 1]),
-                task_id=_s(flat[i + 2]),
-                body=flat[i + 3],
-                delivery_count=int(flat[i + 4]) + 1,
-                revoked=bool(int(flat[i + 5])),
-            )
+def _fields(flat: Any) -> dict[bytes, bytes]:
+    """A stream entry's field list (flat, from Lua, or a dict) as a dict; odd items dropped."""
+    if isinstance(flat, dict):
+        return dict(flat)
+    items = list(flat or [])
+    return dict(zip(items[0::2], items[1::2], strict=False))
+
+
+def fetch(client: redis.Redis, queues: list[str], consumer: str, count: int) -> list[Delivery]:
+    """Read up to ``count`` new messages without blocking: queue order, then priority 9..0.
+
+    One fetch.lua call per queue (each runs in its queue's slot), stopping
+    as soon as the batch is full.
+    """
+    out: list[Delivery] = []
+    now_ms = int(time.time() * 1000)
+    for queue in queues:
+        want = count - len(out)
+        if want <= 0:
+            break
+        streams = keys.queue_streams(queue)
+        flat = scripts.script(client, "fetch")(
+            keys=[keys.revoked(queue), *streams],
+            args=[keys.GROUP, consumer, want, now_ms],
+            client=client,
         )
+        for i in range(0, len(flat), 4):
+            out.append(
+                Delivery(
+                    stream=streams[int(flat[i]) - 2],
+                    entry_id=_s(flat[i + 1]),
+                    revoked=bool(int(flat[i + 2])),
+                    fields=_fields(flat[i + 3]),
+                )
+            )
     return out
 
 
 def block_fetch(
     client: redis.Redis, streams: list[str], consumer: str, count: int, block_ms: int
 ) -> list[Delivery]:
-    """Block up to ``block_ms`` for new messages on any stream; sort by preference."""
+    """Block up to ``block_ms`` for new messages on any stream; sorted by preference."""
     reply: Any = client.xreadgroup(
         keys.GROUP, consumer, {s: ">" for s in streams}, count=count, block=block_ms
     )
+    return _deliveries(client, streams, reply)
+
+
+def read_own(client: redis.Redis, streams: list[str], consumer: str) -> list[Delivery]:
+    """What the server says ``consumer`` holds: its pending entries, with their fields.
+
+    After a reconnect the reply to a fetch may have been lost while Redis
+    did run it: those entries are pending under this consumer, which alone
+    can see them (recovery leaves a live consumer's messages alone).
+    Entries deleted meanwhile come back without fields; they are acked.
+    """
+    found: list[Delivery] = []
+    gone: dict[str, list[str]] = collections.defaultdict(list)
+    for stream in streams:
+        after = "0"
+        while True:
+            reply: Any = client.xreadgroup(keys.GROUP, consumer, {stream: after}, count=500)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                if fields:
+                    found.append(Delivery(stream, _s(entry_id), _fields(fields)))
+                else:
+                    gone[stream].append(_s(entry_id))
+            after = _s(entries[-1][0])
+    if gone:
+        pipe = client.pipeline(transaction=False)
+        for stream, ids in gone.items():
+            pipe.xack(stream, keys.GROUP, *ids)
+        pipe.execute()
+    if found:
+        _mark_revoked(client, found)
+    return found
+
+
+def _deliveries(client: redis.Redis, streams: list[str], reply: Any) -> list[Delivery]:
     if not reply:
         return []
     order = {s: i for i, s in enumerate(streams)}
@@ -77,24 +139,26 @@ def block_fetch(
     for stream_raw, entries in sorted(reply, key=lambda r: order.get(_s(r[0]), 0)):
         stream = _s(stream_raw)
         for entry_id, fields in entries:
-            out.append(
-                Delivery(
-                    stream=stream,
-                    entry_id=_s(entry_id),
-                    task_id=_s(fields.get(b"i", b"")),
-                    body=fields.get(b"b", b""),
-                    delivery_count=int(fields.get(b"dc", 0)) + 1,
-                    revoked=False,
-                )
-            )
+            if fields:
+                out.append(Delivery(stream=stream, entry_id=_s(entry_id), fields=_fields(fields)))
     if out:
-        # A blocking read cannot run Lua: check revocations in one round trip.
-        pipe = client.pipeline(transaction=False)
-        for d in out:
-            pipe.exists(keys.revoked(d.task_id))
-        for d, flag in zip(out, pipe.execute(), strict=True):
-            d.revoked = bool(flag)
+        _mark_revoked(client, out)
     return out
+
+
+def _mark_revoked(client: redis.Redis, deliveries: list[Delivery]) -> None:
+    """Flag revoked deliveries: one ZMSCORE per queue (a blocking read cannot run Lua)."""
+    by_queue: dict[str, list[Delivery]] = collections.defaultdict(list)
+    for d in deliveries:
+        by_queue[d.queue].append(d)
+    now_ms = int(time.time() * 1000)
+    pipe = client.pipeline(transaction=False)
+    for queue, group in by_queue.items():
+        members: list[Any] = [d.raw_task_id for d in group]
+        pipe.zmscore(keys.revoked(queue), members)
+    for group, scores in zip(by_queue.values(), pipe.execute(), strict=True):
+        for d, score in zip(group, scores, strict=True):
+            d.revoked = score is not None and float(score) > now_ms
 
 
 def queue_acks(pipe: Any, acks: dict[str, list[str]]) -> None:
@@ -104,112 +168,147 @@ def queue_acks(pipe: Any, acks: dict[str, list[str]]) -> None:
         pipe.xdel(stream, *ids)
 
 
-def reclaim_args(mode: str, bump: bool, consumer: str = "", ids: Iterable[str] = ()) -> list[Any]:
-    return [
-        keys.GROUP,
-        mode,
-        keys.prefix() + ":hb:",
-        int(taskq_settings.MAX_DELIVERIES),
-        int(taskq_settings.DEAD_LETTER_MAXLEN),
-        keys.prefix() + ":r:",
-        int(float(taskq_settings.RESULT_EXPIRES) * 1000),
-        1 if bump else 0,
-        consumer,
-        *ids,
-    ]
+def queue_dead_letter(pipe: Any, client: redis.Redis, delivery: Delivery, reason: str) -> None:
+    """Queue the move of ``delivery`` to its queue's dead letters (dead_letter.lua)."""
+    scripts.queue_evalsha(
+        pipe,
+        client,
+        "dead_letter",
+        [delivery.stream, keys.dead(delivery.queue)],
+        [
+            keys.GROUP,
+            delivery.entry_id,
+            reason,
+            f"{time.time():.3f}",
+            int(taskq_settings.DEAD_LETTER_MAXLEN),
+        ],
+    )
 
 
-def hand_back(client: redis.Redis, stream: str, ids: list[str]) -> None:
-    """Return unstarted messages to their stream (delivery count unchanged)."""
-    if ids:
-        script(client, "reclaim")(
-            keys=[stream, keys.dead()], args=reclaim_args("ids", False, ids=ids), client=client
+def _reclaim_args(
+    mode: str, bump: bool, verdict: str, consumer: str, ids: Iterable[str]
+) -> list[Any]:
+    return [keys.GROUP, mode, 1 if bump else 0, verdict, consumer, *ids]
+
+
+def give_back(
+    client: redis.Redis, stream: str, ids: list[str], *, crashed: bool = False, verdict: str = ""
+) -> int:
+    """Re-add pending entries at the end of ``stream``.
+
+    ``crashed``: their run did not finish, which counts a delivery.
+    ``verdict``: how the next consumer must settle them instead of running
+    them (the parent killed the run at its time limit, or terminated it).
+    Neither: a hand-back of unstarted messages, which changes nothing.
+    """
+    if not ids:
+        return 0
+    return int(
+        scripts.script(client, "reclaim")(
+            keys=[stream], args=_reclaim_args("ids", crashed, verdict, "", ids), client=client
         )
-
-
-@dataclass
-class Reclaimed:
-    """What a reclaim step did: re-added, dead-lettered, and the dead bodies."""
-
-    requeued: int = 0
-    dead: int = 0
-    dead_bodies: list[bytes] = field(default_factory=list)
-
-    def add(self, reply: Any) -> None:
-        self.requeued += int(reply[0])
-        self.dead += int(reply[1])
-        self.dead_bodies.extend(reply[2])
-
-
-def _settled(result: Reclaimed) -> Reclaimed:
-    if result.dead_bodies:
-        from django_taskq.worker.lost import settle
-
-        settle(result.dead_bodies)
-    return result
-
-
-def redeliver(client: redis.Redis, stream: str, ids: list[str]) -> Reclaimed:
-    """Re-add messages whose run did not finish (count a delivery; dead-letter at the cap)."""
-    result = Reclaimed()
-    if ids:
-        result.add(
-            script(client, "reclaim")(
-                keys=[stream, keys.dead()], args=reclaim_args("ids", True, ids=ids), client=client
-            )
-        )
-    return _settled(result)
+    )
 
 
 def reclaim_consumer(
-    client: redis.Redis, streams: Iterable[str], consumer: str, bump: bool
-) -> Reclaimed:
-    """Give back everything ``consumer`` holds on ``streams``."""
-    result = Reclaimed()
-    reclaim = script(client, "reclaim")
-    pipe = client.pipeline(transaction=False)
-    for stream in streams:
-        reclaim(
-            keys=[stream, keys.dead()], args=reclaim_args("consumer", bump, consumer), client=pipe
-        )
-    for reply in pipe.execute(raise_on_error=False):
+    client: redis.Redis, streams: Iterable[str], consumer: str, *, crashed: bool
+) -> int:
+    """Give back everything ``consumer`` holds on ``streams`` and forget the consumer."""
+    stream_list = list(streams)
+    if not stream_list:
+        return 0
+
+    def build(pipe: Any) -> None:
+        for stream in stream_list:
+            scripts.queue_evalsha(
+                pipe,
+                client,
+                "reclaim",
+                [stream],
+                _reclaim_args("consumer", crashed, "", consumer, ()),
+            )
+
+    moved = 0
+    pipe_replies = _run_tolerant(client, build)
+    for reply in pipe_replies:
         if isinstance(reply, Exception):
             if "NOGROUP" in str(reply):
                 continue
             raise reply
-        result.add(reply)
-    return _settled(result)
+        moved += int(reply)
+    return moved
 
 
-def reclaim_dead(client: redis.Redis, streams: Iterable[str]) -> Reclaimed:
-    """Give back the messages of every consumer whose heartbeat has expired."""
-    result = Reclaimed()
-    reclaim = script(client, "reclaim")
+def _run_tolerant(client: redis.Redis, build: Any) -> list[Any]:
+    """``run_pipeline`` that returns errors as replies (a missing group is not a failure)."""
+
+    def execute() -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        return replies
+
+    replies = execute()
+    if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+        scripts.load_all(client)
+        replies = execute()
+    return replies
+
+
+def reclaim_dead(client: redis.Redis, streams: list[str]) -> int:
+    """Give back the messages of every consumer of ``streams`` whose heartbeat has expired.
+
+    Which consumers a stream has is read per stream; whether each is alive
+    is read from its heartbeat key (in the global slot) in a second step,
+    and only then are its messages moved, one reclaim.lua call per stream.
+    Checking first and moving after is safe because a consumer's name is
+    never used again once it is gone (a new token at every start), and a
+    consumer's heartbeat exists before its first read.
+    """
     pipe = client.pipeline(transaction=False)
     for stream in streams:
-        reclaim(keys=[stream, keys.dead()], args=reclaim_args("dead", True), client=pipe)
-    for reply in pipe.execute(raise_on_error=False):
+        pipe.xinfo_consumers(stream, keys.GROUP)
+    held: dict[str, list[tuple[str, int]]] = collections.defaultdict(list)
+    for stream, reply in zip(streams, pipe.execute(raise_on_error=False), strict=True):
         if isinstance(reply, Exception):
-            continue
-        result.add(reply)
-    return _settled(result)
-
-
-def dead_letter(pipe: Any, delivery: Delivery, reason: str, maxlen: int | None = None) -> None:
-    """Queue an XADD of ``delivery`` to the dead-letter stream with ``reason``."""
-    pipe.xadd(
-        keys.dead(),
-        {
-            "i": delivery.task_id,
-            "b": delivery.body,
-            "reason": reason,
-            "stream": delivery.stream,
-            "at": f"{time.time():.3f}",
-        },
-        maxlen=maxlen or int(taskq_settings.DEAD_LETTER_MAXLEN),
-        approximate=True,
-    )
+            continue  # no stream or no group yet
+        for consumer in reply:
+            name = _s(consumer.get("name", b""))
+            held[name].append((stream, int(consumer.get("pending", 0))))
+    if not held:
+        return 0
+    names = list(held)
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(keys.heartbeat(name))
+    dead = [name for name, alive in zip(names, pipe.execute(), strict=True) if not alive]
+    moved = 0
+    forget = client.pipeline(transaction=False)
+    for name in dead:
+        with_messages = [stream for stream, pending in held[name] if pending]
+        if with_messages:
+            moved += reclaim_consumer(client, with_messages, name, crashed=True)
+        for stream, pending in held[name]:
+            if not pending:
+                forget.xgroup_delconsumer(stream, keys.GROUP, name)
+    forget.execute(raise_on_error=False)
+    return moved
 
 
 def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+__all__ = [
+    "Delivery",
+    "block_fetch",
+    "ensure_groups",
+    "fetch",
+    "give_back",
+    "queue_acks",
+    "queue_dead_letter",
+    "read_own",
+    "reclaim_consumer",
+    "reclaim_dead",
+    "run_pipeline",
+]

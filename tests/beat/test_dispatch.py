@@ -31,7 +31,7 @@ def options(pk: int = 7, **kwargs) -> RunOptions:
 
 
 def test_run_key_is_task_and_exact_due_millisecond():
-    assert run_key(7, DUE) == "taskq:beat:run:7:1714564800250"
+    assert run_key(7, DUE, "default") == "{taskq:default}:once:run:7:1714564800250"
 
 
 def test_message_carries_name_options_and_expiry():
@@ -77,7 +77,7 @@ def test_send_runs_enqueues_once_and_records_the_last_due(broker):
     ]
     assert last_sent(broker) == {1: DUE, 2: DUE}
     assert last_sent(broker, [2, 3]) == {2: DUE}
-    ttl = broker.pttl(run_key(1, DUE))
+    ttl = broker.pttl(run_key(1, DUE, "default"))
     assert 0 < ttl <= 3600 * 1000
 
 

@@ -94,8 +94,8 @@ def test_cache_alias_reuses_the_django_redis_pool(redis_server: RedisServer) -> 
 def test_key_prefix_separates_projects(broker: Any) -> None:
     with override_settings(TASKQ_KEY_PREFIX="other"):
         add.delay(1, 1)
-    assert broker.exists("other:q:default:5")
-    assert not broker.exists("taskq:q:default:5")
+    assert broker.exists("{other:default}:q:5")
+    assert not broker.exists("{taskq:default}:q:5")
 
 
 def test_unreachable_redis_raises_broker_unavailable_quickly() -> None:

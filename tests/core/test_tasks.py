@@ -109,7 +109,7 @@ def test_countdown_and_eta_go_to_the_delayed_set(broker: Any) -> None:
     eta = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     add.apply_async((1, 1), eta=eta)
     assert broker.xlen(keys.stream("default", 5)) == 0
-    scores = [s for _, s in broker.zrange(keys.delayed(), 0, -1, withscores=True)]
+    scores = [s for _, s in broker.zrange(keys.delayed("default"), 0, -1, withscores=True)]
     assert len(scores) == 2
     assert abs(scores[0] / 1000 - (time.time() + 30)) < 2
     assert abs(scores[1] / 1000 - eta.timestamp()) < 0.01

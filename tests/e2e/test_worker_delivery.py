@@ -146,7 +146,7 @@ def test_reject_with_requeue_runs_again(start_worker: Any, broker: Any) -> None:
 
     start_worker("-P", "solo")
     assert reject_once.delay("rej").get(timeout=10) == "second time"
-    assert broker.xlen(keys.dead()) == 0
+    assert broker.xlen(keys.dead("default")) == 0
 
 
 def test_max_retries_none_retries_past_the_default(start_worker: Any) -> None:

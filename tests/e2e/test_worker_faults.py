@@ -118,7 +118,7 @@ def test_message_that_keeps_crashing_its_worker_is_dead_lettered(
     with pytest.raises(WorkerLostError, match="delivered 3 times"):
         result.get(timeout=30)
     assert int(broker.get("crashes")) == 3  # TASKQ_MAX_DELIVERIES=3 in tests
-    [(_, fields)] = broker.xrange(keys.dead())
+    [(_, fields)] = broker.xrange(keys.dead("default"))
     assert fields[b"i"].decode() == result.id
     assert b"TASKQ_MAX_DELIVERIES" in fields[b"reason"]
     assert add.delay(1, 1).get(timeout=15) == 2  # the worker keeps going
@@ -133,7 +133,7 @@ def test_unregistered_task_fails_and_is_dead_lettered(start_worker: Any, broker:
 
     with pytest.raises(Exception, match="task nowhere.ghost is not registered on worker taskq@"):
         AsyncResult("ghost-1").get(timeout=10)
-    [(_, fields)] = broker.xrange(keys.dead())
+    [(_, fields)] = broker.xrange(keys.dead("default"))
     assert b"not registered" in fields[b"reason"]
     assert add.delay(2, 2).get(timeout=10) == 4
     assert "not registered" in worker.output
@@ -146,9 +146,9 @@ def test_malformed_message_is_dead_lettered_and_worker_goes_on(
     broker.xadd(keys.stream("default", 5), {"i": "bad-1", "b": "{not json", "dc": 0})
     broker.xadd(keys.stream("default", 5), {"i": "bad-2", "b": json.dumps({"task": "x"}), "dc": 0})
     assert add.delay(3, 3).get(timeout=10) == 6
-    reasons = [f[b"reason"].decode() for _, f in broker.xrange(keys.dead())]
+    reasons = [f[b"reason"].decode() for _, f in broker.xrange(keys.dead("default"))]
     assert any("not valid JSON" in r for r in reasons), reasons
-    assert any("lacks required field(s) id" in r for r in reasons), reasons
+    assert any("field 'id' must be a non-empty string" in r for r in reasons), reasons
 
 
 def test_warm_shutdown_finishes_running_and_hands_back_the_rest(
@@ -267,16 +267,19 @@ def test_max_memory_per_child_recycles_the_child(start_worker: Any) -> None:
     assert pid.delay().get(timeout=15) != big  # over the limit: replaced
 
 
-@pytest.mark.parametrize("pool", ["threads", "solo"])
-def test_in_process_consumer_that_dies_is_restarted_and_redelivers(
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_sys_exit_in_a_task_is_its_failure_and_runs_once(
     start_worker: Any, broker: Any, pool: str
 ) -> None:
+    """sys.exit() in a task fails that task; it neither loops nor ends the worker."""
+    from django_taskq.exceptions import TaskError
     from tests.testapp.tasks import exits
 
     worker = start_worker("-P", pool, "-c", "1")
     result = exits.delay("exits")
-    with pytest.raises(WorkerLostError, match="delivered 3 times"):
+    with pytest.raises(TaskError, match="SystemExit"):
         result.get(timeout=20)
-    assert int(broker.get("exits")) == 3
+    assert result.state == states.FAILURE
     assert add.delay(2, 2).get(timeout=10) == 4
-    assert "failed; its messages are redelivered and it restarts" in worker.output
+    assert int(broker.get("exits")) == 1
+    assert "died" not in worker.output

@@ -1,0 +1,127 @@
+"""Checks of a decoded message's fields, each failure naming the field.
+
+A worker must be able to tell, before it runs anything, that it understands
+a message: a wrong type anywhere (a string time limit, a chord without a
+size, a link that is not a signature) would otherwise crash the worker or
+loop it on the same entry. ``check_fields`` raises ``DecodeError`` saying
+which field is wrong and how; the worker dead-letters the message with that
+reason. Bodies made by ``Envelope.encode()`` always pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeGuard
+
+from django_taskq.exceptions import DecodeError
+
+#: Longest task id accepted (ids go into Redis key names).
+MAX_ID_LENGTH = 255
+
+
+def _fail(data: dict[str, Any], name: str, problem: str, value: Any) -> DecodeError:
+    task_id = data.get("id") if isinstance(data.get("id"), str) else "?"
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return DecodeError(f"message {task_id}: field {name!r} {problem}, not {shown}")
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_fields(data: dict[str, Any]) -> None:
+    """Raise DecodeError naming the first field of ``data`` a worker cannot use."""
+    for name in ("id", "task"):
+        value = data.get(name)
+        if not isinstance(value, str) or not value:
+            raise _fail(data, name, "must be a non-empty string", value)
+    if len(data["id"]) > MAX_ID_LENGTH:
+        raise _fail(data, "id", f"must be at most {MAX_ID_LENGTH} characters", data["id"])
+    get = data.get
+    if "args" in data and not isinstance(get("args"), list):
+        raise _fail(data, "args", "must be a list", get("args"))
+    kwargs = get("kwargs", {})
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise _fail(data, "kwargs", "must be an object with string keys", kwargs)
+    if "queue" in data:
+        from django_taskq.broker.keys import QUEUE_NAME
+
+        queue = get("queue")
+        if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+            raise _fail(data, "queue", "must be a queue name", queue)
+    if "priority" in data:
+        priority = get("priority")
+        if not _is_int(priority) or not 0 <= priority <= 9:
+            raise _fail(data, "priority", "must be an integer from 0 to 9", priority)
+    if "retries" in data:
+        retries = get("retries")
+        if not _is_int(retries) or retries < 0:
+            raise _fail(data, "retries", "must be an integer >= 0", retries)
+    for name in ("eta", "expires", "sent_at"):
+        value = get(name)
+        if value is not None and not _is_number(value):
+            raise _fail(data, name, "must be a finite number (epoch seconds) or null", value)
+    for name in ("time_limit", "soft_time_limit"):
+        value = get(name)
+        if value is not None and (not _is_number(value) or value <= 0):
+            raise _fail(data, name, "must be a positive number of seconds or null", value)
+    if "headers" in data and not isinstance(get("headers"), dict):
+        raise _fail(data, "headers", "must be an object", get("headers"))
+    for name in ("root_id", "parent_id", "group_id"):
+        value = get(name)
+        if value is not None and not isinstance(value, str):
+            raise _fail(data, name, "must be a string or null", value)
+    group_index = get("group_index")
+    if group_index is not None and (not _is_int(group_index) or group_index < 0):
+        raise _fail(data, "group_index", "must be an integer >= 0 or null", group_index)
+    if "ignore_result" in data and not isinstance(get("ignore_result"), bool):
+        raise _fail(data, "ignore_result", "must be true or false", get("ignore_result"))
+    for name in ("link", "link_error"):
+        if name in data:
+            _check_signatures(data, name, get(name))
+    chord = get("chord")
+    if chord is not None:
+        _check_chord(data, chord, group_index)
+
+
+def _check_signatures(data: dict[str, Any], name: str, value: Any) -> None:
+    if not isinstance(value, list):
+        raise _fail(data, name, "must be a list of signatures", value)
+    for index, item in enumerate(value):
+        _check_signature(data, f"{name}[{index}]", item)
+
+
+def _check_signature(data: dict[str, Any], name: str, value: Any) -> None:
+    """A signature's dict form must rebuild (task name, args, options of the right types)."""
+    if not isinstance(value, dict) or not isinstance(value.get("task"), str):
+        raise _fail(data, name, "must be a signature (an object with a 'task' name)", value)
+    from django_taskq.signatures import signature
+
+    try:
+        signature(value)
+    except Exception as exc:
+        raise _fail(data, name, f"is not a valid signature ({exc})", value) from exc
+
+
+def _check_chord(data: dict[str, Any], chord: Any, group_index: Any) -> None:
+    if not isinstance(chord, dict):
+        raise _fail(data, "chord", "must be an object {id, size, body}", chord)
+    if not isinstance(chord.get("id"), str) or not chord["id"]:
+        raise _fail(data, "chord.id", "must be a non-empty string", chord.get("id"))
+    size = chord.get("size")
+    if not _is_int(size) or size < 1:
+        raise _fail(data, "chord.size", "must be an integer >= 1", size)
+    if not _is_int(group_index) or group_index >= size:
+        raise _fail(
+            data,
+            "group_index",
+            f"must be the header index, 0 to {size - 1}, in a chord",
+            group_index,
+        )
+    _check_signature(data, "chord.body", chord.get("body"))

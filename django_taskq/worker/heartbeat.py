@@ -1,0 +1,105 @@
+"""Heartbeats: the thread that says which consumers, and which worker, are alive.
+
+Recovery asks "is the consumer holding this message alive?", never "has it
+held it too long?" (docs/delivery.md). The answer is a heartbeat key per
+consumer with a TTL, refreshed here on a thread of its own with a Redis
+connection of its own, so that nothing else the worker does (promoting a
+large backlog of delayed messages, a recovery sweep, a slow flush) can
+delay a beat past its TTL (DESIGN 12).
+
+Each beat also writes the worker's description and its place in the
+workers index (scored by the time of the beat), so a worker shows up again
+by itself after Redis lost its data, and a crashed worker is pruned from
+the index instead of staying there as a ghost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from django_taskq.broker import keys
+from django_taskq.broker.connection import new_client
+from django_taskq.conf import taskq_settings
+
+logger = logging.getLogger("django_taskq.worker")
+
+
+class Heartbeat(threading.Thread):
+    """Refresh the heartbeats of ``names()`` and the worker's record until ``stop`` is set."""
+
+    def __init__(
+        self,
+        stop: threading.Event,
+        names: Callable[[], list[str]],
+        worker: str,
+        info: Callable[[], dict[str, Any]],
+    ) -> None:
+        super().__init__(name="taskq-heartbeat", daemon=True)
+        self.stop_event = stop
+        self.names = names
+        self.worker = worker
+        self.info = info
+        timeout = float(taskq_settings.WORKER_HEARTBEAT_TIMEOUT)
+        # A beat lives 3/4 of the timeout and is refreshed every 1/6, so a
+        # beat can be late twice over before a consumer is taken for dead.
+        self.ttl_ms = int(timeout * 750)
+        self.every = timeout / 6
+        self.keep_ms = int(float(taskq_settings.WORKER_FORGET_AFTER) * 1000)
+        self._client: redis.Redis | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            self._client = new_client()
+        return self._client
+
+    def beat_now(self, extra: list[str] | None = None) -> None:
+        """Refresh every heartbeat now, in one round trip (``extra``: names not listed yet).
+
+        Called by the supervisor before a consumer's first read, so a
+        consumer never holds a message without a heartbeat.
+        """
+        now_ms = int(time.time() * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        for name in [*self.names(), *(extra or [])]:
+            pipe.set(keys.heartbeat(name), now_ms, px=self.ttl_ms)
+        info = dict(self.info(), last_beat=now_ms / 1000)
+        pipe.set(keys.worker_info(self.worker), json.dumps(info), px=self.keep_ms)
+        pipe.zadd(keys.workers(), {self.worker: now_ms})
+        pipe.execute()
+
+    def forget(self, name: str) -> None:
+        """Drop the heartbeat of a consumer that ended (its messages were given back)."""
+        self.client.delete(keys.heartbeat(name))
+
+    def run(self) -> None:
+        failing = False
+        while not self.stop_event.is_set():
+            try:
+                self.beat_now()
+                if failing:
+                    logger.info("heartbeats: Redis is reachable again")
+                failing = False
+                wait = self.every
+            except redis.RedisError as exc:
+                if not failing:
+                    logger.warning("heartbeats: cannot reach Redis (%s); retrying", exc)
+                failing = True
+                wait = min(0.5, self.every)
+            self.stop_event.wait(wait)
+
+    def close(self, names: list[str]) -> None:
+        """At shutdown: remove the worker and the heartbeats of ``names``."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(keys.workers(), self.worker)
+        pipe.delete(keys.worker_info(self.worker))
+        for name in names:
+            pipe.delete(keys.heartbeat(name))
+        pipe.execute()

@@ -1,0 +1,252 @@
+"""The one step that ends every task: store the result, send the follow-ups, ack.
+
+Success, failure, retry, revoke, expiry, a time-limit kill, terminate, a
+message that kept killing its worker, and an entry that cannot be read all
+end here (DESIGN 13). The parts run in this order, and each is idempotent:
+
+1. the result record (store_result.lua, forward only: a final state already
+   stored is kept, and the rest of this step acts on the kept outcome, so a
+   task re-run after a crash converges on what the first run reported);
+2. the follow-ups (link callbacks, the next chain step, chord counting; each
+   follow-up published with a once key, each chord part counted once by
+   index);
+3. a message that goes on (a retry, a requeue) is published with a once key;
+4. the ack (XACK + XDEL), or the move to the dead letters with the reason
+   (dead_letter.lua: add and ack in one step).
+
+A crash anywhere before 4 leaves the message pending, so it is delivered
+again and ends the same way; nothing is lost and no workflow stalls.
+Messages without follow-ups (the hot path) queue their writes here and are
+flushed together, results before acks, within a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from django_taskq import states
+from django_taskq.broker import results
+from django_taskq.broker.connection import backend_is_broker, get_broker
+from django_taskq.broker.publish import queue_publish, run_pipeline
+from django_taskq.followups import after_finish, needs_after_finish
+from django_taskq.messages import Envelope
+from django_taskq.trace import Outcome, result_record
+from django_taskq.worker import streams as ops
+
+logger = logging.getLogger("django_taskq.worker")
+
+
+@dataclass
+class Writes:
+    """What waits for the next flush: results, messages to publish, dead letters, acks."""
+
+    records: list[tuple[str, str, str]] = field(default_factory=list)  # id, record, state
+    publish: list[tuple[Envelope, str, str | None]] = field(default_factory=list)  # + body, once
+    dead: list[tuple[ops.Delivery, str]] = field(default_factory=list)
+    acks: dict[str, list[str]] = field(default_factory=lambda: collections.defaultdict(list))
+    count: int = 0
+    since: float = 0.0  # time.monotonic() of the oldest write
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def touch(self) -> None:
+        if not self.count:
+            self.since = time.monotonic()
+        self.count += 1
+
+    def merge_older(self, older: Writes) -> None:
+        """Put ``older`` (a flush that failed) in front of what was queued since."""
+        self.records[:0] = older.records
+        self.publish[:0] = older.publish
+        self.dead[:0] = older.dead
+        for stream, ids in older.acks.items():
+            self.acks[stream][:0] = ids
+        self.since = older.since if older.count else self.since
+        self.count += older.count
+
+
+def outcome_of_record(record: dict[str, Any]) -> Outcome:
+    """The outcome a stored final record stands for (to act on the state that was kept)."""
+    from django_taskq.result import rebuild_exception
+
+    state = str(record.get("status"))
+    if state == states.SUCCESS:
+        return Outcome(states.SUCCESS, value=record.get("result"))
+    exc = rebuild_exception(record.get("result"))
+    return Outcome(
+        state if state in states.READY_STATES else states.FAILURE,
+        exception=exc,
+        traceback=record.get("traceback"),
+        reject_reason=record.get("reason"),
+    )
+
+
+class Settler:
+    """Ends messages for one consumer; its flush may run from the consumer's guard thread."""
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.writes = Writes()
+        self.lock = threading.Lock()  # guards self.writes
+        self.flushing = threading.Lock()  # one flush at a time, in order
+
+    # -- ending one message ----------------------------------------------------
+    def finish(
+        self,
+        delivery: ops.Delivery,
+        envelope: Envelope,
+        outcome: Outcome,
+        *,
+        dead: str | None = None,
+        republish: Envelope | None = None,
+        once: str | None = None,
+        serializer: str = "json",
+        acked: bool = False,
+    ) -> Outcome:
+        """End ``delivery`` with ``outcome``; returns the outcome that stands.
+
+        ``dead``: dead-letter the message with this reason instead of acking.
+        ``republish``: a message that continues this one (a retry, a
+        requeue), published with the once key ``once`` before the ack.
+        ``acked``: the message was acked on receipt (``acks_late=False``).
+        Raises Redis errors only for the synchronous part (a message with
+        follow-ups); the caller retries the whole call, which is idempotent.
+        """
+        record = None if envelope.ignore_result else result_record(envelope, outcome, self.hostname)
+        follow = outcome.state != states.RETRY and needs_after_finish(envelope)
+        if follow:
+            if record is not None:
+                kept = results.store(envelope.id, record, outcome.state)
+                if kept is not None and results.is_final(str(kept.get("status"))):
+                    outcome = outcome_of_record(kept)
+                record = None  # stored already
+            try:
+                after_finish(envelope, outcome)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                raise  # settled again after the reconnect (every part is idempotent)
+            except Exception:
+                # A follow-up that cannot be sent (its data is wrong) must not
+                # make the task run again and again: the result stands.
+                logger.exception("the follow-ups of task %s[%s] failed", envelope.task, envelope.id)
+        body = republish.encode(serializer) if republish is not None else None
+        with self.lock:
+            w = self.writes
+            if record is not None:
+                w.records.append((envelope.id, record, outcome.state))
+            if republish is not None and body is not None:
+                w.publish.append((republish, body, once))
+            if dead is not None and not acked:
+                w.dead.append((delivery, dead))
+            elif not acked:
+                w.acks[delivery.stream].append(delivery.entry_id)
+            w.touch()
+        return outcome
+
+    def pass_on(self, delivery: ops.Delivery, envelope: Envelope, once: str) -> None:
+        """Publish ``envelope`` in place of ``delivery`` and ack it, with no result.
+
+        For a message that goes back to its queue unchanged (Reject with
+        requeue) or later (over its rate limit).
+        """
+        body = envelope.encode()
+        with self.lock:
+            self.writes.publish.append((envelope, body, once))
+            self.writes.acks[delivery.stream].append(delivery.entry_id)
+            self.writes.touch()
+
+    def bad_entry(self, delivery: ops.Delivery, reason: str, task_id: str | None) -> None:
+        """Dead-letter an entry that cannot be read; its task's result says why."""
+        from django_taskq.exceptions import DecodeError
+
+        with self.lock:
+            w = self.writes
+            if task_id:
+                stub = Envelope(id=task_id, task="?")
+                failure = Outcome(
+                    states.FAILURE, exception=DecodeError(reason), reject_reason=reason
+                )
+                w.records.append(
+                    (task_id, result_record(stub, failure, self.hostname), states.FAILURE)
+                )
+            w.dead.append((delivery, reason))
+            w.touch()
+
+    def ack(self, delivery: ops.Delivery) -> None:
+        """Ack without a result (acks_late=False acks on receipt; the task ends later)."""
+        with self.lock:
+            self.writes.acks[delivery.stream].append(delivery.entry_id)
+            self.writes.touch()
+
+    def record(self, envelope: Envelope, outcome: Outcome) -> None:
+        """Queue a result without touching the message (after an early ack)."""
+        if envelope.ignore_result:
+            return
+        with self.lock:
+            self.writes.records.append(
+                (envelope.id, result_record(envelope, outcome, self.hostname), outcome.state)
+            )
+            self.writes.touch()
+
+    # -- flushing --------------------------------------------------------------
+    def pending(self) -> bool:
+        return bool(self.writes)
+
+    def age(self) -> float:
+        """Seconds since the oldest unflushed write (0 when there is none)."""
+        w = self.writes
+        return time.monotonic() - w.since if w else 0.0
+
+    def flush(self) -> None:
+        """Write everything queued: results first, then publishes, dead letters, acks.
+
+        One round trip when results live on the broker. If Redis fails,
+        nothing is dropped: the writes go back in front of newer ones and
+        the next flush sends them again (every part is idempotent).
+        """
+        with self.flushing:
+            with self.lock:
+                w, self.writes = self.writes, Writes()
+            if not w:
+                return
+            try:
+                _write(w)
+            except BaseException:
+                with self.lock:
+                    self.writes.merge_older(w)
+                raise
+
+
+def _write(w: Writes) -> None:
+    broker = get_broker()
+    same = backend_is_broker()
+    if w.records and not same:
+        results.store_many(w.records)
+
+    def build(pipe: Any) -> None:
+        if same:
+            for task_id, record, state in w.records:
+                results.queue_store(pipe, broker, task_id, record, state)
+        for envelope, body, once in w.publish:
+            queue_publish(pipe, broker, envelope, body, once=once)
+        for delivery, reason in w.dead:
+            ops.queue_dead_letter(pipe, broker, delivery, reason)
+        ops.queue_acks(pipe, w.acks)
+
+    run_pipeline(broker, build)
+    if w.publish and not same:
+        from django_taskq.broker.publish import _record_pending_elsewhere
+
+        _record_pending_elsewhere([e for e, _, _ in w.publish])
+    if w.dead:
+        logger.debug("dead-lettered %d message(s)", len(w.dead))
+
+
+__all__ = ["Settler", "Writes", "outcome_of_record"]
