@@ -68,7 +68,7 @@ class WorkerProcess:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            if "ready" in line:
+            if line.rstrip().endswith(" ready"):  # "worker <name> ready", not a task name
                 self._ready.set()
 
     @property

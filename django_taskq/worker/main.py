@@ -154,6 +154,8 @@ class Worker:
         self._install_signals()
         if not self._connect():
             return 0  # stopped while waiting for Redis
+        self.heartbeat.beat_now()  # registered before "ready"
+        self.heartbeat.start()
         connections.close_all()
         beat_thread = self._start_beat() if self.beat else None
         signals.send(signals.worker_ready, self)
@@ -205,16 +207,14 @@ class Worker:
         return False
 
     def _start_housekeeping(self) -> None:
-        """Heartbeats first (every consumer's exists before its first read), then the rest."""
+        """Beat for the consumers now (a heartbeat exists before the first read); the rest."""
         self.heartbeat.beat_now()
-        self.heartbeat.start()
         self.maintenance.start()
 
     def _run_prefork(self) -> None:
         from django_taskq.worker.prefork import PreforkPool
 
         self.prefork = PreforkPool(self, self.concurrency)
-        self.heartbeat.start()
         self.prefork.start()  # each spawn beats for its child before forking it
         self.maintenance.start()
         self.prefork.run(self.stopping, self.cold)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
-
-import datetime as dt
 import uuid
 from decimal import Decimal
 
