@@ -36,33 +36,40 @@ def _is_number(value: Any) -> bool:
 
 
 def check_fields(data: dict[str, Any]) -> None:
-    """Raise DecodeError naming the first field of ``data`` a worker cannot use."""
-    for name in ("id", "task"):
-        value = data.get(name)
-        if not isinstance(value, str) or not value:
-            raise _fail(data, name, "must be a non-empty string", value)
-    if len(data["id"]) > MAX_ID_LENGTH:
-        raise _fail(data, "id", f"must be at most {MAX_ID_LENGTH} characters", data["id"])
+    """Raise DecodeError naming the first field of ``data`` a worker cannot use.
+
+    Runs for every message a worker takes, so the common case (every field
+    present and right, as ``encode()`` makes them) is a run of cheap type
+    checks; the messages are built only for a failure.
+    """
     get = data.get
-    if "args" in data and not isinstance(get("args"), list):
-        raise _fail(data, "args", "must be a list", get("args"))
-    kwargs = get("kwargs", {})
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+    task_id, task = get("id"), get("task")
+    if type(task_id) is not str or not task_id:
+        raise _fail(data, "id", "must be a non-empty string", task_id)
+    if len(task_id) > MAX_ID_LENGTH:
+        raise _fail(data, "id", f"must be at most {MAX_ID_LENGTH} characters", task_id)
+    if type(task) is not str or not task:
+        raise _fail(data, "task", "must be a non-empty string", task)
+    args = get("args", ())
+    if type(args) is not list and "args" in data:
+        raise _fail(data, "args", "must be a list", args)
+    kwargs = get("kwargs")
+    if kwargs is not None and (type(kwargs) is not dict or not all(type(k) is str for k in kwargs)):
         raise _fail(data, "kwargs", "must be an object with string keys", kwargs)
-    if "queue" in data:
+    if "kwargs" in data and kwargs is None:
+        raise _fail(data, "kwargs", "must be an object with string keys", kwargs)
+    queue = get("queue")
+    if queue is not None or "queue" in data:
         from django_taskq.broker.keys import QUEUE_NAME
 
-        queue = get("queue")
-        if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+        if type(queue) is not str or not QUEUE_NAME.match(queue):
             raise _fail(data, "queue", "must be a queue name", queue)
-    if "priority" in data:
-        priority = get("priority")
-        if not _is_int(priority) or not 0 <= priority <= 9:
-            raise _fail(data, "priority", "must be an integer from 0 to 9", priority)
-    if "retries" in data:
-        retries = get("retries")
-        if not _is_int(retries) or retries < 0:
-            raise _fail(data, "retries", "must be an integer >= 0", retries)
+    priority = get("priority", 5)
+    if type(priority) is not int or not 0 <= priority <= 9:
+        raise _fail(data, "priority", "must be an integer from 0 to 9", priority)
+    retries = get("retries", 0)
+    if type(retries) is not int or retries < 0:
+        raise _fail(data, "retries", "must be an integer >= 0", retries)
     for name in ("eta", "expires", "sent_at"):
         value = get(name)
         if value is not None and not _is_number(value):
@@ -71,20 +78,22 @@ def check_fields(data: dict[str, Any]) -> None:
         value = get(name)
         if value is not None and (not _is_number(value) or value <= 0):
             raise _fail(data, name, "must be a positive number of seconds or null", value)
-    if "headers" in data and not isinstance(get("headers"), dict):
-        raise _fail(data, "headers", "must be an object", get("headers"))
+    headers = get("headers", {})
+    if type(headers) is not dict:
+        raise _fail(data, "headers", "must be an object", headers)
     for name in ("root_id", "parent_id", "group_id"):
         value = get(name)
-        if value is not None and not isinstance(value, str):
+        if value is not None and type(value) is not str:
             raise _fail(data, name, "must be a string or null", value)
     group_index = get("group_index")
     if group_index is not None and (not _is_int(group_index) or group_index < 0):
         raise _fail(data, "group_index", "must be an integer >= 0 or null", group_index)
-    if "ignore_result" in data and not isinstance(get("ignore_result"), bool):
+    if type(get("ignore_result", False)) is not bool:
         raise _fail(data, "ignore_result", "must be true or false", get("ignore_result"))
     for name in ("link", "link_error"):
-        if name in data:
-            _check_signatures(data, name, get(name))
+        value = get(name, ())
+        if value or (name in data and type(value) is not list):
+            _check_signatures(data, name, value)
     chord = get("chord")
     if chord is not None:
         _check_chord(data, chord, group_index)

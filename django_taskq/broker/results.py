@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from django_taskq import states
-from django_taskq.broker import keys, scripts
+from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.connection import get_backend
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import loads
@@ -31,19 +31,31 @@ def is_final(state: str) -> bool:
     return state in states.READY_STATES
 
 
-def queue_store(pipe: Any, client: redis.Redis, task_id: str, record: str, state: str) -> None:
-    """Queue one forward-only write of ``record`` on ``pipe`` (a bare EVALSHA).
+def _args(batch: list[tuple[str, str, str]]) -> tuple[list[str], list[Any]]:
+    names: list[str] = []
+    args: list[Any] = [ttl_ms()]
+    for task_id, record, state in batch:
+        names += keys.result_keys(task_id)
+        args += [record, 1 if is_final(state) else 0]
+    return names, args
 
-    Execute the pipeline with ``broker.publish.run_pipeline``, which reloads
-    the scripts when Redis has lost them.
+
+def queue_store_many(pipe: Any, client: redis.Redis, items: Iterable[tuple[str, str, str]]) -> None:
+    """Queue forward-only writes of ``(task id, record, state)`` items on ``pipe``.
+
+    As few store_result.lua calls as the topology allows (one per batch on
+    one Redis, one per slot on Cluster), each a bare EVALSHA: execute the
+    pipeline with ``broker.publish.run_pipeline``, which reloads the scripts
+    when Redis has lost them.
     """
-    scripts.queue_evalsha(
-        pipe,
-        client,
-        "store_result",
-        keys.result_keys(task_id),
-        [record, ttl_ms(), 1 if is_final(state) else 0],
-    )
+    for batch in topology.script_batches(client, items, lambda item: keys.result(item[0])):
+        names, args = _args(batch)
+        scripts.queue_evalsha(pipe, client, "store_result", names, args)
+
+
+def queue_store(pipe: Any, client: redis.Redis, task_id: str, record: str, state: str) -> None:
+    """Queue one forward-only write on ``pipe`` (see ``queue_store_many``)."""
+    queue_store_many(pipe, client, [(task_id, record, state)])
 
 
 def store_many(items: Iterable[tuple[str, str, str]], client: redis.Redis | None = None) -> None:
@@ -53,13 +65,8 @@ def store_many(items: Iterable[tuple[str, str, str]], client: redis.Redis | None
     batch = list(items)
     if not batch:
         return
-    client = client or get_backend()
-
-    def build(pipe: Any) -> None:
-        for task_id, record, state in batch:
-            queue_store(pipe, client, task_id, record, state)
-
-    run_pipeline(client, build)
+    target = client or get_backend()
+    run_pipeline(target, lambda pipe: queue_store_many(pipe, target, batch))
 
 
 def store(
@@ -72,15 +79,12 @@ def store(
     to act on the same outcome.
     """
     client = client or get_backend()
-    reply = scripts.script(client, "store_result")(
-        keys=keys.result_keys(task_id),
-        args=[record, ttl_ms(), 1 if is_final(state) else 0],
-        client=client,
-    )
-    if int(reply[0]) == 1:
+    names, args = _args([(task_id, record, state)])
+    reply = scripts.script(client, "store_result")(keys=names, args=args, client=client)
+    if reply[0] == 1:
         return None
     try:
-        kept: dict[str, Any] = loads(reply[1])
+        kept: dict[str, Any] = loads(reply[0])
     except Exception:  # a record someone else wrote badly: keep it, say nothing about it
         return {"status": "UNKNOWN", "result": None}
     return kept

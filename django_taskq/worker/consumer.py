@@ -327,8 +327,8 @@ class Consumer:
 
     def _set_running(self, running: Running | None) -> None:
         self.running = running
-        if running is not None:
-            with self._wake:
+        if running is not None and self.settler.pending():
+            with self._wake:  # the guard flushes what is pending while this runs
                 self._wake.notify_all()
         if self.on_start is not None:
             self.on_start(running)
@@ -404,7 +404,10 @@ class Consumer:
         if task.track_started:
             record = result_record(envelope, Outcome(states.STARTED), self.hostname)
             results.store(envelope.id, record, states.STARTED)
-        self._set_running(Running(delivery, envelope, time.monotonic()))
+        running = self.running
+        if running is not None:  # the task starts now: its time counts from here
+            running.envelope, running.started = envelope, time.monotonic()
+            self._set_running(running)
         close_old_connections()
         soft, hard = envelope.soft_time_limit, envelope.time_limit
         limits = NO_LIMITS if self.limits.unlimited(soft, hard) else self.limits.applied(soft, hard)

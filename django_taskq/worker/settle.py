@@ -232,8 +232,7 @@ def _write(w: Writes) -> None:
 
     def build(pipe: Any) -> None:
         if same:
-            for task_id, record, state in w.records:
-                results.queue_store(pipe, broker, task_id, record, state)
+            results.queue_store_many(pipe, broker, w.records)
         for envelope, body, once in w.publish:
             queue_publish(pipe, broker, envelope, body, once=once)
         for delivery, reason in w.dead:

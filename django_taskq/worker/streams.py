@@ -76,13 +76,21 @@ def fetch(client: redis.Redis, queues: list[str], consumer: str, count: int) -> 
             args=[keys.GROUP, consumer, want, now_ms],
             client=client,
         )
-        for i in range(0, len(flat), 4):
+        i, n = 0, len(flat)
+        while i < n:
+            stream, entry_id, revoked, first = flat[i : i + 4]
+            if isinstance(first, list):  # an entry of other fields, as it is
+                fields = _fields(first)
+                i += 4
+            else:
+                fields = {b"i": first, b"b": flat[i + 4], b"dc": flat[i + 5]}
+                i += 6
             out.append(
                 Delivery(
-                    stream=streams[int(flat[i]) - 2],
-                    entry_id=_s(flat[i + 1]),
-                    revoked=bool(int(flat[i + 2])),
-                    fields=_fields(flat[i + 3]),
+                    stream=streams[int(stream) - 2],
+                    entry_id=_s(entry_id),
+                    revoked=bool(revoked),
+                    fields=fields,
                 )
             )
     return out

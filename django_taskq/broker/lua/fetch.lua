@@ -8,10 +8,13 @@
 -- ARGV[3]  count      most messages to return
 -- ARGV[4]  now ms     epoch milliseconds (a revocation past its expiry is ignored)
 --
--- Returns a flat list, four items a message:
---   stream index (into KEYS, 2..), entry id, revoked (0/1), {field, value, ...}
--- The fields are returned as they are in the entry: the worker validates
--- them (a malformed entry is dead-lettered there, with its reason).
+-- Returns a flat list, per message:
+--   stream index (into KEYS, 2..), entry id, revoked (0/1), then either
+--   i, b, dc  (an entry of exactly those fields, in that order: every entry
+--             django_taskq writes, so the common reply is short), or
+--   {field, value, ...}  (any other entry, as it is)
+-- The worker checks the fields either way (a malformed entry is
+-- dead-lettered there, with its reason).
 -- Entries join the group's pending list of ARGV[2] as they are read, so a
 -- crash after this call loses nothing. A missing group raises NOGROUP; the
 -- caller creates the groups and retries.
@@ -37,7 +40,13 @@ for k = 2, #KEYS do
       table.insert(out, k)
       table.insert(out, entry[1])
       table.insert(out, revoked)
-      table.insert(out, fields)
+      if #fields == 6 and fields[1] == 'i' and fields[3] == 'b' and fields[5] == 'dc' then
+        table.insert(out, fields[2])
+        table.insert(out, fields[4])
+        table.insert(out, fields[6])
+      else
+        table.insert(out, fields)
+      end
       want = want - 1
     end
   end

@@ -1,0 +1,46 @@
+"""What the Redis topology allows one Lua call to touch: one slot on Cluster, anything elsewhere.
+
+On Redis Cluster a script may only touch keys of one hash slot, so work for
+many tasks (a worker flush storing a batch of results) is split into one
+call per slot. On one Redis or Sentinel there is one node and no slot rule,
+so the same batch goes in one call: the flush of a 256-message batch is one
+EVALSHA instead of 256 (measured in docs/benchmarks.md). The code that
+builds the calls is the same for every topology; only this grouping
+differs, by the client's class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Most items one batched call carries (bounds one call's run time in Redis).
+BATCH = 256
+
+
+def is_cluster(client: Any) -> bool:
+    """True for a redis-py Cluster client (or a pipeline of one)."""
+    from redis.cluster import ClusterPipeline, RedisCluster
+
+    return isinstance(client, RedisCluster | ClusterPipeline)
+
+
+def script_batches(client: Any, items: Iterable[T], key_of: Callable[[T], str]) -> list[list[T]]:
+    """Split ``items`` into groups one script call may take, at most BATCH each.
+
+    ``key_of(item)`` is a key the item's call touches (every key of one item
+    shares its hash tag).
+    """
+    pending = list(items)
+    if not pending:
+        return []
+    if not is_cluster(client):
+        return [pending[i : i + BATCH] for i in range(0, len(pending), BATCH)]
+    from redis.crc import key_slot
+
+    by_slot: dict[int, list[T]] = {}
+    for item in pending:
+        by_slot.setdefault(key_slot(key_of(item).encode()), []).append(item)
+    return [group[i : i + BATCH] for group in by_slot.values() for i in range(0, len(group), BATCH)]
