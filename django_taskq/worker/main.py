@@ -187,6 +187,13 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 client = get_broker()
+                from django_taskq.broker.migrate import old_keys_present
+
+                if old_keys_present(client):
+                    logger.warning(
+                        "Redis holds keys of django_taskq 0.1, which this worker does not "
+                        "read: stop the old workers and run manage.py taskq_migrate_keys"
+                    )
                 queue_registry.register(client, self.queues)
                 ops.ensure_groups(client, keys.streams_for(self.queues))
                 # Give back at once what dead consumers (a predecessor on this
