@@ -135,6 +135,12 @@ class Worker:
         ]
         if self.beat:
             lines.append("  beat:        embedded (-B)")
+        if self.pool in ("solo", "threads"):
+            lines.append(
+                "  note:        heartbeats run in this process: a task that holds the GIL in "
+                "C code longer than the heartbeat timeout looks dead and is redelivered; "
+                "use prefork for such tasks"
+            )
         if self.pool == "threads" and (
             self.options["time_limit"] or self.options["soft_time_limit"]
         ):
