@@ -24,6 +24,27 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
+#: Connections made to Redis by this process (see ``connects()``).
+_connects = 0
+
+
+def _counting_connect(connection: Any) -> None:
+    """Run redis-py's own handshake, then count the connection."""
+    global _connects
+    connection.on_connect_check_health(check_health=True)
+    _connects += 1
+
+
+def connects() -> int:
+    """How many connections this process has made to Redis so far.
+
+    A consumer compares it between fetches: a new connection means one may
+    have broken, perhaps with the reply of a command that Redis ran (a fetch
+    whose messages are now pending under a consumer that never saw them),
+    so it asks the server what it holds. redis-py reconnects a broken idle
+    connection silently, which is why an exception alone does not tell.
+    """
+    return _connects
 
 
 def broker_url() -> str:
@@ -78,6 +99,7 @@ def _pool_options() -> dict[str, Any]:
         # means. A consumer must know that its fetch's reply was lost, so it
         # takes back what it holds; a publish retries with its once key.
         "retry": Retry(NoBackoff(), 0),
+        "redis_connect_func": _counting_connect,
     }
     options.update(taskq_settings.BROKER_CONNECTION_OPTIONS or {})
     return options

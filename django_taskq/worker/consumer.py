@@ -30,7 +30,7 @@ import redis
 
 from django_taskq import signals, states
 from django_taskq.broker import keys, results
-from django_taskq.broker.connection import get_broker
+from django_taskq.broker.connection import connects, get_broker
 from django_taskq.broker.publish import once_token
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import (
@@ -125,6 +125,7 @@ class Consumer:
         self.settler = Settler(hostname)
         self.unsettled: list[Unsettled] = []
         self.reconnected = False
+        self.seen_connects = -1  # take back what we hold at the first fetch too (cheap)
         self._wake = threading.Condition()
         self._watch = watch_hostages
         self.stop_guard = False
@@ -178,7 +179,8 @@ class Consumer:
             self.settler.flush()
         if self.unsettled:
             self._settle_again()
-        if self.reconnected:
+        if self.reconnected or connects() != self.seen_connects:
+            self.seen_connects = connects()
             self._take_back_own()
             self.reconnected = False
 
@@ -420,8 +422,7 @@ class Consumer:
         if isinstance(outcome.exception, Reject) and outcome.exception.requeue:
             # Reject(requeue=True): back to its queue as it was, no result.
             logger.info("Task %s[%s] rejected and requeued", envelope.task, envelope.id)
-            if acks_late:
-                self.settler.pass_on(delivery, envelope, f"{envelope.id}:{delivery.entry_id}")
+            self.settler.pass_on(delivery, envelope, f"{envelope.id}:{delivery.entry_id}")
             return
         options: dict[str, Any] = {"serializer": task.serializer or "json"}
         if not acks_late:

@@ -116,19 +116,25 @@ def read_own(client: redis.Redis, streams: list[str], consumer: str) -> list[Del
     """
     found: list[Delivery] = []
     gone: dict[str, list[str]] = collections.defaultdict(list)
+    # One read per queue (its streams share a slot), then pages of the
+    # streams that had more.
+    by_queue: dict[str, dict[Any, Any]] = collections.defaultdict(dict)
     for stream in streams:
-        after = "0"
-        while True:
-            reply: Any = client.xreadgroup(keys.GROUP, consumer, {stream: after}, count=500)
-            entries = reply[0][1] if reply else []
-            if not entries:
-                break
-            for entry_id, fields in entries:
-                if fields:
-                    found.append(Delivery(stream, _s(entry_id), _fields(fields)))
-                else:
-                    gone[stream].append(_s(entry_id))
-            after = _s(entries[-1][0])
+        by_queue[keys.queue_of(stream)[0]][stream] = "0"
+    page = 500
+    for cursor in by_queue.values():
+        while cursor:
+            reply: Any = client.xreadgroup(keys.GROUP, consumer, cursor, count=page)
+            cursor = {}
+            for stream_raw, entries in reply or []:
+                stream = _s(stream_raw)
+                for entry_id, fields in entries:
+                    if fields:
+                        found.append(Delivery(stream, _s(entry_id), _fields(fields)))
+                    else:
+                        gone[stream].append(_s(entry_id))
+                if len(entries) >= page:
+                    cursor[stream] = _s(entries[-1][0])
     if gone:
         pipe = client.pipeline(transaction=False)
         for stream, ids in gone.items():
