@@ -146,3 +146,29 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+# -- workers ------------------------------------------------------------------------
+def wait_children(worker: Any, count: int, timeout: float = 30) -> list[int]:
+    """Wait until the prefork worker has ``count`` children; return their pids, sorted.
+
+    (The parent says "ready" before it forks them.)
+    """
+    found: list[int] = []
+
+    def enough() -> bool:
+        nonlocal found
+        found = sorted(worker.children())
+        return len(found) == count
+
+    if not wait_until(enough, timeout):
+        raise AssertionError(f"worker has children {found}, not {count}:\n{worker.output}")
+    return found
+
+
+#: Output that means a consumer died or crashed.
+DEATH_MARKS = ("died", "failed; its messages are redelivered", "Traceback")
+
+
+def death_lines(worker: Any) -> list[str]:
+    return [line.rstrip() for line in list(worker.lines) if any(m in line for m in DEATH_MARKS)]
