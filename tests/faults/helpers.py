@@ -58,6 +58,21 @@ def pending(client: redis.Redis, queue: str = "default") -> int:
     return total
 
 
+def pending_detail(client: redis.Redis, queue: str = "default", count: int = 20) -> list[str]:
+    """Up to ``count`` pending entries as "consumer idle=<s> deliveries=<n>" (to diagnose)."""
+    out: list[str] = []
+    for stream in queue_streams(queue):
+        try:
+            rows: Any = client.xpending_range(stream, keys.GROUP, "-", "+", count)
+        except redis.ResponseError:
+            continue
+        for row in rows:
+            consumer = row["consumer"].decode(errors="replace")
+            idle = row["time_since_delivered"] / 1000
+            out.append(f"{consumer} idle={idle:.1f}s deliveries={row['times_delivered']}")
+    return out[:count]
+
+
 def stream_entries(client: redis.Redis, queue: str = "default") -> int:
     """Entries still in the streams of ``queue`` (waiting or pending)."""
     return sum(int(client.xlen(stream)) for stream in queue_streams(queue))
