@@ -61,9 +61,13 @@ class _Armed:
     left: int
     seconds: float
     match: tuple[bytes, ...]
+    reply_match: tuple[bytes, ...] = ()  # DROP_REPLY: only a reply holding one of these
 
     def matches(self, data: bytes) -> bool:
         return not self.match or any(m in data for m in self.match)
+
+    def reply_matches(self, data: bytes) -> bool:
+        return not self.reply_match or any(m in data for m in self.reply_match)
 
 
 def _close(sock: socket.socket, how: Fault) -> None:
@@ -94,6 +98,7 @@ class _Connection:
         self.held = b""  # a command received as its own stall began, sent when it ends
         self.drop_after_send = False  # DROP_REPLY armed: forward the next command...
         self.awaiting_reply = False  # ...then discard the reply that follows
+        self.candidate: _Armed | None = None  # a DROP_REPLY waiting to see the reply
         self.closed = threading.Event()
         self._shut_done = False
 
@@ -163,7 +168,7 @@ class _Connection:
                     self._shut(Fault.FIN)
                     return
                 if key.data == "client":
-                    armed = self.proxy._claim(data)
+                    armed = self.proxy._claim(data, self)
                     if armed is not None and armed.fault in (Fault.FIN, Fault.RST):
                         self._shut(armed.fault, applied=armed.fault)
                         return
@@ -176,6 +181,9 @@ class _Connection:
                         self.drop_after_send = True
                     self._to_upstream(data)
                 else:
+                    candidate, self.candidate = self.candidate, None
+                    if candidate is not None and self.proxy._claim_reply(candidate, data):
+                        self.awaiting_reply = True
                     if self.awaiting_reply:
                         # The reply is read and thrown away; the client side is closed.
                         self._shut(Fault.FIN, applied=Fault.DROP_REPLY)
@@ -281,6 +289,7 @@ class Proxy:
         count: int | None = None,
         seconds: float = 0.0,
         match: bytes | Iterable[bytes] = (),
+        reply_match: bytes | Iterable[bytes] = (),
     ) -> int:
         """Apply ``fault`` to every connection now (``count=None``) or to the next ``count``.
 
@@ -288,15 +297,21 @@ class Proxy:
         With ``count=None`` FIN and RST have taken effect when this returns;
         a stall holds until ``seconds`` from now (and holds new connections
         too); a dropped reply waits for each connection's next command.
+        A counted DROP_REPLY with ``reply_match`` drops only a reply (to a
+        command matching ``match``) that contains one of those byte
+        strings, e.g. a fetch that returned messages, not an empty one.
         """
         if fault is Fault.STALL and seconds <= 0:
             raise ValueError("a stall needs seconds > 0")
         matches = (match,) if isinstance(match, bytes) else tuple(match)
+        replies = (reply_match,) if isinstance(reply_match, bytes) else tuple(reply_match)
+        if replies and (fault is not Fault.DROP_REPLY or count is None):
+            raise ValueError("reply_match applies to a counted DROP_REPLY only")
         if count is not None:
             if count < 1:
                 raise ValueError("count must be at least 1")
             with self._lock:
-                self._armed.append(_Armed(fault, count, seconds, matches))
+                self._armed.append(_Armed(fault, count, seconds, matches, replies))
             return 0
         if matches:
             raise ValueError("match applies to counted faults only (count=N)")
@@ -327,8 +342,13 @@ class Proxy:
     ) -> int:
         return self.inject(Fault.STALL, count=count, seconds=seconds, match=match)
 
-    def drop_reply(self, count: int | None = None, match: bytes | Iterable[bytes] = ()) -> int:
-        return self.inject(Fault.DROP_REPLY, count=count, match=match)
+    def drop_reply(
+        self,
+        count: int | None = None,
+        match: bytes | Iterable[bytes] = (),
+        reply_match: bytes | Iterable[bytes] = (),
+    ) -> int:
+        return self.inject(Fault.DROP_REPLY, count=count, match=match, reply_match=reply_match)
 
     def stalled(self) -> bool:
         """True while a partition (a stall with count=None) lasts."""
@@ -360,17 +380,37 @@ class Proxy:
         with self._lock:
             self._conns.discard(conn)
 
-    def _claim(self, data: bytes) -> _Armed | None:
+    def _claim(self, data: bytes, conn: _Connection) -> _Armed | None:
+        """The counted fault this command sets off, used up by one (None: none).
+
+        A DROP_REPLY with a ``reply_match`` is not used up yet: the connection
+        keeps it as a candidate until it sees the reply (``_claim_reply``).
+        """
         if not self._armed:  # unlocked peek: the hot path stays cheap
             return None
         with self._lock:
             for armed in self._armed:
                 if armed.matches(data):
+                    if armed.reply_match:
+                        conn.candidate = armed
+                        return None
                     armed.left -= 1
                     if armed.left == 0:
                         self._armed.remove(armed)
                     return armed
         return None
+
+    def _claim_reply(self, armed: _Armed, reply: bytes) -> bool:
+        """Use up ``armed`` for this reply if it matches and is not used up yet."""
+        if not armed.reply_matches(reply):
+            return False
+        with self._lock:
+            if armed.left <= 0:
+                return False
+            armed.left -= 1
+            if armed.left == 0 and armed in self._armed:
+                self._armed.remove(armed)
+            return True
 
     def _applied(self, fault: Fault) -> None:
         with self._changed:

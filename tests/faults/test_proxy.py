@@ -127,6 +127,19 @@ def test_drop_reply_of_xreadgroup_leaves_the_entry_pending(
     assert broker.xpending("s", "g")["pending"] == 1  # delivered, yet the client never saw it
 
 
+def test_drop_reply_only_of_a_reply_that_matches(proxy: Proxy, broker: redis.Redis) -> None:
+    broker.xgroup_create("s", "g", id="0", mkstream=True)
+    client = no_retry_client(proxy)
+    proxy.drop_reply(count=1, match=b"XREADGROUP", reply_match=b"payload")
+    assert client.xreadgroup("g", "c", {"s": ">"}, count=1) == []  # empty: forwarded
+    broker.xadd("s", {"k": "payload"})
+    with pytest.raises(redis.ConnectionError):
+        client.xreadgroup("g", "c", {"s": ">"}, count=1)
+    assert broker.xpending("s", "g")["pending"] == 1
+    broker.xadd("s", {"k": "payload"})
+    assert len(client.xreadgroup("g", "c", {"s": ">"}, count=1)[0][1]) == 1  # used up
+
+
 def test_drop_reply_on_every_connection(proxy: Proxy, broker: redis.Redis) -> None:
     a, b = connect(proxy), connect(proxy)
     assert proxy.drop_reply() == 2
