@@ -72,11 +72,63 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+#: Figures shown as columns of the summary (the first of each group a test has).
+COLUMNS: list[tuple[str, tuple[str, ...]]] = [
+    ("lost", ("lost", "good_lost")),
+    ("dup", ("duplicates", "duplicate_runs", "dead_lettered_twice")),
+    ("stuck", ("stuck_pending", "left_pending")),
+]
+#: Headline figures, in this order, for the last column.
+HEADLINES = (
+    "resume_s", "recovery_s", "takeover_s", "max_gap_s", "max_failed_delay_s",
+    "redis_bytes_per_delayed_task", "rss_growth_kib", "bad_that_ran", "not_dead_lettered",
+    "death_lines", "executions", "executions_started", "decode_crashes",
+)  # fmt: skip
+
+
+def _count(value: Any) -> str:
+    if isinstance(value, dict):  # {kind: n}: how many in all
+        return str(sum(v for v in value.values() if isinstance(v, int)))
+    return _show(value)
+
+
+def _brief(value: Any) -> str:
+    """Like _show, but a dict in a few characters: its total and how many keys."""
+    if isinstance(value, dict):
+        if value and all(isinstance(v, int) for v in value.values()):
+            return f"{sum(value.values())} in {len(value)} kinds"
+        return f"{len(value)} kinds"
+    return _show(value)
+
+
+def summary(entries: list[dict[str, Any]]) -> str:
+    """One row per test: outcome, lost, duplicates, stuck, and its headline figures."""
+    rows = [["test", "result", "s", *(name for name, _ in COLUMNS), "headline figures"]]
+    for entry in entries:
+        figures = entry.get("figures") or {}
+        row = [
+            str(entry.get("test", "?")).removeprefix("tests/faults/").replace("::test_", "::"),
+            str(entry.get("outcome", "?")),
+            _number(float(entry.get("duration_s", 0))),
+        ]
+        for _, names in COLUMNS:
+            found = next((figures[n] for n in names if n in figures), None)
+            row.append("-" if found is None else _count(found))
+        heads = [f"{n}={_brief(figures[n])}" for n in HEADLINES if n in figures][:2]
+        row.append("; ".join(heads)[:70])
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1]
+        for r in rows
+    )
+
+
 def table(entries: list[dict[str, Any]], width: int = 100) -> str:
-    """One block per test: name, outcome and time, then its figures, wrapped."""
+    """The summary, then one block per test with every figure, wrapped."""
     if not entries:
         return "no fault-test figures recorded"
-    out = []
+    out = [summary(entries), ""]
     for entry in entries:
         name = str(entry.get("test", "?")).removeprefix("tests/faults/")
         head = (
