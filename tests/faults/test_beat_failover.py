@@ -20,6 +20,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -65,6 +66,9 @@ def test_leader_killed_repeatedly_sends_every_due_time_once_without_gaps(
         pid = leader_pid(broker)
         return next((n for n, b in beats.items() if b.pid == pid), None)
 
+    def taken_over(victim: str) -> bool:
+        return leader() not in (None, victim)
+
     def runs_after(when: float, count: int) -> bool:
         return sum(1 for d in dues(broker) if d.timestamp() > when) >= count
 
@@ -79,7 +83,7 @@ def test_leader_killed_repeatedly_sends_every_due_time_once_without_gaps(
             break
         killed_at = time.time()
         beats[victim].kill()
-        took_over = helpers.wait_until(lambda v=victim: leader() not in (None, v), LEASE + 10)
+        took_over = helpers.wait_until(partial(taken_over, victim), LEASE + 10)
         takeover_s = time.time() - killed_at
         beats[victim] = BeatProcess(victim, env=env).start()  # restarted, same name
         kills.append({"killed": victim, "takeover_s": round(takeover_s, 2) if took_over else None})
@@ -87,7 +91,7 @@ def test_leader_killed_repeatedly_sends_every_due_time_once_without_gaps(
             problems.append(f"nobody took over within {LEASE + 10} s of killing {victim}")
             break
         restarted_at = time.time()
-        if not helpers.wait_until(lambda t=restarted_at: runs_after(t, 3), 15):
+        if not helpers.wait_until(partial(runs_after, restarted_at, 3), 15):
             problems.append(f"no runs sent after {victim} was killed")
             break
     last_kill_done = time.time()

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from django_taskq import chord
 from django_taskq.exceptions import DecodeError
@@ -77,7 +76,7 @@ def test_generate_covers_every_kind_several_times() -> None:
     assert [(e.kind, e.token) for e in again] == [(e.kind, e.token) for e in entries]
 
 
-def test_what_delay_writes_is_well_formed(broker: redis.Redis) -> None:
+def test_what_delay_writes_is_well_formed(broker: Any) -> None:
     import datetime as dt
     import uuid
     from decimal import Decimal
@@ -104,10 +103,10 @@ def test_what_delay_writes_is_well_formed(broker: redis.Redis) -> None:
         assert fuzz.strict_problem(fields, registry.names()) is None, fields
 
 
-def test_entries_survive_xadd_byte_for_byte(broker: redis.Redis) -> None:
+def test_entries_survive_xadd_byte_for_byte(broker: Any) -> None:
     entries = one_of_each()
     for entry in entries:
-        broker.xadd("fuzz-scratch", entry.fields)  # type: ignore[arg-type]
+        broker.xadd("fuzz-scratch", entry.fields)
     back = [fields for _, fields in broker.xrange("fuzz-scratch")]
     assert back == [entry.fields for entry in entries]
     huge = next(e for e in entries if e.kind == fuzz.HUGE_KIND)

@@ -22,13 +22,14 @@ import os
 import random
 import signal
 import time
+from functools import partial
 from typing import Any
 
 import pytest
 import redis
 
 from tests.faults import helpers
-from tests.faults.recorder import END, Recorder
+from tests.faults.recorder import END, Recorder, Tally
 from tests.faults.scale import SCALE
 from tests.faults.tasks import fault_slow
 
@@ -60,7 +61,7 @@ def test_kill_9_of_children_and_parent_loses_nothing(
 
     for k in range(kills):
         threshold = (k + 1) * total // (kills + 1)
-        if not recorder.wait(lambda t, n=threshold: len(t.finished) >= n, 120):
+        if not recorder.wait(partial(_finished_at_least, threshold), 120):
             problems.append(f"kill {k}: stuck below {threshold} finished tasks")
             break
         kind = "child" if k % 2 == 0 else "parent"
@@ -74,17 +75,14 @@ def test_kill_9_of_children_and_parent_loses_nothing(
             pgid = worker.pid
             os.kill(worker.pid, signal.SIGKILL)
             worker.process.wait(10)
-            if not helpers.wait_until(lambda g=pgid: not helpers.group_members(g), 10):
+            if not helpers.wait_until(partial(_group_gone, pgid), 10):
                 orphans += helpers.group_members(pgid)
                 helpers.kill_group(pgid)
         interrupted = recorder.read().open_runs(victims)
         entry: dict[str, Any] = {"kind": kind, "done": threshold, "at": at}
         entry["interrupted_ids"] = interrupted
         if kind == "child":
-            replaced = helpers.wait_until(
-                lambda v=victims[0], w=worker: len(c := w.children()) == CONCURRENCY and v not in c,
-                15,
-            )
+            replaced = helpers.wait_until(partial(_replaced, worker, victims[0]), 15)
             entry["respawn_s"] = round(time.time() - at, 3) if replaced else None
         else:
             worker = start_worker("-c", str(CONCURRENCY), env=env)
@@ -152,3 +150,16 @@ def test_kill_9_of_children_and_parent_loses_nothing(
         if e["resume_s"] is None or e["recovery_s"] is None or e.get("respawn_s", 0) is None:
             problems.append(f"no recovery after kill {e}")
     assert not problems, "\n".join(problems)
+
+
+def _finished_at_least(count: int, tally: Tally) -> bool:
+    return len(tally.finished) >= count
+
+
+def _group_gone(pgid: int) -> bool:
+    return not helpers.group_members(pgid)
+
+
+def _replaced(worker: Any, victim: int) -> bool:
+    children = worker.children()
+    return len(children) == CONCURRENCY and victim not in children
