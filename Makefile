@@ -1,4 +1,4 @@
-.PHONY: demo test bench lint
+.PHONY: demo test faults bench lint
 
 # The virtualenv's Python once scripts/demo or scripts/test has made it.
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
@@ -10,6 +10,16 @@ demo:
 # Run the test suite (README's second command); make test ARGS="tests/core -x"
 test:
 	scripts/test $(ARGS)
+
+# Fault-injection tests at full scale (tests/faults; CI runs them small), then a
+# table of what they measured. make faults ARGS="-k kill"; TASKQ_FAULTS_SCALE=small
+# for the quick version. The figures stay in $(FAULTS_REPORT).
+FAULTS_REPORT ?= $(CURDIR)/.faults-report.jsonl
+faults:
+	rm -f $(FAULTS_REPORT)
+	TASKQ_FAULTS_SCALE=$${TASKQ_FAULTS_SCALE:-full} TASKQ_FAULTS_REPORT=$(FAULTS_REPORT) \
+		scripts/test tests/faults -p no:randomly $(ARGS); \
+	status=$$?; $(PYTHON) -m tests.faults.report $(FAULTS_REPORT); exit $$status
 
 # Benchmark against a private redis-server and real workers (docs/benchmarks.md).
 # make bench BENCH_ARGS="--quick"   or   make bench PYTHON=.venv/bin/python

@@ -1,7 +1,9 @@
 """Helpers for testing code that uses django_taskq.
 
 - ``RedisServer`` starts a private ``redis-server`` on a free port (no
-  persistence), and can stop, restart or kill it to inject faults.
+  persistence unless ``appendonly=True``), and can stop, restart or kill it
+  to inject faults. A restart keeps its port and data directory, so with
+  ``appendonly=True`` the data survives it.
 - ``eager()`` is a context manager that runs tasks inline, as with
   ``TASKQ_TASK_ALWAYS_EAGER=True``.
 """
@@ -32,8 +34,17 @@ class RedisServer:
     """A private redis-server for tests, on 127.0.0.1 and a free port."""
 
     def __init__(
-        self, port: int | None = None, binary: str | None = None, *, tls: bool = False
+        self,
+        port: int | None = None,
+        binary: str | None = None,
+        *,
+        tls: bool = False,
+        appendonly: bool = False,
+        appendfsync: str = "always",
     ) -> None:
+        """``appendonly=True`` turns on the AOF (fsynced per ``appendfsync``:
+        "always", "everysec" or "no"), so a restart, even after SIGKILL, keeps
+        what Redis acknowledged (with "always")."""
         self.binary = binary or shutil.which("redis-server") or ""
         if not self.binary:
             raise RuntimeError(
@@ -44,6 +55,8 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="taskq-redis-")
         self.process: subprocess.Popen[bytes] | None = None
         self.tls = tls
+        self.appendonly = appendonly
+        self.appendfsync = appendfsync
         if tls:
             self._make_certificate()
 
@@ -73,6 +86,11 @@ class RedisServer:
             "--tls-ca-cert-file", f"{self.dir}/cert.pem", "--tls-auth-clients", "no",
         ]  # fmt: skip
 
+    def _persistence_args(self) -> list[str]:
+        if not self.appendonly:
+            return ["--appendonly", "no"]
+        return ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+
     def start(self) -> RedisServer:
         """Start the server and wait until it answers PING."""
         self.process = subprocess.Popen(
@@ -83,8 +101,7 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *self._persistence_args(),
                 "--dir",
                 self.dir,
                 "--protected-mode",
@@ -122,9 +139,16 @@ class RedisServer:
             self.process.wait(10)
         self.process = None
 
-    def restart(self, down_for: float = 0.0) -> None:
-        """Kill the server, stay down for ``down_for`` seconds, start it again."""
-        self.kill()
+    def restart(self, down_for: float = 0.0, *, graceful: bool = False) -> None:
+        """Kill the server, stay down for ``down_for`` seconds, start it again.
+
+        ``graceful=True`` stops it with SIGTERM (Redis flushes and exits)
+        instead of SIGKILL. Port and data directory stay the same.
+        """
+        if graceful:
+            self.stop()
+        else:
+            self.kill()
         if down_for:
             time.sleep(down_for)
         self.start()

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_taskq",
     "tests.testapp",
+    "tests.faults",  # the fault tests' recording tasks (tests/faults/tasks.py)
 ]
 
 MIDDLEWARE = [
