@@ -70,10 +70,12 @@ def check_fields(data: dict[str, Any]) -> None:
     retries = get("retries", 0)
     if type(retries) is not int or retries < 0:
         raise _fail(data, "retries", "must be an integer >= 0", retries)
-    for name in ("eta", "expires", "sent_at"):
+    for name in ("eta", "expires"):
         value = get(name)
         if value is not None and not _is_number(value):
             raise _fail(data, name, "must be a finite number (epoch seconds) or null", value)
+    if "sent_at" in data and not _is_number(get("sent_at")):
+        raise _fail(data, "sent_at", "must be a finite number (epoch seconds)", get("sent_at"))
     for name in ("time_limit", "soft_time_limit"):
         value = get(name)
         if value is not None and (not _is_number(value) or value <= 0):

@@ -67,9 +67,9 @@ _DECODERS: dict[str, tuple[type | tuple[type, ...], Any]] = {
 
 
 def _object_hook(obj: dict[str, Any]) -> Any:
-    tag = obj.get(TAG)
-    if tag is None:
+    if TAG not in obj:
         return obj
+    tag = obj[TAG]
     found = _DECODERS.get(tag) if isinstance(tag, str) else None
     if found is None:
         raise DecodeError(f"unknown tagged value {tag!r} in message")
