@@ -75,6 +75,23 @@ class Heartbeat(threading.Thread):
         pipe.zadd(keys.workers(), {self.worker: now_ms})
         pipe.execute()
 
+    def beat_until_done(self, extra: list[str] | None = None) -> bool:
+        """``beat_now()``, retried while Redis is unreachable; False if stopped meanwhile.
+
+        A consumer must not read before its heartbeat exists, and a Redis
+        that is briefly away at that moment must not end the worker.
+        """
+        delay = 0.1
+        while not self.stop_event.is_set():
+            try:
+                self.beat_now(extra)
+                return True
+            except redis.RedisError as exc:
+                logger.warning("heartbeats: cannot reach Redis (%s); retrying in %.1fs", exc, delay)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 2.0)
+        return False
+
     def forget(self, name: str) -> None:
         """Drop the heartbeat of a consumer that ended (its messages were given back)."""
         self.client.delete(keys.heartbeat(name))

@@ -160,7 +160,8 @@ class Worker:
         self._install_signals()
         if not self._connect():
             return 0  # stopped while waiting for Redis
-        self.heartbeat.beat_now()  # registered before "ready"
+        if not self.heartbeat.beat_until_done():  # registered before "ready"
+            return 0
         self.heartbeat.start()
         connections.close_all()
         beat_thread = self._start_beat() if self.beat else None
@@ -221,7 +222,7 @@ class Worker:
 
     def _start_housekeeping(self) -> None:
         """Beat for the consumers now (a heartbeat exists before the first read); the rest."""
-        self.heartbeat.beat_now()
+        self.heartbeat.beat_until_done()
         self.maintenance.start()
 
     def _run_prefork(self) -> None:

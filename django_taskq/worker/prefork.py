@@ -155,7 +155,10 @@ class PreforkPool:
         name = self.worker.consumer_name(f"{index}.{self.generation}")
         child = Child(index, name, Slot())
         self.children[index] = child
-        self.worker.heartbeat.beat_now()  # the heartbeat exists before the first read
+        # The heartbeat exists before the first read (waiting while Redis is away).
+        if not self.worker.heartbeat.beat_until_done():  # stopped meanwhile
+            self.children.pop(index, None)
+            return child
         connections.close_all()  # never fork with an open database connection
         with self.fork_lock:
             process = _ctx.Process(
