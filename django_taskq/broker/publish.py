@@ -166,24 +166,32 @@ def queue_publish(
     return queued + register_queue(pipe, client, queue)
 
 
-def run_pipeline(client: redis.Redis, build: Callable[[Any], object]) -> list[Any]:
+def run_pipeline(
+    client: redis.Redis, build: Callable[[Any], object], *, raise_on_error: bool = True
+) -> list[Any]:
     """Build a pipeline with ``build(pipe)`` and execute it; returns the replies.
 
     Scripts are queued as bare EVALSHA (no SCRIPT EXISTS round trip). When
     Redis has lost them (a restart, SCRIPT FLUSH), they are loaded and the
     whole pipeline is sent again, which is safe because everything that goes
     through here is idempotent: once keys, SET NX, forward-only result
-    writes, acks.
+    writes, acks. With ``raise_on_error=False`` a command Redis refuses comes
+    back as an exception among the replies instead (connection errors are
+    raised either way).
     """
     pipe = client.pipeline(transaction=False)
     build(pipe)
     try:
-        replies: list[Any] = pipe.execute()
+        replies: list[Any] = pipe.execute(raise_on_error=raise_on_error)
+        if not raise_on_error and any(
+            isinstance(r, redis.exceptions.NoScriptError) for r in replies
+        ):
+            raise redis.exceptions.NoScriptError("NOSCRIPT")
     except redis.exceptions.NoScriptError:
         scripts.load_all(client)
         pipe = client.pipeline(transaction=False)
         build(pipe)
-        replies = pipe.execute()
+        replies = pipe.execute(raise_on_error=raise_on_error)
     except (redis.ConnectionError, redis.TimeoutError):
         # Redis may have restarted without its data: register queues again.
         setattr(client, "_taskq_registered", {})  # noqa: B010

@@ -33,7 +33,7 @@ import redis
 
 from django_taskq import states
 from django_taskq.broker import results
-from django_taskq.broker.connection import backend_is_broker, get_broker
+from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
 from django_taskq.followups import after_finish, needs_after_finish
 from django_taskq.messages import Envelope
@@ -228,7 +228,14 @@ def _write(w: Writes) -> None:
     broker = get_broker()
     same = backend_is_broker()
     if w.records and not same:
-        results.store_many(w.records)
+        backend = get_backend()
+        for reply in run_pipeline(
+            backend,
+            lambda pipe: results.queue_store_many(pipe, backend, w.records),
+            raise_on_error=False,
+        ):
+            if isinstance(reply, Exception):
+                logger.error("the result Redis refused a write of a worker flush: %s", reply)
 
     def build(pipe: Any) -> None:
         if same:
@@ -239,7 +246,13 @@ def _write(w: Writes) -> None:
             ops.queue_dead_letter(pipe, broker, delivery, reason)
         ops.queue_acks(pipe, w.acks)
 
-    run_pipeline(broker, build)
+    # A write Redis refuses (a record over its size limit, say) would be
+    # refused again at every retry: it is logged and dropped, never retried
+    # forever. Each part is idempotent, so what it leaves undone (an ack)
+    # ends in a redelivery, not a loss.
+    for reply in run_pipeline(broker, build, raise_on_error=False):
+        if isinstance(reply, Exception):
+            logger.error("Redis refused a write of a worker flush: %s", reply)
     if w.publish and not same:
         from django_taskq.broker.publish import _record_pending_elsewhere
 
