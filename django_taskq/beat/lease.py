@@ -33,6 +33,11 @@ def lease_key() -> str:
     return keys.global_key("beat:leader")
 
 
+def led_key() -> str:
+    """When a leader last held the lease (epoch ms): a new leader tells a handover by it."""
+    return keys.global_key("beat:led")
+
+
 def lease_channel() -> str:
     """Pub/sub channel told when the leader releases the lease."""
     return keys.global_key("beat:leader:released")
@@ -70,6 +75,9 @@ class Lease:
         self.holder = holder
         self.seconds = float(seconds)
         self._valid_until = 0.0  # monotonic; we lead while now < this
+        #: When acquire() won the lease: when the leader before us last held
+        #: it (epoch seconds), or None if no leader ever did.
+        self.previous_leader_at: float | None = None
 
     @property
     def ttl_ms(self) -> int:
@@ -94,14 +102,29 @@ class Lease:
         started = time.monotonic()
         if self.client.set(lease_key(), self.holder, nx=True, px=self.ttl_ms):
             self._granted(started)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(led_key())
+            pipe.set(led_key(), int(time.time() * 1000))
+            before = pipe.execute()[0]
+            self.previous_leader_at = int(before) / 1000 if before is not None else None
             return True
         # After a Redis blip we may still hold it: renew instead.
         return self.renew()
 
+    def handover(self) -> bool:
+        """True when the lease was just taken over from a leader that held it moments ago.
+
+        The previous leader renewed it at most a lease lifetime before it
+        expired; anything longer ago means every beat was down.
+        """
+        if self.previous_leader_at is None:
+            return False
+        return time.time() - self.previous_leader_at <= self.seconds * 1.5
+
     def renew(self) -> bool:
         started = time.monotonic()
         renewed = _script(self.client, "lease_renew")(
-            keys=[lease_key()], args=[self.holder, self.ttl_ms]
+            keys=[lease_key(), led_key()], args=[self.holder, self.ttl_ms, int(time.time() * 1000)]
         )
         if renewed:
             self._granted(started)

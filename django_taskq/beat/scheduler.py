@@ -38,6 +38,9 @@ class Scheduler:
     heap: list[tuple[float, int, int]] = field(default_factory=list)
     generations: dict[int, int] = field(default_factory=dict)
     pending: dict[int, Pending] = field(default_factory=dict)
+    #: Due times up to this were the previous leader's to send (a handover):
+    #: each one it did not send is sent, one by one, instead of collapsed.
+    handover_until: dt.datetime | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -115,7 +118,11 @@ class Scheduler:
         """Take up to ``limit`` due runs off the heap, missed runs collapsed into one.
 
         Runs the missed-run policy says to skip are skipped here (logged)
-        and their entries moved on to the next due time.
+        and their entries moved on to the next due time. The policy is for
+        downtime of every beat: due times up to ``handover_until`` (the moment
+        this beat took over from a leader that was alive until moments
+        before) are each sent, in order, unless max_staleness says a run is
+        too late; their once keys make any the old leader did send a no-op.
         """
         runs: list[Run] = []
         horizon = now.timestamp()
@@ -128,7 +135,17 @@ class Scheduler:
                 break
             heapq.heappop(self.heap)
             entry = self.entries[item[1]]
-            due = entry.catch_up(now)
+            handed_over = (
+                self.handover_until is not None
+                and entry.next_due is not None
+                and entry.next_due <= self.handover_until
+                and entry.kind != "clocked"
+            )
+            due = (
+                entry.next_due
+                if handed_over and entry.next_due is not None
+                else entry.catch_up(now)
+            )
             if entry.is_stale(due, now):
                 logger.warning(
                     "periodic task %r: skipped the run due at %s, late by %.0fs (more than its "

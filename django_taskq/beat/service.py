@@ -148,6 +148,11 @@ class Beat:
         self.loaded = False
         self.next_renew = time.monotonic() + self.lease.renew_every
         self.next_load = 0.0
+        if self.lease.handover():
+            # The old leader was alive moments ago: what it left unsent is
+            # sent due time by due time, not collapsed like downtime.
+            self.scheduler.handover_until = utcnow()
+            logger.info("beat: took over from a leader alive moments ago; sending what it left")
         # Subscribe before loading: a change committed after the load's read
         # must reach us as a notice, not fall between the load and the first wait.
         self._subscribe()

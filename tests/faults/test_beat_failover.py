@@ -1,15 +1,16 @@
 """Two ``taskq_beat`` processes, an every-second schedule, the leader killed -9 again and again.
 
 Each time the leader is SIGKILLed (no lease release, no flush) the other
-takes over once the lease (TASKQ_BEAT_LEASE_SECONDS = 2 s here) expires,
+takes over once the lease (TASKQ_BEAT_LEASE_SECONDS = 3 s here) expires,
 and the killed one is started again, as a supervisor would. What beat sent
 is read straight from the streams (no worker runs). Exactly:
 
 - no due time is sent twice (each run is (periodic task, due time); the
   set-if-absent and the enqueue are one Lua step);
-- no gap between consecutive sent due times is longer than the lease + 1 s
-  (a leaderless window is at most one lease, then the new leader sends the
-  run that is due);
+- no due time is missing: the lease (3 s) leaves a leaderless window of
+  more than one due time, and the new leader sends each due time the old
+  one did not (a handover is not downtime: nothing is collapsed), so the
+  gap between consecutive sent due times is the schedule's one second;
 - it goes on after the last kill.
 """
 
@@ -33,7 +34,7 @@ from tests.faults.scale import SCALE
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-LEASE = 2.0
+LEASE = 3.0
 NAME = "faults-every-second"
 
 
@@ -100,7 +101,7 @@ def test_leader_killed_repeatedly_sends_every_due_time_once_without_gaps(
     sent = sorted(dues(broker))
     doubled = {d.isoformat(): n for d, n in Counter(sent).items() if n > 1}
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sorted(set(sent)))]
-    long_gaps = [g for g in gaps if g > LEASE + 1]
+    long_gaps = [g for g in gaps if g > 1.0]
     figures.update(
         lease_s=LEASE,
         kills=len(kills),
@@ -108,12 +109,12 @@ def test_leader_killed_repeatedly_sends_every_due_time_once_without_gaps(
         runs_sent=len(sent),
         duplicate_runs=sum(n - 1 for n in doubled.values()),
         max_gap_s=max(gaps, default=None),
-        gaps_over_lease_plus_1s=long_gaps,
+        gaps_over_1s=long_gaps,
     )
     if doubled:
         problems.append(f"due times sent more than once: {doubled}")
     if long_gaps:
-        problems.append(f"gaps longer than the lease + 1 s ({LEASE + 1} s): {long_gaps}")
+        problems.append(f"due times missing (gaps over the 1 s schedule): {long_gaps}")
     if not kept_going:
         problems.append("beat stopped sending after the last kill")
     if len(kills) < SCALE.beat_kills and not problems:
