@@ -18,9 +18,9 @@ from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.scripts import script
 from django_taskq.exceptions import ChordError, TaskRevokedError
+from django_taskq.followups import FollowUps, after_finish
 from django_taskq.messages import Envelope, dumps
 from django_taskq.trace import Outcome
-from django_taskq.followups import FollowUps, after_finish
 from tests.testapp.tasks import add, mul, wf_count_calls, wf_on_error, wf_retry_twice, wf_slow, xsum
 
 
