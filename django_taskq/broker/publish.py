@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import redis
@@ -30,28 +31,48 @@ T = TypeVar("T")
 def with_publish_retry(what: str, func: Callable[[], T]) -> T:
     """Run ``func``; on a connection error retry per TASKQ_PUBLISH_RETRY.
 
-    Raises BrokerUnavailable after the last try: never hangs.
+    The whole call, retries and their waits included, ends within
+    TASKQ_PUBLISH_TIMEOUT (or sooner, inside an enclosing publish_deadline()):
+    every connect, write and read of an attempt is cut to the time left, and
+    no retry starts once it is spent. Then BrokerUnavailable is raised.
     """
     policy = taskq_settings.PUBLISH_RETRY or {}
     max_retries = int(policy.get("max_retries", 3))
     interval = float(policy.get("interval_start", 0.1))
     step = float(policy.get("interval_step", 0.2))
     interval_max = float(policy.get("interval_max", 1.0))
-    attempt = 0
-    while True:
-        try:
-            return func()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if attempt >= max_retries:
-                raise BrokerUnavailable(
-                    f"cannot {what}: Redis at {_where()} is unreachable after "
-                    f"{attempt + 1} attempts ({exc}). Check that Redis is running and "
-                    "TASKQ_BROKER_URL is right; TASKQ_PUBLISH_RETRY sets how long to retry."
-                ) from exc
-            logger.warning("%s failed (%s); retrying in %.2fs", what, exc, interval)
-            time.sleep(interval)
-            attempt += 1
-            interval = min(interval + step, interval_max)
+    started = time.monotonic()
+    attempts = 0
+    with publish_deadline() as end:
+        while True:
+            try:
+                return func()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                attempts += 1
+                # Retry only if the wait still leaves time for an attempt.
+                if attempts > max_retries or end - time.monotonic() <= interval:
+                    raise BrokerUnavailable(
+                        f"cannot {what}: Redis at {_where()} is unreachable after {attempts} "
+                        f"attempts in {time.monotonic() - started:.1f}s ({exc}). Check that "
+                        "Redis is running and TASKQ_BROKER_URL is right; "
+                        f"TASKQ_PUBLISH_TIMEOUT ({float(taskq_settings.PUBLISH_TIMEOUT):g}s) "
+                        "bounds the call, TASKQ_PUBLISH_RETRY spaces the retries."
+                    ) from exc
+                logger.warning("%s failed (%s); retrying in %.2fs", what, exc, interval)
+                time.sleep(interval)
+                interval = min(interval + step, interval_max)
+
+
+def publish_deadline() -> AbstractContextManager[float]:
+    """A block within which every send must finish: TASKQ_PUBLISH_TIMEOUT from now.
+
+    ``with_publish_retry`` opens one; a caller that makes more than one
+    round trip for one call (the message, then PENDING records on a separate
+    result Redis) opens it around all of them, so they share the bound.
+    """
+    from django_taskq.broker.deadline import deadline
+
+    return deadline(float(taskq_settings.PUBLISH_TIMEOUT))
 
 
 def _where() -> str:
