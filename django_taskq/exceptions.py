@@ -6,6 +6,7 @@ Every message says what happened, to which task or setting, and what to do.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -24,7 +25,24 @@ class BrokerError(TaskqError):
 
 
 class BrokerUnavailable(BrokerError):
-    """Redis could not be reached after the publish retry policy ran out."""
+    """Redis could not be reached, or did not answer in time.
+
+    When sending failed, ``task_ids`` are the ids of the tasks being sent
+    (``task_id`` the one id when there was one task, else None), and
+    ``maybe_sent`` says whether they may be queued all the same: False only
+    when no attempt got as far as writing the command (every attempt failed
+    while connecting); True when an attempt may have been executed by Redis
+    (its reply was lost to a timeout or a dropped connection). Sending again
+    with the same ``task_id`` is safe: it is not queued twice.
+    """
+
+    def __init__(
+        self, message: str, *, task_ids: Iterable[str] = (), maybe_sent: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.task_ids: tuple[str, ...] = tuple(task_ids)
+        self.task_id: str | None = self.task_ids[0] if len(self.task_ids) == 1 else None
+        self.maybe_sent = maybe_sent
 
 
 class NotRegistered(TaskqError, KeyError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -20,7 +20,6 @@ from django_taskq.broker import keys
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.messages import Envelope, dumps
 
 logger = logging.getLogger("django_taskq.publish")
@@ -28,22 +27,26 @@ logger = logging.getLogger("django_taskq.publish")
 T = TypeVar("T")
 
 
-def with_publish_retry(what: str, func: Callable[[], T]) -> T:
+def with_publish_retry(what: str, func: Callable[[], T], *, task_ids: Sequence[str] = ()) -> T:
     """Run ``func``; on a connection error retry per TASKQ_PUBLISH_RETRY.
 
     The whole call, retries and their waits included, ends within
     TASKQ_PUBLISH_TIMEOUT (or sooner, inside an enclosing publish_deadline()):
     every connect, write and read of an attempt is cut to the time left, and
-    no retry starts once it is spent. Then BrokerUnavailable is raised.
+    no retry starts once it is spent. Then BrokerUnavailable is raised,
+    carrying ``task_ids`` and whether an attempt may have reached Redis.
     """
     policy = taskq_settings.PUBLISH_RETRY or {}
     max_retries = int(policy.get("max_retries", 3))
     interval = float(policy.get("interval_start", 0.1))
     step = float(policy.get("interval_step", 0.2))
     interval_max = float(policy.get("interval_max", 1.0))
+    from django_taskq.broker.deadline import tracking
+    from django_taskq.broker.errors import unavailable
+
     started = time.monotonic()
     attempts = 0
-    with publish_deadline() as end:
+    with publish_deadline() as end, tracking() as progress:
         while True:
             try:
                 return func()
@@ -51,12 +54,14 @@ def with_publish_retry(what: str, func: Callable[[], T]) -> T:
                 attempts += 1
                 # Retry only if the wait still leaves time for an attempt.
                 if attempts > max_retries or end - time.monotonic() <= interval:
-                    raise BrokerUnavailable(
-                        f"cannot {what}: Redis at {_where()} is unreachable after {attempts} "
-                        f"attempts in {time.monotonic() - started:.1f}s ({exc}). Check that "
-                        "Redis is running and TASKQ_BROKER_URL is right; "
-                        f"TASKQ_PUBLISH_TIMEOUT ({float(taskq_settings.PUBLISH_TIMEOUT):g}s) "
-                        "bounds the call, TASKQ_PUBLISH_RETRY spaces the retries."
+                    raise unavailable(
+                        what,
+                        exc,
+                        attempts=attempts,
+                        elapsed=time.monotonic() - started,
+                        task_ids=task_ids,
+                        maybe_sent=progress.maybe_sent,
+                        sending=True,
                     ) from exc
                 logger.warning("%s failed (%s); retrying in %.2fs", what, exc, interval)
                 time.sleep(interval)
@@ -73,12 +78,6 @@ def publish_deadline() -> AbstractContextManager[float]:
     from django_taskq.broker.deadline import deadline
 
     return deadline(float(taskq_settings.PUBLISH_TIMEOUT))
-
-
-def _where() -> str:
-    from django_taskq.broker.connection import broker_url, redact
-
-    return redact(broker_url())
 
 
 def pending_record(envelope: Envelope) -> str:
@@ -147,7 +146,9 @@ def publish(
     client = get_broker()
     enqueue = script(client, "enqueue")
     done = with_publish_retry(
-        f"send task {envelope.task}", lambda: enqueue(keys=script_keys, args=args, client=client)
+        f"send task {envelope.task}",
+        lambda: enqueue(keys=script_keys, args=args, client=client),
+        task_ids=[envelope.id],
     )
     _record_pending_elsewhere([envelope])
     return bool(done)
@@ -170,7 +171,9 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
         pipe.execute()
         return len(prepared)
 
-    count = with_publish_retry(f"send {len(prepared)} tasks", send)
+    count = with_publish_retry(
+        f"send {len(prepared)} tasks", send, task_ids=[e.id for e, *_ in prepared]
+    )
     _record_pending_elsewhere([envelope for envelope, *_ in prepared])
     return count
 
