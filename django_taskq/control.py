@@ -10,11 +10,13 @@ from typing import Any
 from django_taskq import states
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_backend, get_broker
+from django_taskq.broker.errors import translating_errors
 from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import dumps
 
 
+@translating_errors("revoke tasks", uses="both")
 def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGKILL") -> None:
     """Mark tasks revoked: a worker that receives one skips it (state REVOKED).
 
@@ -58,11 +60,13 @@ def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGK
     bpipe.execute()
 
 
+@translating_errors("list queues")
 def known_queues() -> list[str]:
     raw: Any = get_broker().smembers(keys.queues())
     return sorted(q.decode() if isinstance(q, bytes) else str(q) for q in raw)
 
 
+@translating_errors("purge queues")
 def purge(queues: Iterable[str] | None = None) -> int:
     """Delete every waiting (not running) message of ``queues``; returns how many."""
     client: Any = get_broker()
@@ -95,6 +99,7 @@ def purge(queues: Iterable[str] | None = None) -> int:
     return removed
 
 
+@translating_errors("inspect queues and workers")
 def inspect() -> dict[str, Any]:
     """Queues (waiting, running, delayed), workers and dead letters, for humans."""
     client: Any = get_broker()
@@ -117,6 +122,7 @@ def inspect() -> dict[str, Any]:
     return out
 
 
+@translating_errors("read dead letters")
 def dead_letters(count: int = 20) -> list[dict[str, str]]:
     """The newest dead letters with their reason."""
     rows = []
@@ -128,6 +134,7 @@ def dead_letters(count: int = 20) -> list[dict[str, str]]:
     return rows
 
 
+@translating_errors("requeue dead letters")
 def requeue_dead(entry_ids: Iterable[str] | None = None) -> int:
     """Put dead letters back on their streams (all when ``entry_ids`` is None)."""
     client: Any = get_broker()

@@ -14,10 +14,11 @@ import datetime as dt
 import importlib
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django_taskq import states
-from django_taskq.broker import keys
+from django_taskq.broker import errors, keys
 from django_taskq.broker.connection import get_backend
 from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
@@ -80,6 +81,15 @@ def rebuild_exception(info: Any) -> BaseException:
     return TaskError(name, message)
 
 
+def _bounded(timeout: float | None) -> AbstractContextManager[Any]:
+    """With a timeout, a wait's Redis calls end within it plus TASKQ_PUBLISH_TIMEOUT."""
+    if timeout is None:
+        return nullcontext()
+    from django_taskq.broker.deadline import deadline
+
+    return deadline(max(float(timeout), 0.0) + float(taskq_settings.PUBLISH_TIMEOUT))
+
+
 def assert_not_in_task(what: str) -> None:
     """Refuse a blocking wait inside a task a worker runs (eager runs are fine).
 
@@ -125,7 +135,8 @@ class AsyncResult:
     def _record(self) -> dict[str, Any] | None:
         if self._cache is not None:
             return self._cache
-        raw = get_backend().get(keys.result(self.id))
+        with errors.translating_errors(f"read the result of task {self.id}", uses="results"):
+            raw = get_backend().get(keys.result(self.id))
         if raw is None:
             return None
         record: dict[str, Any] = loads(raw)
@@ -135,7 +146,8 @@ class AsyncResult:
 
     def exists(self) -> bool:
         """True if this id was sent (and its record has not expired or been forgotten)."""
-        return self._cache is not None or bool(get_backend().exists(keys.result(self.id)))
+        with errors.translating_errors(f"look up task {self.id}", uses="results"):
+            return self._cache is not None or bool(get_backend().exists(keys.result(self.id)))
 
     @property
     def state(self) -> str:
@@ -236,7 +248,9 @@ class AsyncResult:
         """
         if disable_sync_subtasks:
             assert_not_in_task(self.id)
-        record = self._wait(timeout)
+        waiting = errors.translating_errors(f"wait for task {self.id}", uses="results")
+        with waiting, _bounded(timeout):
+            record = self._wait(timeout)
         status = record["status"]
         if status in states.PROPAGATE_STATES and propagate:
             if status == states.REVOKED:
@@ -284,7 +298,8 @@ class AsyncResult:
     def forget(self) -> None:
         """Remove the stored result."""
         self._cache = None
-        get_backend().delete(keys.result(self.id))
+        with errors.translating_errors(f"forget the result of task {self.id}", uses="results"):
+            get_backend().delete(keys.result(self.id))
 
     def revoke(self, terminate: bool = False, signal: str = "SIGKILL") -> None:
         """Stop the task: it will not start; with ``terminate`` a running one is killed.

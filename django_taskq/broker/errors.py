@@ -1,19 +1,27 @@
 """One way to say that Redis failed: ``BrokerUnavailable``, with a message a person can act on.
 
-``unavailable()`` names what failed, the Redis (password hidden) and the
-setting to check; for a send (``with_publish_retry``) it also says whether
-the task was sent and what to do.
+redis-py raises ``redis.ConnectionError`` and ``redis.TimeoutError``; none of
+them reaches a caller of django_taskq. ``translating_errors(what)`` turns them
+into ``BrokerUnavailable`` naming what failed, the Redis (password hidden)
+and the setting to check; ``with_publish_retry`` (broker/publish.py) builds
+the same message with ``unavailable()``, adding whether the task was sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Literal
 
 import redis
 
+from django_taskq.broker import deadline
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import BrokerUnavailable
+
+#: The errors that mean "Redis is not there or did not answer".
+REDIS_DOWN: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 Uses = Literal["broker", "results", "both"]
 
@@ -108,3 +116,29 @@ def unavailable(
         )
     message += "."
     return BrokerUnavailable(message, task_ids=task_ids, maybe_sent=maybe_sent)
+
+
+#: True inside translating_errors(): an inner one leaves the message to the outer.
+_translating: ContextVar[bool] = ContextVar("taskq_translating", default=False)
+
+
+@contextmanager
+def translating_errors(what: str, *, uses: Uses = "broker") -> Iterator[None]:
+    """Raise BrokerUnavailable, not redis-py's errors, when Redis fails in the block.
+
+    ``what`` completes "cannot ...", e.g. ``"read the result of task <id>"``.
+    Also usable as a decorator (``@translating_errors("inspect queues")``).
+    Nested, the outermost names what failed (``inspect()`` lists queues).
+    """
+    if _translating.get():
+        yield
+        return
+    token = _translating.set(True)
+    try:
+        with deadline.tracking() as progress:
+            try:
+                yield
+            except REDIS_DOWN as exc:
+                raise unavailable(what, exc, uses=uses, maybe_sent=progress.maybe_sent) from exc
+    finally:
+        _translating.reset(token)

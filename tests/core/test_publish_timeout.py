@@ -206,6 +206,16 @@ def test_a_connection_keeps_its_own_timeouts_after_a_deadline(broker: Any) -> No
             get_broker().connection_pool.release(connection)
 
 
+def test_get_with_a_timeout_on_a_redis_that_never_answers(silent: SilentServer) -> None:
+    from django_taskq import AsyncResult
+
+    with override_settings(TASKQ_BROKER_URL=silent.url, TASKQ_PUBLISH_TIMEOUT=1.0):
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="cannot wait for task abc: Redis at"):
+            AsyncResult("abc").get(timeout=1)
+    assert time.monotonic() - started < 1.0 + 1.0 + MARGIN
+
+
 def test_cache_alias_pool_with_the_deadline_connection_class(silent: SilentServer) -> None:
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
