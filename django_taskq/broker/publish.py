@@ -7,6 +7,7 @@ messages at once goes through ``publish_many()``, one pipelined round trip.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -78,6 +79,33 @@ def publish_deadline() -> AbstractContextManager[float]:
     from django_taskq.broker.deadline import deadline
 
     return deadline(float(taskq_settings.PUBLISH_TIMEOUT))
+
+
+def _pending_records_best_effort(
+    write: Callable[[list[Envelope]], None],
+) -> Callable[[list[Envelope]], None]:
+    """Log, not raise, when PENDING records on a separate result Redis cannot be written.
+
+    The messages are queued by then: raising would tell the caller that a
+    task which will run was not sent. Within the caller's publish deadline.
+    """
+
+    @functools.wraps(write)
+    def wrapper(envelopes: list[Envelope]) -> None:
+        try:
+            with publish_deadline():
+                write(envelopes)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            logger.warning(
+                "%d task(s) were queued (%s), but their PENDING records could not be "
+                "written to the result Redis (%s): exists() reads False for them until a "
+                "worker stores a state. Check TASKQ_RESULT_BACKEND.",
+                len(envelopes),
+                ", ".join(e.id for e in envelopes[:3]) + (", ..." if len(envelopes) > 3 else ""),
+                exc,
+            )
+
+    return wrapper
 
 
 def pending_record(envelope: Envelope) -> str:
@@ -178,6 +206,7 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
     return count
 
 
+@_pending_records_best_effort
 def _record_pending_elsewhere(envelopes: list[Envelope]) -> None:
     """Write PENDING records, in one round trip, when results live on another Redis.
 

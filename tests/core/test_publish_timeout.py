@@ -216,6 +216,19 @@ def test_get_with_a_timeout_on_a_redis_that_never_answers(silent: SilentServer) 
     assert time.monotonic() - started < 1.0 + 1.0 + MARGIN
 
 
+def test_a_sick_result_redis_does_not_fail_a_send_that_queued(
+    broker: Any, silent: SilentServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with override_settings(TASKQ_RESULT_BACKEND=silent.url, TASKQ_PUBLISH_TIMEOUT=1.0):
+        started = time.monotonic()
+        result = add.delay(1, 2)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + MARGIN  # one bound for the message and its PENDING record
+    ids = [fields[b"i"].decode() for _, fields in broker.xrange(keys.stream("default", 5))]
+    assert result.id in ids
+    assert "PENDING records could not be written" in caplog.text
+
+
 def test_cache_alias_pool_with_the_deadline_connection_class(silent: SilentServer) -> None:
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
