@@ -11,7 +11,7 @@ millisecond of the result.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
+import sys
 import time
 import uuid
 from contextlib import AbstractContextManager, nullcontext
@@ -22,7 +22,12 @@ from django_taskq.broker import errors, keys
 from django_taskq.broker.connection import get_backend
 from django_taskq.broker.scripts import script
 from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import TaskError, TaskRevokedError, TimeoutError
+from django_taskq.exceptions import (
+    TaskError,
+    TaskRevokedError,
+    TimeoutError,
+    registered_exception,
+)
 from django_taskq.messages import dumps, loads
 
 #: Longest single blocking wait; shorter than the socket timeout, and a long
@@ -53,14 +58,29 @@ def store_state(task_id: str, state: str, meta: Any, task_name: str | None = Non
     )
 
 
-def _import_exception(name: str) -> type[BaseException] | None:
-    module_name, _, attr = name.rpartition(".")
-    try:
-        module = importlib.import_module(module_name or "builtins")
-        cls = getattr(module, attr)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    if isinstance(cls, type) and issubclass(cls, BaseException):
+def _exception_class(name: str) -> type[Exception] | None:
+    """The class a stored failure names, if it may be rebuilt here; never imports.
+
+    DESIGN 8: nothing Redis holds is imported. A name is resolved only in a
+    module this process has imported already (``sys.modules``), or through
+    ``register_exception``. Only Exception subclasses: rebuilding SystemExit
+    or KeyboardInterrupt would end the caller because a task called
+    sys.exit().
+    """
+    cls: Any = registered_exception(name)
+    if cls is None:
+        parts = name.split(".") if "." in name else ["builtins", name]
+        # The longest imported module prefix, then attributes (a nested class).
+        for split in range(len(parts) - 1, 0, -1):
+            module = sys.modules.get(".".join(parts[:split]))
+            if module is None:
+                continue
+            cls = module
+            for attr in parts[split:]:
+                # vars(), not getattr(): a module's __getattr__ may import.
+                cls = vars(cls).get(attr) if hasattr(cls, "__dict__") else None
+            break
+    if isinstance(cls, type) and issubclass(cls, Exception):
         return cls
     return None
 
@@ -71,7 +91,7 @@ def rebuild_exception(info: Any) -> BaseException:
         return TaskError("Exception", str(info))
     name = str(info.get("exc_type") or "Exception")
     message = str(info.get("exc_message") or "")
-    cls = _import_exception(name)
+    cls = _exception_class(name)
     if cls is not None:
         args = info.get("exc_args")
         try:
