@@ -78,6 +78,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E003",
             )
         )
+    publish_timeout = getattr(settings, PREFIX + "PUBLISH_TIMEOUT", 5.0)
+    number = isinstance(publish_timeout, int | float) and not isinstance(publish_timeout, bool)
+    if not number or publish_timeout <= 0:
+        messages.append(
+            Error(
+                f"TASKQ_PUBLISH_TIMEOUT={publish_timeout!r} must be a number of seconds > 0.",
+                hint="It bounds a whole delay() call, retries included (default 5.0).",
+                id="taskq.E003",
+            )
+        )
     timeout = getattr(settings, PREFIX + "WORKER_HEARTBEAT_TIMEOUT", 30)
     if not isinstance(timeout, int | float) or timeout < 1:
         messages.append(

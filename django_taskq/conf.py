@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
         "interval_step": 0.2,
         "interval_max": 1.0,
     },
+    # Seconds a send (delay(), apply_async(), delay_many(), a workflow) may
+    # take in all, retries and their waits included, before BrokerUnavailable.
+    "PUBLISH_TIMEOUT": 5.0,
     # --- tasks and calling ------------------------------------------------
     "DEFAULT_QUEUE": "default",
     "DEFAULT_PRIORITY": 5,

@@ -11,10 +11,12 @@ from django_taskq import states
 from django_taskq.broker import keys, results, scripts
 from django_taskq.broker import queues as queue_registry
 from django_taskq.broker.connection import get_broker
+from django_taskq.broker.errors import translating_errors
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import dumps
 
 
+@translating_errors("revoke tasks", uses="both")
 def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGKILL") -> None:
     """Mark tasks revoked: a worker that receives one skips it (state REVOKED).
 
@@ -61,10 +63,12 @@ def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGK
     results.store_many((task_id, record, states.STARTED) for task_id in ids)
 
 
+@translating_errors("list queues")
 def known_queues() -> list[str]:
     return queue_registry.known(get_broker())
 
 
+@translating_errors("purge queues")
 def purge(queues: Iterable[str] | None = None) -> int:
     """Delete every waiting (not running) message of ``queues``; returns how many."""
     client: Any = get_broker()
@@ -82,6 +86,7 @@ def purge(queues: Iterable[str] | None = None) -> int:
     return removed
 
 
+@translating_errors("read queue counts")
 def queue_stats(client: Any, queue: str) -> dict[str, int]:
     """Waiting, running (fetched, not acked), delayed and dead messages of one queue."""
     pipe = client.pipeline(transaction=False)
@@ -110,6 +115,7 @@ def queue_stats(client: Any, queue: str) -> dict[str, int]:
     }
 
 
+@translating_errors("list workers")
 def workers(client: Any = None) -> list[dict[str, Any]]:
     """Every worker still remembered, with ``online`` (it beat within the heartbeat timeout)."""
     client = client or get_broker()
@@ -133,6 +139,7 @@ def workers(client: Any = None) -> list[dict[str, Any]]:
     return out
 
 
+@translating_errors("inspect queues and workers")
 def inspect() -> dict[str, Any]:
     """Queues (waiting, running, delayed, dead), workers and totals, for humans."""
     client: Any = get_broker()
@@ -146,6 +153,7 @@ def inspect() -> dict[str, Any]:
     return out
 
 
+@translating_errors("read dead letters")
 def dead_letters(count: int = 20, queues: Iterable[str] | None = None) -> list[dict[str, str]]:
     """The newest dead letters of ``queues`` (default: all), newest first, with their reason."""
     client: Any = get_broker()
@@ -173,6 +181,7 @@ def _entry_order(entry_id: str) -> tuple[int, int]:
 DEAD_FIELDS = (b"reason", b"stream", b"at")
 
 
+@translating_errors("requeue dead letters")
 def requeue_dead(
     entry_ids: Iterable[str] | None = None, queues: Iterable[str] | None = None
 ) -> int:

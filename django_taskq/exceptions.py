@@ -6,7 +6,8 @@ Every message says what happened, to which task or setting, and what to do.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -24,7 +25,24 @@ class BrokerError(TaskqError):
 
 
 class BrokerUnavailable(BrokerError):
-    """Redis could not be reached after the publish retry policy ran out."""
+    """Redis could not be reached, or did not answer in time.
+
+    When sending failed, ``task_ids`` are the ids of the tasks being sent
+    (``task_id`` the one id when there was one task, else None), and
+    ``maybe_sent`` says whether they may be queued all the same: False only
+    when no attempt got as far as writing the command (every attempt failed
+    while connecting); True when an attempt may have been executed by Redis
+    (its reply was lost to a timeout or a dropped connection). Sending again
+    with the same ``task_id`` is safe: it is not queued twice.
+    """
+
+    def __init__(
+        self, message: str, *, task_ids: Iterable[str] = (), maybe_sent: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.task_ids: tuple[str, ...] = tuple(task_ids)
+        self.task_id: str | None = self.task_ids[0] if len(self.task_ids) == 1 else None
+        self.maybe_sent = maybe_sent
 
 
 class NotRegistered(TaskqError, KeyError):
@@ -82,9 +100,12 @@ class Reject(TaskqError):
 
 
 class TaskError(TaskqError):
-    """A remote task failed with an exception type this process cannot import.
+    """A remote task failed with an exception type this process will not rebuild.
 
-    ``remote_type`` holds the dotted name of the original exception type.
+    A stored exception is rebuilt only from a class that is registered with
+    ``register_exception`` or whose module this process has already imported
+    (nothing is imported because Redis names it). ``remote_type`` holds the
+    dotted name of the original exception type.
     """
 
     def __init__(self, remote_type: str, message: str) -> None:
@@ -106,3 +127,29 @@ class DecodeError(TaskqError, ValueError):
 
 class ChordError(TaskqError):
     """A chord's body did not run because a header task failed; the message names it."""
+
+
+E = TypeVar("E", bound=type[Exception])
+
+_registered: dict[str, type[Exception]] = {}
+
+
+def register_exception(cls: E, name: str | None = None) -> E:
+    """Let results rebuild ``cls`` when a stored failure names it; returns ``cls``.
+
+    Usable as a class decorator. ``name`` is the dotted name it is stored
+    under (default ``module.QualName``, as a worker stores it); give an old
+    name to rebuild results stored before the class moved. Classes whose
+    module is imported in this process are found without registering; a
+    registered class is found even when its name does not lead to it (a
+    class made in a function, a moved class).
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        raise TypeError(f"register_exception() needs an Exception subclass, not {cls!r}")
+    _registered[name or f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return cls
+
+
+def registered_exception(name: str) -> type[Exception] | None:
+    """The class registered under ``name``, if any."""
+    return _registered.get(name)

@@ -11,16 +11,22 @@ millisecond of the result.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
+import sys
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django_taskq import states
-from django_taskq.broker import keys
+from django_taskq.broker import errors, keys
 from django_taskq.broker.connection import get_backend
 from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import TaskError, TaskRevokedError, TimeoutError
+from django_taskq.exceptions import (
+    TaskError,
+    TaskRevokedError,
+    TimeoutError,
+    registered_exception,
+)
 from django_taskq.messages import dumps, loads
 
 #: Longest single blocking wait; shorter than the socket timeout, and a long
@@ -48,15 +54,28 @@ def store_state(task_id: str, state: str, meta: Any, task_name: str | None = Non
     results.store(task_id, record, state)
 
 
-def _import_exception(name: str) -> type[BaseException] | None:
-    module_name, _, attr = name.rpartition(".")
-    try:
-        module = importlib.import_module(module_name or "builtins")
-        cls = getattr(module, attr)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    # Only Exception: rebuilding SystemExit or KeyboardInterrupt would stop
-    # the caller (a web request, a shell) because a task called sys.exit().
+def _exception_class(name: str) -> type[Exception] | None:
+    """The class a stored failure names, if it may be rebuilt here; never imports.
+
+    DESIGN 8: nothing Redis holds is imported. A name is resolved only in a
+    module this process has imported already (``sys.modules``), or through
+    ``register_exception``. Only Exception subclasses: rebuilding SystemExit
+    or KeyboardInterrupt would end the caller because a task called
+    sys.exit().
+    """
+    cls: Any = registered_exception(name)
+    if cls is None:
+        parts = name.split(".") if "." in name else ["builtins", name]
+        # The longest imported module prefix, then attributes (a nested class).
+        for split in range(len(parts) - 1, 0, -1):
+            module = sys.modules.get(".".join(parts[:split]))
+            if module is None:
+                continue
+            cls = module
+            for attr in parts[split:]:
+                # vars(), not getattr(): a module's __getattr__ may import.
+                cls = vars(cls).get(attr) if hasattr(cls, "__dict__") else None
+            break
     if isinstance(cls, type) and issubclass(cls, Exception):
         return cls
     return None
@@ -68,7 +87,7 @@ def rebuild_exception(info: Any) -> BaseException:
         return TaskError("Exception", str(info))
     name = str(info.get("exc_type") or "Exception")
     message = str(info.get("exc_message") or "")
-    cls = _import_exception(name)
+    cls = _exception_class(name)
     if cls is not None:
         args = info.get("exc_args")
         try:
@@ -76,6 +95,15 @@ def rebuild_exception(info: Any) -> BaseException:
         except Exception:
             pass
     return TaskError(name, message)
+
+
+def _bounded(timeout: float | None) -> AbstractContextManager[Any]:
+    """With a timeout, a wait's Redis calls end within it plus TASKQ_PUBLISH_TIMEOUT."""
+    if timeout is None:
+        return nullcontext()
+    from django_taskq.broker.deadline import deadline
+
+    return deadline(max(float(timeout), 0.0) + float(taskq_settings.PUBLISH_TIMEOUT))
 
 
 def assert_not_in_task(what: str) -> None:
@@ -123,7 +151,8 @@ class AsyncResult:
     def _record(self) -> dict[str, Any] | None:
         if self._cache is not None:
             return self._cache
-        raw = get_backend().get(keys.result(self.id))
+        with errors.translating_errors(f"read the result of task {self.id}", uses="results"):
+            raw = get_backend().get(keys.result(self.id))
         if raw is None:
             return None
         record: dict[str, Any] = loads(raw)
@@ -133,7 +162,8 @@ class AsyncResult:
 
     def exists(self) -> bool:
         """True if this id was sent (and its record has not expired or been forgotten)."""
-        return self._cache is not None or bool(get_backend().exists(keys.result(self.id)))
+        with errors.translating_errors(f"look up task {self.id}", uses="results"):
+            return self._cache is not None or bool(get_backend().exists(keys.result(self.id)))
 
     @property
     def state(self) -> str:
@@ -234,7 +264,9 @@ class AsyncResult:
         """
         if disable_sync_subtasks:
             assert_not_in_task(self.id)
-        record = self._wait(timeout)
+        waiting = errors.translating_errors(f"wait for task {self.id}", uses="results")
+        with waiting, _bounded(timeout):
+            record = self._wait(timeout)
         status = record["status"]
         if status in states.PROPAGATE_STATES and propagate:
             if status == states.REVOKED:
@@ -282,7 +314,8 @@ class AsyncResult:
     def forget(self) -> None:
         """Remove the stored result."""
         self._cache = None
-        get_backend().delete(keys.result(self.id))
+        with errors.translating_errors(f"forget the result of task {self.id}", uses="results"):
+            get_backend().delete(keys.result(self.id))
 
     def revoke(self, terminate: bool = False, signal: str = "SIGKILL") -> None:
         """Stop the task: it will not start; with ``terminate`` a running one is killed.

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from django_taskq.broker import keys
+from django_taskq.broker import errors, keys
 from django_taskq.broker.connection import get_backend
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import TimeoutError
@@ -120,13 +120,15 @@ class GroupResult:
         if not self.id:
             raise ValueError("cannot save a GroupResult without an id")
         ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
-        get_backend().set(keys.group_meta(self.id), dumps(self.as_dict()), px=ttl)
+        with errors.translating_errors(f"save group {self.id}", uses="results"):
+            get_backend().set(keys.group_meta(self.id), dumps(self.as_dict()), px=ttl)
         return self
 
     @classmethod
     def restore(cls, id: str) -> GroupResult | None:
         """The GroupResult saved under ``id``, or None when there is none (or it expired)."""
-        raw = get_backend().get(keys.group_meta(id))
+        with errors.translating_errors(f"restore group {id}", uses="results"):
+            raw = get_backend().get(keys.group_meta(id))
         if raw is None:
             return None
         return _from_data(loads(raw))
@@ -134,7 +136,8 @@ class GroupResult:
     def delete(self) -> None:
         """Remove what ``save()`` stored."""
         if self.id:
-            get_backend().delete(keys.group_meta(self.id))
+            with errors.translating_errors(f"delete group {self.id}", uses="results"):
+                get_backend().delete(keys.group_meta(self.id))
 
     def forget(self) -> None:
         """Remove the stored results of every member, and the saved group."""

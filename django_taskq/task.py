@@ -239,10 +239,11 @@ class Task:
         )
         if taskq_settings.TASK_ALWAYS_EAGER:
             return self._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
-        from django_taskq.broker.publish import publish
+        from django_taskq.broker.publish import publish, publish_deadline
         from django_taskq.result import AsyncResult
 
-        publish(envelope, serializer=serializer or self.serializer)
+        with publish_deadline():  # one bound for the message and its PENDING record
+            publish(envelope, serializer=serializer or self.serializer)
         return AsyncResult(envelope.id, task_name=self.name)
 
     def build_envelope(
@@ -384,10 +385,11 @@ class Task:
         if taskq_settings.TASK_ALWAYS_EAGER:
             propagate = taskq_settings.TASK_EAGER_PROPAGATES
             return [self._apply_envelope(e, propagate=propagate) for e in envelopes]
-        from django_taskq.broker.publish import publish_many
+        from django_taskq.broker.publish import publish_deadline, publish_many
         from django_taskq.result import AsyncResult
 
-        publish_many(envelopes)
+        with publish_deadline():
+            publish_many(envelopes)
         return [AsyncResult(e.id, task_name=self.name) for e in envelopes]
 
     def delay_on_commit(self, *args: Any, **kwargs: Any) -> AsyncResult:

@@ -26,7 +26,7 @@ def send(
     options: dict[str, Any],
 ) -> Result:
     """Freeze a copy of ``sig`` with new ids and publish the messages that start it."""
-    from django_taskq.broker.publish import publish, publish_many
+    from django_taskq.broker.publish import publish, publish_deadline, publish_many
     from django_taskq.canvas import Signature, expanded, random_ids
     from django_taskq.signatures import task_for
 
@@ -38,11 +38,12 @@ def send(
             sig._push_options(options)
     result = sig._freeze(random_ids(), None)
     envelopes = sig._envelopes(args, kwargs, None, None)
-    if len(envelopes) == 1:
-        serializer = sig.options.get("serializer") or task_for(envelopes[0].task).serializer
-        publish(envelopes[0], serializer=serializer)
-    elif envelopes:
-        publish_many(envelopes)
+    with publish_deadline():
+        if len(envelopes) == 1:
+            serializer = sig.options.get("serializer") or task_for(envelopes[0].task).serializer
+            publish(envelopes[0], serializer=serializer)
+        elif envelopes:
+            publish_many(envelopes)
     return result
 
 

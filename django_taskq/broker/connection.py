@@ -17,6 +17,7 @@ import redis
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from django_taskq.broker.deadline import connection_class_for
 from django_taskq.conf import affects_taskq, taskq_settings
 from django_taskq.exceptions import ImproperlyConfiguredTaskq
 
@@ -107,7 +108,11 @@ def _pool_options() -> dict[str, Any]:
 
 def _from_url(url: str, setting: str) -> redis.Redis:
     validate_url(url, setting)
-    return redis.Redis.from_url(url, **_pool_options())
+    options = _pool_options()
+    # Connections that honour TASKQ_PUBLISH_TIMEOUT's deadline (broker/deadline.py);
+    # without a deadline they are redis-py's own.
+    options["connection_class"] = connection_class_for(url, options.get("connection_class"))
+    return redis.Redis.from_url(url, **options)
 
 
 def _from_cache_alias(alias: str) -> redis.Redis:

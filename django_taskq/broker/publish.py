@@ -13,9 +13,11 @@ a state a fast worker already stored, and it lives in the task's own slot.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import redis
@@ -24,7 +26,6 @@ from django_taskq import states
 from django_taskq.broker import keys, scripts
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.messages import Envelope, dumps
 
 logger = logging.getLogger("django_taskq.publish")
@@ -32,37 +33,84 @@ logger = logging.getLogger("django_taskq.publish")
 T = TypeVar("T")
 
 
-def with_publish_retry(what: str, func: Callable[[], T]) -> T:
+def with_publish_retry(what: str, func: Callable[[], T], *, task_ids: Sequence[str] = ()) -> T:
     """Run ``func``; on a connection error retry per TASKQ_PUBLISH_RETRY.
 
-    Raises BrokerUnavailable after the last try: never hangs.
+    The whole call, retries and their waits included, ends within
+    TASKQ_PUBLISH_TIMEOUT (or sooner, inside an enclosing publish_deadline()):
+    every connect, write and read of an attempt is cut to the time left, and
+    no retry starts once it is spent. Then BrokerUnavailable is raised,
+    carrying ``task_ids`` and whether an attempt may have reached Redis.
     """
     policy = taskq_settings.PUBLISH_RETRY or {}
     max_retries = int(policy.get("max_retries", 3))
     interval = float(policy.get("interval_start", 0.1))
     step = float(policy.get("interval_step", 0.2))
     interval_max = float(policy.get("interval_max", 1.0))
-    attempt = 0
-    while True:
+    from django_taskq.broker.deadline import tracking
+    from django_taskq.broker.errors import unavailable
+
+    started = time.monotonic()
+    attempts = 0
+    with publish_deadline() as end, tracking() as progress:
+        while True:
+            try:
+                return func()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                attempts += 1
+                # Retry only if the wait still leaves time for an attempt.
+                if attempts > max_retries or end - time.monotonic() <= interval:
+                    raise unavailable(
+                        what,
+                        exc,
+                        attempts=attempts,
+                        elapsed=time.monotonic() - started,
+                        task_ids=task_ids,
+                        maybe_sent=progress.maybe_sent,
+                        sending=True,
+                    ) from exc
+                logger.warning("%s failed (%s); retrying in %.2fs", what, exc, interval)
+                time.sleep(interval)
+                interval = min(interval + step, interval_max)
+
+
+def publish_deadline() -> AbstractContextManager[float]:
+    """A block within which every send must finish: TASKQ_PUBLISH_TIMEOUT from now.
+
+    ``with_publish_retry`` opens one; a caller that makes more than one
+    round trip for one call (the message, then PENDING records on a separate
+    result Redis) opens it around all of them, so they share the bound.
+    """
+    from django_taskq.broker.deadline import deadline
+
+    return deadline(float(taskq_settings.PUBLISH_TIMEOUT))
+
+
+def _pending_records_best_effort(
+    write: Callable[[list[Envelope]], None],
+) -> Callable[[list[Envelope]], None]:
+    """Log, not raise, when PENDING records on a separate result Redis cannot be written.
+
+    The messages are queued by then: raising would tell the caller that a
+    task which will run was not sent. Within the caller's publish deadline.
+    """
+
+    @functools.wraps(write)
+    def wrapper(envelopes: list[Envelope]) -> None:
         try:
-            return func()
+            with publish_deadline():
+                write(envelopes)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if attempt >= max_retries:
-                raise BrokerUnavailable(
-                    f"cannot {what}: Redis at {_where()} is unreachable after "
-                    f"{attempt + 1} attempts ({exc}). Check that Redis is running and "
-                    "TASKQ_BROKER_URL is right; TASKQ_PUBLISH_RETRY sets how long to retry."
-                ) from exc
-            logger.warning("%s failed (%s); retrying in %.2fs", what, exc, interval)
-            time.sleep(interval)
-            attempt += 1
-            interval = min(interval + step, interval_max)
+            logger.warning(
+                "%d task(s) were queued (%s), but their PENDING records could not be "
+                "written to the result Redis (%s): exists() reads False for them until a "
+                "worker stores a state. Check TASKQ_RESULT_BACKEND.",
+                len(envelopes),
+                ", ".join(e.id for e in envelopes[:3]) + (", ..." if len(envelopes) > 3 else ""),
+                exc,
+            )
 
-
-def _where() -> str:
-    from django_taskq.broker.connection import broker_url, redact
-
-    return redact(broker_url())
+    return wrapper
 
 
 def pending_record(envelope: Envelope) -> str:
@@ -226,6 +274,7 @@ def publish(
             client,
             lambda p: queue_publish(p, client, envelope, body, once=once, once_ttl=once_ttl),
         ),
+        task_ids=[envelope.id],
     )
     _record_pending_elsewhere([envelope])
     return bool(replies[0])
@@ -251,7 +300,9 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
         replies = run_pipeline(client, build)
         return sum(1 for index in firsts if replies[index])
 
-    count = with_publish_retry(f"send {len(prepared)} tasks", send)
+    count = with_publish_retry(
+        f"send {len(prepared)} tasks", send, task_ids=[e.id for e, _ in prepared]
+    )
     _record_pending_elsewhere([envelope for envelope, _ in prepared])
     return count
 
@@ -260,6 +311,7 @@ def _result_ttl() -> int:
     return int(float(taskq_settings.RESULT_EXPIRES) * 1000)
 
 
+@_pending_records_best_effort
 def _record_pending_elsewhere(envelopes: list[Envelope]) -> None:
     """Write PENDING records, in one round trip, when results live on another Redis.
 

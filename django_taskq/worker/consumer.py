@@ -34,6 +34,7 @@ from django_taskq.broker.connection import connects, get_broker
 from django_taskq.broker.publish import once_token
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import (
+    BrokerUnavailable,
     NotRegistered,
     Reject,
     TaskRevokedError,
@@ -62,7 +63,9 @@ BLOCK_MS = 1000
 NO_LIMITS = contextlib.nullcontext()
 #: Header of a message that was delayed by its rate limit and holds a token.
 RATE_RESERVED = "taskq_rate_reserved"
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: What a lost Redis looks like: redis-py's errors, or a send that gave up
+#: within TASKQ_PUBLISH_TIMEOUT (follow-ups, retries published by the settle step).
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError, BrokerUnavailable)
 
 
 @dataclass

@@ -35,6 +35,7 @@ from django_taskq import states
 from django_taskq.broker import results
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
+from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.followups import after_finish, needs_after_finish
 from django_taskq.messages import Envelope
 from django_taskq.trace import Outcome, result_record
@@ -130,7 +131,7 @@ class Settler:
                 record = None  # stored already
             try:
                 after_finish(envelope, outcome)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except (redis.ConnectionError, redis.TimeoutError, OSError, BrokerUnavailable):
                 raise  # settled again after the reconnect (every part is idempotent)
             except Exception:
                 # A follow-up that cannot be sent (its data is wrong) must not

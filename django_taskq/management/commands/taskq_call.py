@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq.exceptions import NotRegistered, TaskqError
+from django_taskq.management.errors import reports_broker_errors
 from django_taskq.registry import registry
 
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
             help="Wait up to SECONDS for the result and print it.",
         )
 
+    @reports_broker_errors
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             task = registry.get(options["name"])

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from django_taskq.control import dead_letters, requeue_dead
+from django_taskq.management.errors import reports_broker_errors
 
 
 class Command(BaseCommand):
@@ -24,6 +25,7 @@ class Command(BaseCommand):
             help="Requeue these dead letters (all when no id is given).",
         )
 
+    @reports_broker_errors
     def handle(self, *args: Any, **options: Any) -> None:
         if options["requeue"] is not None:
             moved = requeue_dead(options["requeue"] or None)

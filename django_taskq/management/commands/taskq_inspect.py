@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from django_taskq.control import dead_letters, inspect
+from django_taskq.management.errors import reports_broker_errors
 
 
 class Command(BaseCommand):
@@ -25,6 +26,7 @@ class Command(BaseCommand):
             help="Also list the N newest dead letters with their reason.",
         )
 
+    @reports_broker_errors
     def handle(self, *args: Any, **options: Any) -> None:
         data = inspect()
         if options["dead"]:

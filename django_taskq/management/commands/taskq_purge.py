@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq.control import known_queues, purge
+from django_taskq.management.errors import reports_broker_errors
 
 
 class Command(BaseCommand):
@@ -21,6 +22,7 @@ class Command(BaseCommand):
             "-f", "--force", action="store_true", help="Do not ask for confirmation."
         )
 
+    @reports_broker_errors
     def handle(self, *args: Any, **options: Any) -> None:
         queues = [
             q.strip() for q in (options["queues"] or "").split(",") if q.strip()
