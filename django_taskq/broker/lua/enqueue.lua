@@ -23,7 +23,7 @@
 -- other. The PENDING result record is written by the caller with SET NX,
 -- after this (a fast worker's state is never overwritten).
 
-if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', tonumber(ARGV[4])) then
+if not redis.call('SET', KEYS[3], 1, 'NX', 'PX', tonumber(ARGV[4])) then
   return 0
 end
 local due = tonumber(ARGV[3])
