@@ -546,3 +546,21 @@ class ScheduleVersion(models.Model):
 
 
 # Every save and delete through the ORM wakes the beat leader.
+
+# The history and live-view models live in modules of their own; Django finds
+# every model of the app through this module.
+from django_taskq.history.models import TaskRecord  # noqa: E402
+from django_taskq.monitor.models import Dashboard, DeadLetter, Queue, Worker  # noqa: E402
+
+__all__ = [
+    "ClockedSchedule",
+    "CrontabSchedule",
+    "Dashboard",
+    "DeadLetter",
+    "IntervalSchedule",
+    "PeriodicTask",
+    "Queue",
+    "ScheduleVersion",
+    "TaskRecord",
+    "Worker",
+]

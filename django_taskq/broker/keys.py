@@ -82,6 +82,16 @@ def control() -> str:
     return _global("control")
 
 
+def recorder_lease() -> str:
+    """Lease of the one history recorder that runs at a time (worker thread or taskq_recorder)."""
+    return _global("recorder:lease")
+
+
+def worker_tasks(name: str) -> str:
+    """Set of the task names a worker has registered, expiring with its description."""
+    return _global(f"worker:{name}:tasks")
+
+
 def delayed_wake() -> str:
     """Pub/sub channel told (with the queue name) when an earlier ETA enters a delayed set."""
     return _global("delayed:wake")
@@ -140,6 +150,24 @@ def once(queue: str, token: str) -> str:
     task, and a periodic run sent by two beats are each published once.
     """
     return f"{queue_tag(queue)}:once:{token}"
+
+
+def events(queue: str) -> str:
+    """Stream of the queue's task events (sent, started, succeeded, ...), capped; see events.py."""
+    return f"{queue_tag(queue)}:events"
+
+
+def metrics(queue: str) -> str:
+    """Hash of the queue's task counters and histograms; see metrics/counters.py."""
+    return f"{queue_tag(queue)}:metrics"
+
+
+def throughput(queue: str, minute: int) -> str:
+    """Hash of one minute's task endings in the queue (field -> count), kept two hours.
+
+    ``minute`` is epoch seconds // 60. The dashboard reads the last hour.
+    """
+    return f"{queue_tag(queue)}:tput:{minute}"
 
 
 # -- a task: {<prefix>:<task id>} ---------------------------------------------------

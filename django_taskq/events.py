@@ -1,0 +1,187 @@
+"""Task events: what happened to each task, for history and monitoring.
+
+Producers and workers append compact events to their queue's events stream
+(``{<prefix>:<queue>}:events``, capped near TASKQ_EVENTS_MAXLEN) in the
+writes they already make, so history costs the hot path almost nothing:
+
+- ``sent``: written by enqueue.lua in the step that publishes the message
+  (no extra command for the producer);
+- ``started``: for a task with ``track_started``, or one still running a
+  second after it started (the consumer's guard thread adds it);
+- ``retried``, ``succeeded``, ``failed``, ``revoked``, ``expired``,
+  ``dead``: written by the worker's flush, one stream entry holding the
+  events of every message the flush settles. Each carries when the message
+  was received and started, its runtime and delivery count, so one event
+  per task is enough to fill a history row.
+
+An entry's field ``e`` is a JSON list of events, and ``w`` the worker that
+wrote them (absent for a producer's); each event is a JSON object with
+short keys (below), times in epoch milliseconds as integers. The recorder (``django_taskq.history``)
+reads the streams as a consumer group and writes ``TaskRecord`` rows.
+Nothing here is trusted when read back: ``decode`` drops what is not an
+event, and the recorder checks each field.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback as tb
+from collections.abc import Iterable
+from typing import Any
+
+from django_taskq.conf import taskq_settings
+
+SENT = "sent"
+STARTED = "started"
+RETRIED = "retried"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+REVOKED = "revoked"
+EXPIRED = "expired"
+DEAD = "dead"
+KINDS = frozenset({SENT, STARTED, RETRIED, SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD})
+#: Kinds that end a task.
+FINAL = frozenset({SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD})
+
+#: Short keys of an event, and what they hold.
+FIELDS = {
+    "k": "kind",
+    "id": "task id",
+    "n": "task name",
+    "ts": "when it happened (epoch milliseconds)",
+    "w": "worker (from the entry's own field w, for a worker's batch)",
+    "a": "args, repr-limited (sent)",
+    "kw": "kwargs, repr-limited (sent)",
+    "eta": "due time (sent, retried; epoch seconds)",
+    "exp": "expiry (sent; epoch seconds)",
+    "pr": "priority (sent)",
+    "par": "parent task id",
+    "root": "root task id",
+    "grp": "group id",
+    "per": "periodic task name (sent by beat)",
+    "rcv": "received by the worker (epoch milliseconds)",
+    "st": "started (epoch milliseconds)",
+    "rt": "runtime (microseconds)",
+    "dc": "delivery count",
+    "rty": "retries so far",
+    "res": "result, repr-limited (succeeded)",
+    "exc": "exception type (failed, retried)",
+    "msg": "exception message or reason",
+    "tb": "traceback (failed), limited",
+}
+
+#: Longest traceback kept in an event.
+TRACEBACK_LIMIT = 8000
+
+
+def enabled() -> bool:
+    """True when task events are written (TASKQ_EVENTS)."""
+    return bool(taskq_settings.EVENTS)
+
+
+def maxlen() -> int:
+    return int(taskq_settings.EVENTS_MAXLEN)
+
+
+def short_repr(value: Any, limit: int | None = None) -> str:
+    """``repr(value)`` cut to TASKQ_HISTORY_REPR_LIMIT characters."""
+    limit = int(taskq_settings.HISTORY_REPR_LIMIT) if limit is None else limit
+    try:
+        text = repr(value)
+    except Exception as exc:  # a __repr__ that raises must not fail the task
+        text = f"<unrepresentable {type(value).__name__}: {exc!r}>"
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def sent_event(envelope: Any) -> dict[str, Any]:
+    """The ``sent`` event of an envelope about to be published."""
+    event: dict[str, Any] = {
+        "k": SENT,
+        "id": envelope.id,
+        "n": envelope.task,
+        "ts": int(time.time() * 1000),
+        "a": short_repr(envelope.args),
+        "kw": short_repr(envelope.kwargs),
+        "pr": envelope.priority,
+    }
+    if envelope.eta is not None:
+        event["eta"] = envelope.eta
+    if envelope.expires is not None:
+        event["exp"] = envelope.expires
+    if envelope.parent_id:
+        event["par"] = envelope.parent_id
+    if envelope.root_id and envelope.root_id != envelope.id:
+        event["root"] = envelope.root_id
+    if envelope.group_id:
+        event["grp"] = envelope.group_id
+    if envelope.retries:
+        event["rty"] = envelope.retries
+    periodic = envelope.headers.get("periodic_task_name") if envelope.headers else None
+    if periodic:
+        event["per"] = str(periodic)
+    return event
+
+
+def exception_fields(exc: BaseException | None, traceback: str | None) -> dict[str, Any]:
+    """``exc``, ``msg`` and ``tb`` of an event for a failure."""
+    if exc is None:
+        return {"tb": traceback[-TRACEBACK_LIMIT:]} if traceback else {}
+    cls = type(exc)
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    fields: dict[str, Any] = {"exc": name, "msg": short_repr(str(exc), 2000)[1:-1]}
+    if traceback is None and exc.__traceback__ is not None:
+        traceback = "".join(tb.format_exception(cls, exc, exc.__traceback__))
+    if traceback:
+        fields["tb"] = traceback[-TRACEBACK_LIMIT:]
+    return fields
+
+
+def encode(events: list[dict[str, Any]]) -> str:
+    """One stream entry's ``e`` field."""
+    return json.dumps(events, separators=(",", ":"), default=str)
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    """The events of one stream entry (its fields), each with the entry's worker."""
+    found = decode(fields.get(b"e", b""))
+    worker = fields.get(b"w")
+    if worker:
+        name = worker.decode(errors="replace")
+        for event in found:
+            event.setdefault("w", name)
+    return found
+
+
+def decode(raw: bytes | str) -> list[dict[str, Any]]:
+    """The events of an entry's ``e`` field; anything that is not an event is dropped."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        return []
+    return [
+        e
+        for e in data
+        if isinstance(e, dict)
+        and e.get("k") in KINDS
+        and isinstance(e.get("id"), str)
+        and isinstance(e.get("ts"), int | float)
+    ]
+
+
+def queue_xadd(
+    pipe: Any, key: str, events: Iterable[dict[str, Any]], *, worker: str | None = None
+) -> None:
+    """Queue one XADD of ``events`` (one entry, with the ``worker`` that wrote them)."""
+    batch = list(events)
+    if batch:
+        fields = {"e": encode(batch)}
+        if worker:
+            fields["w"] = worker
+        pipe.xadd(key, fields, maxlen=maxlen(), approximate=True)

@@ -1,0 +1,1 @@
+"""Task history: TaskRecord rows in the user's database, written by the recorder (DESIGN 16)."""

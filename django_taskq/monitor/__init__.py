@@ -1,0 +1,1 @@
+"""Live views of Redis in the admin: queues, workers, dead letters, dashboard."""
