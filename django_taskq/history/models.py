@@ -260,6 +260,9 @@ class TaskRecord(models.Model):
             models.Index(fields=["task_name", "-sent_at"], name="taskq_record_name_sent"),
             models.Index(fields=["queue", "-sent_at"], name="taskq_record_queue_sent"),
             models.Index(fields=["worker", "-sent_at"], name="taskq_record_worker_sent"),
+            models.Index(
+                fields=["periodic_task_name", "-sent_at"], name="taskq_record_periodic_sent"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,98 +8,449 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ClockedSchedule',
+            name="ClockedSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('clocked_time', models.DateTimeField(help_text='The moment of the one run.', verbose_name='clocked time')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "clocked_time",
+                    models.DateTimeField(
+                        help_text="The moment of the one run.", verbose_name="clocked time"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'clocked',
-                'verbose_name_plural': 'clocked',
-                'ordering': ['clocked_time'],
+                "verbose_name": "clocked",
+                "verbose_name_plural": "clocked",
+                "ordering": ["clocked_time"],
             },
         ),
         migrations.CreateModel(
-            name='CrontabSchedule',
+            name="CrontabSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('minute', models.CharField(default='*', help_text='Cron minute field (0-59): "*", "30", "*/15", "0,30", "10-20".', max_length=240, validators=[django_taskq.beat.validators.CronFieldValidator('minute')], verbose_name='minute(s)')),
-                ('hour', models.CharField(default='*', help_text='Cron hour field (0-23): "*", "3", "*/2", "9-17".', max_length=96, validators=[django_taskq.beat.validators.CronFieldValidator('hour')], verbose_name='hour(s)')),
-                ('day_of_month', models.CharField(default='*', help_text='Cron day-of-month field (1-31): "*", "1", "1,15", "L" for the last day.', max_length=124, validators=[django_taskq.beat.validators.CronFieldValidator('day_of_month')], verbose_name='day(s) of the month')),
-                ('month_of_year', models.CharField(default='*', help_text='Cron month field (1-12 or jan-dec): "*", "1", "jan-mar".', max_length=64, validators=[django_taskq.beat.validators.CronFieldValidator('month_of_year')], verbose_name='month(s) of the year')),
-                ('day_of_week', models.CharField(default='*', help_text='Cron day-of-week field; Sunday is 0 or 7: "*", "1-5", "mon-fri", "5#2" for the second Friday. When both days fields are restricted, both must match (as in Celery).', max_length=64, validators=[django_taskq.beat.validators.CronFieldValidator('day_of_week')], verbose_name='day(s) of the week')),
-                ('timezone', models.CharField(default=django_taskq.schedules.default_timezone, help_text='IANA zone the fields are read in, e.g. Europe/Berlin. Daylight saving changes are handled in this zone. Defaults to TASKQ_TIMEZONE, else TIME_ZONE.', max_length=63, validators=[django_taskq.beat.validators.validate_timezone], verbose_name='time zone')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "minute",
+                    models.CharField(
+                        default="*",
+                        help_text='Cron minute field (0-59): "*", "30", "*/15", "0,30", "10-20".',
+                        max_length=240,
+                        validators=[django_taskq.beat.validators.CronFieldValidator("minute")],
+                        verbose_name="minute(s)",
+                    ),
+                ),
+                (
+                    "hour",
+                    models.CharField(
+                        default="*",
+                        help_text='Cron hour field (0-23): "*", "3", "*/2", "9-17".',
+                        max_length=96,
+                        validators=[django_taskq.beat.validators.CronFieldValidator("hour")],
+                        verbose_name="hour(s)",
+                    ),
+                ),
+                (
+                    "day_of_month",
+                    models.CharField(
+                        default="*",
+                        help_text='Cron day-of-month field (1-31): "*", "1", "1,15", "L" for the last day.',
+                        max_length=124,
+                        validators=[
+                            django_taskq.beat.validators.CronFieldValidator("day_of_month")
+                        ],
+                        verbose_name="day(s) of the month",
+                    ),
+                ),
+                (
+                    "month_of_year",
+                    models.CharField(
+                        default="*",
+                        help_text='Cron month field (1-12 or jan-dec): "*", "1", "jan-mar".',
+                        max_length=64,
+                        validators=[
+                            django_taskq.beat.validators.CronFieldValidator("month_of_year")
+                        ],
+                        verbose_name="month(s) of the year",
+                    ),
+                ),
+                (
+                    "day_of_week",
+                    models.CharField(
+                        default="*",
+                        help_text='Cron day-of-week field; Sunday is 0 or 7: "*", "1-5", "mon-fri", "5#2" for the second Friday. When both days fields are restricted, both must match (as in Celery).',
+                        max_length=64,
+                        validators=[django_taskq.beat.validators.CronFieldValidator("day_of_week")],
+                        verbose_name="day(s) of the week",
+                    ),
+                ),
+                (
+                    "timezone",
+                    models.CharField(
+                        default=django_taskq.schedules.default_timezone,
+                        help_text="IANA zone the fields are read in, e.g. Europe/Berlin. Daylight saving changes are handled in this zone. Defaults to TASKQ_TIMEZONE, else TIME_ZONE.",
+                        max_length=63,
+                        validators=[django_taskq.beat.validators.validate_timezone],
+                        verbose_name="time zone",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'crontab',
-                'verbose_name_plural': 'crontabs',
-                'ordering': ['month_of_year', 'day_of_month', 'day_of_week', 'hour', 'minute', 'timezone'],
+                "verbose_name": "crontab",
+                "verbose_name_plural": "crontabs",
+                "ordering": [
+                    "month_of_year",
+                    "day_of_month",
+                    "day_of_week",
+                    "hour",
+                    "minute",
+                    "timezone",
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ScheduleVersion',
+            name="ScheduleVersion",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, help_text='Always 1: there is one version row.', primary_key=True, serialize=False, verbose_name='id')),
-                ('version', models.BigIntegerField(default=0, help_text='Incremented by database triggers whenever a schedule table changes.', verbose_name='version')),
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        help_text="Always 1: there is one version row.",
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="id",
+                    ),
+                ),
+                (
+                    "version",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Incremented by database triggers whenever a schedule table changes.",
+                        verbose_name="version",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'schedule version',
-                'verbose_name_plural': 'schedule version',
+                "verbose_name": "schedule version",
+                "verbose_name_plural": "schedule version",
             },
         ),
         migrations.CreateModel(
-            name='IntervalSchedule',
+            name="IntervalSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('every', models.PositiveIntegerField(help_text='How many periods pass between two runs, e.g. 5 for every 5 minutes.', validators=[django.core.validators.MinValueValidator(1)], verbose_name='number of periods')),
-                ('period', models.CharField(choices=[('days', 'Days'), ('hours', 'Hours'), ('minutes', 'Minutes'), ('seconds', 'Seconds')], help_text='The unit of the interval: days, hours, minutes or seconds.', max_length=24, verbose_name='period')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "every",
+                    models.PositiveIntegerField(
+                        help_text="How many periods pass between two runs, e.g. 5 for every 5 minutes.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="number of periods",
+                    ),
+                ),
+                (
+                    "period",
+                    models.CharField(
+                        choices=[
+                            ("days", "Days"),
+                            ("hours", "Hours"),
+                            ("minutes", "Minutes"),
+                            ("seconds", "Seconds"),
+                        ],
+                        help_text="The unit of the interval: days, hours, minutes or seconds.",
+                        max_length=24,
+                        verbose_name="period",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'interval',
-                'verbose_name_plural': 'intervals',
-                'ordering': ['period', 'every'],
-                'constraints': [models.UniqueConstraint(fields=('every', 'period'), name='django_taskq_interval_unique'), models.CheckConstraint(condition=models.Q(('every__gte', 1)), name='django_taskq_interval_positive')],
+                "verbose_name": "interval",
+                "verbose_name_plural": "intervals",
+                "ordering": ["period", "every"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("every", "period"), name="django_taskq_interval_unique"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("every__gte", 1)), name="django_taskq_interval_positive"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PeriodicTask',
+            name="PeriodicTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='A unique, human-readable name for this periodic task.', max_length=200, unique=True, verbose_name='name')),
-                ('task', models.CharField(db_index=True, help_text='Registered name of the task to send, e.g. "myapp.tasks.cleanup". It need not be importable here: only the workers must know it.', max_length=200, verbose_name='task')),
-                ('args', models.JSONField(blank=True, default=list, help_text='JSON list of positional arguments, e.g. ["a", 2].', verbose_name='positional arguments')),
-                ('kwargs', models.JSONField(blank=True, default=dict, help_text='JSON object of keyword arguments, e.g. {"days": 7}.', verbose_name='keyword arguments')),
-                ('queue', models.CharField(blank=True, default='', help_text="Queue to send to; empty uses the task's route or TASKQ_DEFAULT_QUEUE.", max_length=200, verbose_name='queue')),
-                ('priority', models.PositiveSmallIntegerField(blank=True, help_text="0 to 9, 9 runs first; empty uses the task's or TASKQ_DEFAULT_PRIORITY.", null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(9)], verbose_name='priority')),
-                ('headers', models.JSONField(blank=True, default=dict, help_text='JSON object of extra message headers. periodic_task_name is always added.', verbose_name='message headers')),
-                ('expires', models.DateTimeField(blank=True, help_text='No run due at or after this moment is sent, and messages already sent expire then (a worker drops them unstarted).', null=True, verbose_name='expires')),
-                ('expire_seconds', models.PositiveIntegerField(blank=True, help_text="Each run's message expires this many seconds after its due time if no worker has started it, so a backlog does not run stale work.", null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='message expiry (seconds)')),
-                ('one_off', models.BooleanField(default=False, help_text='Run once, then disable this periodic task.', verbose_name='one-off')),
-                ('start_time', models.DateTimeField(blank=True, help_text='No run is sent before this moment. Interval runs count from it.', null=True, verbose_name='start time')),
-                ('enabled', models.BooleanField(db_index=True, default=True, help_text='Untick to pause this periodic task without deleting it.', verbose_name='enabled')),
-                ('max_staleness', models.PositiveIntegerField(blank=True, help_text='Missed-run policy. After downtime, runs missed are sent once; with a value here, that catch-up run is skipped if it is late by more than this many seconds. Empty uses TASKQ_BEAT_MAX_STALENESS (default: always catch up once).', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='skip runs late by more than (seconds)')),
-                ('last_run_at', models.DateTimeField(blank=True, editable=False, help_text='Due time of the last run beat sent (written at dispatch).', null=True, verbose_name='last run at')),
-                ('total_run_count', models.PositiveIntegerField(default=0, editable=False, help_text='How many runs beat has sent.', verbose_name='total run count')),
-                ('description', models.TextField(blank=True, help_text='Notes for the people who maintain this periodic task.', verbose_name='description')),
-                ('source', models.CharField(choices=[('admin', 'Admin or code'), ('settings', 'TASKQ_BEAT_SCHEDULE setting')], db_index=True, default='admin', editable=False, help_text='Where this row is defined. Rows from TASKQ_BEAT_SCHEDULE are rewritten from settings at beat start and are read-only in the admin.', max_length=16, verbose_name='source')),
-                ('date_changed', models.DateTimeField(auto_now=True, help_text='When this row was last saved.', verbose_name='last changed')),
-                ('clocked', models.ForeignKey(blank=True, help_text='Run once at a moment. Set exactly one schedule.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='periodic_tasks', to='django_taskq.clockedschedule', verbose_name='clocked schedule')),
-                ('crontab', models.ForeignKey(blank=True, help_text='Run when a cron expression matches. Set exactly one schedule.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='periodic_tasks', to='django_taskq.crontabschedule', verbose_name='crontab schedule')),
-                ('interval', models.ForeignKey(blank=True, help_text='Run every so often. Set exactly one of interval, crontab and clocked.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='periodic_tasks', to='django_taskq.intervalschedule', verbose_name='interval schedule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="A unique, human-readable name for this periodic task.",
+                        max_length=200,
+                        unique=True,
+                        verbose_name="name",
+                    ),
+                ),
+                (
+                    "task",
+                    models.CharField(
+                        db_index=True,
+                        help_text='Registered name of the task to send, e.g. "myapp.tasks.cleanup". It need not be importable here: only the workers must know it.',
+                        max_length=200,
+                        verbose_name="task",
+                    ),
+                ),
+                (
+                    "args",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='JSON list of positional arguments, e.g. ["a", 2].',
+                        verbose_name="positional arguments",
+                    ),
+                ),
+                (
+                    "kwargs",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='JSON object of keyword arguments, e.g. {"days": 7}.',
+                        verbose_name="keyword arguments",
+                    ),
+                ),
+                (
+                    "queue",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="Queue to send to; empty uses the task's route or TASKQ_DEFAULT_QUEUE.",
+                        max_length=200,
+                        verbose_name="queue",
+                    ),
+                ),
+                (
+                    "priority",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="0 to 9, 9 runs first; empty uses the task's or TASKQ_DEFAULT_PRIORITY.",
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(9),
+                        ],
+                        verbose_name="priority",
+                    ),
+                ),
+                (
+                    "headers",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="JSON object of extra message headers. periodic_task_name is always added.",
+                        verbose_name="message headers",
+                    ),
+                ),
+                (
+                    "expires",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="No run due at or after this moment is sent, and messages already sent expire then (a worker drops them unstarted).",
+                        null=True,
+                        verbose_name="expires",
+                    ),
+                ),
+                (
+                    "expire_seconds",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Each run's message expires this many seconds after its due time if no worker has started it, so a backlog does not run stale work.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="message expiry (seconds)",
+                    ),
+                ),
+                (
+                    "one_off",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Run once, then disable this periodic task.",
+                        verbose_name="one-off",
+                    ),
+                ),
+                (
+                    "start_time",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="No run is sent before this moment. Interval runs count from it.",
+                        null=True,
+                        verbose_name="start time",
+                    ),
+                ),
+                (
+                    "enabled",
+                    models.BooleanField(
+                        db_index=True,
+                        default=True,
+                        help_text="Untick to pause this periodic task without deleting it.",
+                        verbose_name="enabled",
+                    ),
+                ),
+                (
+                    "max_staleness",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Missed-run policy. After downtime, runs missed are sent once; with a value here, that catch-up run is skipped if it is late by more than this many seconds. Empty uses TASKQ_BEAT_MAX_STALENESS (default: always catch up once).",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="skip runs late by more than (seconds)",
+                    ),
+                ),
+                (
+                    "last_run_at",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="Due time of the last run beat sent (written at dispatch).",
+                        null=True,
+                        verbose_name="last run at",
+                    ),
+                ),
+                (
+                    "total_run_count",
+                    models.PositiveIntegerField(
+                        default=0,
+                        editable=False,
+                        help_text="How many runs beat has sent.",
+                        verbose_name="total run count",
+                    ),
+                ),
+                (
+                    "description",
+                    models.TextField(
+                        blank=True,
+                        help_text="Notes for the people who maintain this periodic task.",
+                        verbose_name="description",
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("admin", "Admin or code"),
+                            ("settings", "TASKQ_BEAT_SCHEDULE setting"),
+                        ],
+                        db_index=True,
+                        default="admin",
+                        editable=False,
+                        help_text="Where this row is defined. Rows from TASKQ_BEAT_SCHEDULE are rewritten from settings at beat start and are read-only in the admin.",
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                (
+                    "date_changed",
+                    models.DateTimeField(
+                        auto_now=True,
+                        help_text="When this row was last saved.",
+                        verbose_name="last changed",
+                    ),
+                ),
+                (
+                    "clocked",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Run once at a moment. Set exactly one schedule.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="periodic_tasks",
+                        to="django_taskq.clockedschedule",
+                        verbose_name="clocked schedule",
+                    ),
+                ),
+                (
+                    "crontab",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Run when a cron expression matches. Set exactly one schedule.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="periodic_tasks",
+                        to="django_taskq.crontabschedule",
+                        verbose_name="crontab schedule",
+                    ),
+                ),
+                (
+                    "interval",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Run every so often. Set exactly one of interval, crontab and clocked.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="periodic_tasks",
+                        to="django_taskq.intervalschedule",
+                        verbose_name="interval schedule",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'periodic task',
-                'verbose_name_plural': 'periodic tasks',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('clocked__isnull', True), ('crontab__isnull', True), ('interval__isnull', False)), models.Q(('clocked__isnull', True), ('crontab__isnull', False), ('interval__isnull', True)), models.Q(('clocked__isnull', False), ('crontab__isnull', True), ('interval__isnull', True)), _connector='OR'), name='django_taskq_periodictask_one_schedule', violation_error_message='Set exactly one schedule: an interval, a crontab or a clocked time.'), models.CheckConstraint(condition=models.Q(('priority__isnull', True), models.Q(('priority__gte', 0), ('priority__lte', 9)), _connector='OR'), name='django_taskq_periodictask_priority_range', violation_error_message='Priority must be from 0 to 9.')],
+                "verbose_name": "periodic task",
+                "verbose_name_plural": "periodic tasks",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("clocked__isnull", True),
+                                ("crontab__isnull", True),
+                                ("interval__isnull", False),
+                            ),
+                            models.Q(
+                                ("clocked__isnull", True),
+                                ("crontab__isnull", False),
+                                ("interval__isnull", True),
+                            ),
+                            models.Q(
+                                ("clocked__isnull", False),
+                                ("crontab__isnull", True),
+                                ("interval__isnull", True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="django_taskq_periodictask_one_schedule",
+                        violation_error_message="Set exactly one schedule: an interval, a crontab or a clocked time.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("priority__isnull", True),
+                            models.Q(("priority__gte", 0), ("priority__lte", 9)),
+                            _connector="OR",
+                        ),
+                        name="django_taskq_periodictask_priority_range",
+                        violation_error_message="Priority must be from 0 to 9.",
+                    ),
+                ],
             },
         ),
     ]

@@ -85,8 +85,10 @@ def _postgres_statements():
         f"FOR EACH STATEMENT EXECUTE FUNCTION django_taskq_bump_schedule_version()"
     )
     for table in [TASK_TABLE, *SCHEDULE_TABLES]:
-        events = "INSERT OR DELETE OR TRUNCATE" if table == TASK_TABLE else (
-            "INSERT OR UPDATE OR DELETE OR TRUNCATE"
+        events = (
+            "INSERT OR DELETE OR TRUNCATE"
+            if table == TASK_TABLE
+            else ("INSERT OR UPDATE OR DELETE OR TRUNCATE")
         )
         yield (
             f"CREATE TRIGGER {table}_bump AFTER {events} ON {table} "
