@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import redis
 
@@ -41,10 +41,15 @@ class RedisServer:
         tls: bool = False,
         appendonly: bool = False,
         appendfsync: str = "always",
+        extra_args: Sequence[str] = (),
+        password: str | None = None,
     ) -> None:
         """``appendonly=True`` turns on the AOF (fsynced per ``appendfsync``:
         "always", "everysec" or "no"), so a restart, even after SIGKILL, keeps
-        what Redis acknowledged (with "always")."""
+        what Redis acknowledged (with "always"). ``extra_args`` are more
+        redis-server options (``--cluster-enabled yes``, ``--replicaof ...``),
+        kept for every restart. ``password`` is required of clients (and
+        used to reach a master when replicating)."""
         self.binary = binary or shutil.which("redis-server") or ""
         if not self.binary:
             raise RuntimeError(
@@ -57,14 +62,19 @@ class RedisServer:
         self.tls = tls
         self.appendonly = appendonly
         self.appendfsync = appendfsync
+        self.extra_args = list(extra_args)
+        self.password = password
+        if password:
+            self.extra_args += ["--requirepass", password, "--masterauth", password]
         if tls:
             self._make_certificate()
 
     @property
     def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
         if self.tls:
-            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.dir}/cert.pem"
-        return f"redis://127.0.0.1:{self.port}/0"
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.dir}/cert.pem"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def _make_certificate(self) -> None:
         """A self-signed certificate for 127.0.0.1 (needs the openssl command)."""
@@ -108,6 +118,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import redis
 
 from django_taskq import states
-from django_taskq.broker import keys, scripts
+from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import Envelope, dumps
@@ -160,6 +160,7 @@ def register_queue(pipe: Any, client: redis.Redis, queue: str) -> int:
     now = time.monotonic()
     if now - memo.get(key, -REGISTER_EVERY) < REGISTER_EVERY:
         return 0
+    topology.barrier(pipe)  # after the message on Cluster too (one round trip more, rarely)
     pipe.sadd(keys.queues(), queue)
     memo[key] = now
     return 1
@@ -220,30 +221,37 @@ def run_pipeline(
     """Build a pipeline with ``build(pipe)`` and execute it; returns the replies.
 
     Scripts are queued as bare EVALSHA (no SCRIPT EXISTS round trip). When
-    Redis has lost them (a restart, SCRIPT FLUSH), they are loaded and the
-    whole pipeline is sent again, which is safe because everything that goes
-    through here is idempotent: once keys, SET NX, forward-only result
-    writes, acks. With ``raise_on_error=False`` a command Redis refuses comes
-    back as an exception among the replies instead (connection errors are
-    raised either way).
+    Redis has lost them (a restart, SCRIPT FLUSH, a promoted replica), they
+    are loaded (on every primary of a Cluster) and the whole pipeline is
+    sent again, which is safe because everything that goes through here is
+    idempotent: once keys, SET NX, forward-only result writes, acks. With
+    ``raise_on_error=False`` a command Redis refuses comes back as an
+    exception among the replies instead. Connection errors are raised
+    either way, and on Cluster so is a part that did not reach its node (a
+    failover, a slot on the move): the caller sends the whole pipeline
+    again, as after a lost connection to one Redis.
     """
-    pipe = client.pipeline(transaction=False)
-    build(pipe)
     try:
-        replies: list[Any] = pipe.execute(raise_on_error=raise_on_error)
-        if not raise_on_error and any(
-            isinstance(r, redis.exceptions.NoScriptError) for r in replies
-        ):
-            raise redis.exceptions.NoScriptError("NOSCRIPT")
-    except redis.exceptions.NoScriptError:
-        scripts.load_all(client)
-        pipe = client.pipeline(transaction=False)
-        build(pipe)
-        replies = pipe.execute(raise_on_error=raise_on_error)
+        try:
+            replies = _execute(client, build, raise_on_error)
+        except redis.exceptions.NoScriptError:
+            scripts.load_all(client)
+            replies = _execute(client, build, raise_on_error)
     except (redis.ConnectionError, redis.TimeoutError):
         # Redis may have restarted without its data: register queues again.
         setattr(client, "_taskq_registered", {})  # noqa: B010
         raise
+    return replies
+
+
+def _execute(client: redis.Redis, build: Callable[[Any], object], raise_on_error: bool) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    build(pipe)
+    replies: list[Any] = pipe.execute(raise_on_error=raise_on_error)
+    if not raise_on_error:
+        for reply in replies:
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                raise reply
     return replies
 
 

@@ -17,6 +17,7 @@ from django_taskq import AsyncResult, chord, states
 from django_taskq.broker import keys
 from django_taskq.exceptions import ChordError, TimeLimitExceeded, WorkerLostError
 from tests.testapp.tasks import add, crash, record, record_slow, sleep_then, wf_count_calls, xsum
+from tests.topology import drop_client_connections, stream_entries
 
 pytestmark = pytest.mark.e2e
 
@@ -80,10 +81,10 @@ def test_a_fetch_whose_reply_was_lost_is_taken_back_after_the_reconnect(
         sent.append(AsyncResult(envelope.id))
         pipe.xadd(stream, {"i": envelope.id, "b": envelope.encode(), "dc": 0})
     pipe.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=10)
-    assert len(pipe.execute()[-1][0][1]) == 5
+    assert len(stream_entries(pipe.execute()[-1])) == 5
     assert _pending(broker) == 5
     # Drop the worker's connections: it reconnects and asks what it holds.
-    broker.client_kill_filter(_type="normal", skipme=True)
+    drop_client_connections(broker)
     assert [r.get(timeout=15) for r in sent] == [i + 100 for i in range(5)]
     _wait_for(lambda: _pending(broker) == 0, what="nothing pending")
 
