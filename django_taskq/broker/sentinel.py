@@ -45,6 +45,23 @@ def sentinel_options(target: RedisTarget, options: dict[str, Any]) -> dict[str, 
     return found
 
 
+class TaskqSentinel(Sentinel):
+    """redis-py's ``Sentinel``, whose connections to the Sentinels are deadline-aware.
+
+    ``Sentinel`` makes its clients with ``Redis(host, port, **sentinel_kwargs)``,
+    which cannot take a connection class, so they are made here instead, with
+    a pool each.
+    """
+
+    def __init__(self, nodes: list[tuple[str, int]], sentinel_kwargs: dict[str, Any]) -> None:
+        super().__init__(nodes, sentinel_kwargs={})
+        self.sentinel_kwargs = sentinel_kwargs
+        self.sentinels = [
+            redis.Redis(connection_pool=redis.ConnectionPool(host=host, port=port, **sentinel_kwargs))
+            for host, port in nodes
+        ]
+
+
 def make_client(target: RedisTarget, options: dict[str, Any]) -> redis.Redis:
     """A client of the master named by ``target``, with a connection pool of its own.
 
@@ -58,9 +75,9 @@ def make_client(target: RedisTarget, options: dict[str, Any]) -> redis.Redis:
     given = kwargs.pop("connection_class", None)
     base = SentinelManagedSSLConnection if target.tls else SentinelManagedConnection
     if given is not None and not issubclass(given, SentinelManagedConnection):
-        given = None  # a plain class cannot follow the master: keep redis-py's
+        given = None  # a plain class cannot follow the master (check taskq.E004 says so)
     kwargs["connection_class"] = deadline_aware(given or base)
-    manager = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options(target, options))
+    manager = TaskqSentinel(list(target.nodes), sentinel_options(target, options))
     return manager.master_for(
         target.service, connection_pool_class=SentinelConnectionPool, **kwargs
     )
@@ -88,4 +105,4 @@ def clone(client: redis.Redis) -> redis.Redis | None:
     return redis.Redis(connection_pool=new)
 
 
-__all__ = ["clone", "make_client", "sentinel_options"]
+__all__ = ["TaskqSentinel", "clone", "make_client", "sentinel_options"]

@@ -125,6 +125,9 @@ def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries(
     with pytest.raises(WorkerLostError, match="delivered 3 times without finishing"):
         result.get(timeout=30)
     assert int(broker.get("crashes")) == 3
+    # The result is stored before the message is dead-lettered (on Cluster,
+    # one round trip before): wait for the second.
+    _wait_for(lambda: broker.xlen(keys.dead("default")) == 1, what="the dead letter")
     [(_, fields)] = broker.xrange(keys.dead("default"))
     assert b"TASKQ_MAX_DELIVERIES=3" in fields[b"reason"]
     assert add.delay(2, 3).get(timeout=10) == 5  # the worker keeps serving
@@ -248,5 +251,5 @@ def test_malformed_entries_are_dead_lettered_naming_the_field(
         assert any(fragment in r for r in reasons), (name, fragment, reasons)
     assert worker.children() == children, "no child died"
     assert "died" not in worker.output
-    assert _pending(broker) == 0
+    _wait_for(lambda: _pending(broker) == 0, what="every message acked")
     assert AsyncResult("d").state == states.FAILURE  # the id it named says why
