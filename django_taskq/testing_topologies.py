@@ -86,13 +86,15 @@ def _info(client: redis.Redis, section: str) -> dict[str, Any]:
     return raw
 
 
+def _text(node: RedisServer, *command: str) -> str:
+    """The reply of ``command`` as text (CLUSTER INFO, CLUSTER NODES), unparsed."""
+    reply: Any = node.client().execute_command(*command)  # type: ignore[no-untyped-call]
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
 def _cluster_info(node: RedisServer) -> dict[str, str]:
-    text = node.client().execute_command("CLUSTER", "INFO")
-    if isinstance(text, bytes):
-        text = text.decode()
-    if isinstance(text, dict):
-        return {str(k): str(v) for k, v in text.items()}
-    return dict(line.split(":", 1) for line in str(text).split("\r\n") if ":" in line)
+    text = _text(node, "CLUSTER", "INFO")
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
 
 
 class ClusterNodeView:
@@ -175,7 +177,10 @@ class ClusterServers:
         return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
 
     def wait_ready(self, timeout: float = 60) -> float:
-        """Wait until every live node says cluster_state:ok, agrees on the masters, and replicas are in sync."""
+        """Wait until every live node says cluster_state:ok and agrees on the masters.
+
+        And until every replica is in sync with its master.
+        """
 
         def ready() -> bool:
             live = self.live()
@@ -195,13 +200,8 @@ class ClusterServers:
     # -- what the cluster looks like ----------------------------------------------------
     def view(self, node: RedisServer | None = None) -> list[ClusterNodeView]:
         """CLUSTER NODES as ``node`` (default: any live node) sees it."""
-        asked = node or self.live()[0]
-        text = asked.client().execute_command("CLUSTER", "NODES")
-        if isinstance(text, bytes):
-            text = text.decode()
-        if isinstance(text, dict):  # redis-py parses it into {address: fields}
-            text = asked.client().execute_command("CLUSTER NODES", NEVER_DECODE=True).decode()
-        return [ClusterNodeView(line) for line in str(text).splitlines() if line.strip()]
+        text = _text(node or self.live()[0], "CLUSTER", "NODES")
+        return [ClusterNodeView(line) for line in text.splitlines() if line.strip()]
 
     def node(self, port: int) -> RedisServer:
         return next(n for n in self.nodes if n.port == port)
@@ -268,12 +268,14 @@ class ClusterServers:
         self.wait_ready(timeout)
 
     def reshard(self, source: RedisServer, target: RedisServer, slots: int) -> str:
-        """Move ``slots`` hash slots from ``source`` to ``target`` with ``redis-cli --cluster reshard``.
+        """Move ``slots`` hash slots from ``source`` to ``target`` with redis-cli.
 
-        redis-cli takes the source's lowest slots first. Returns its output.
+        ``redis-cli --cluster reshard`` takes the source's lowest slots
+        first. Returns its output.
         """
         command = [
-            shutil.which("redis-cli") or "redis-cli", "--cluster", "reshard", f"{HOST}:{target.port}",
+            shutil.which("redis-cli") or "redis-cli",
+            "--cluster", "reshard", f"{HOST}:{target.port}",
             "--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target),
             "--cluster-slots", str(slots), "--cluster-yes",
         ]  # fmt: skip
@@ -379,10 +381,18 @@ class SentinelServers:
         query = f"?sentinel_password={self.sentinel_password}" if self.sentinel_password else ""
         return f"redis+sentinel://{auth}{hosts}/{self.service}/0{query}"
 
+    def master_port(self, sentinel: SentinelProcess | None = None) -> int:
+        """The port of the master a Sentinel (the first by default) names now."""
+        asked = sentinel or self.sentinels[0]
+        reply: Any = asked.client().execute_command(  # type: ignore[no-untyped-call]
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+        )
+        return int(reply[1])
+
     def master(self) -> RedisServer:
         """The server the Sentinels name as master now."""
-        host, port = self.sentinels[0].client().sentinel_get_master_addr_by_name(self.service)
-        return next(s for s in self.servers if s.port == int(port))
+        port = self.master_port()
+        return next(s for s in self.servers if s.port == port)
 
     def _wait_in_sync(self, replica: RedisServer, timeout: float = 30) -> None:
         wait_until(
@@ -397,19 +407,21 @@ class SentinelServers:
         def ready() -> bool:
             master = self.master()
             for sentinel in self.sentinels:
-                state = sentinel.client().sentinel_master(self.service)
+                state: Any = sentinel.client().sentinel_master(self.service)
                 if int(state["port"]) != master.port or state.get("is_sdown"):
                     return False
                 if int(state["num-slaves"]) < len(self.servers) - 1:
                     return False
                 if int(state["num-other-sentinels"]) < self.count - 1:
                     return False
-                replicas = sentinel.client().sentinel_slaves(self.service)
+                replicas: Any = sentinel.client().sentinel_slaves(self.service)
                 if any(r.get("is_sdown") or r.get("is_odown") for r in replicas):
                     return False
             return True
 
-        return wait_until(ready, timeout, "the Sentinels to know the master, replica and each other")
+        return wait_until(
+            ready, timeout, "the Sentinels to know the master, replica and each other"
+        )
 
     def kill_master(self) -> RedisServer:
         """SIGKILL the current master; returns it."""
@@ -426,8 +438,7 @@ class SentinelServers:
         def promoted() -> bool:
             ports = set()
             for sentinel in self.sentinels:
-                _, port = sentinel.client().sentinel_get_master_addr_by_name(self.service)
-                ports.add(int(port))
+                ports.add(self.master_port(sentinel))
             if len(ports) != 1 or dead.port in ports:
                 return False
             new = next(s for s in self.servers if s.port in ports)

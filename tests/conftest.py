@@ -90,6 +90,44 @@ def redis_sentinel() -> SentinelServers:
     return found
 
 
+Setup = ClusterServers | SentinelServers
+
+
+def _use(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    """Point this process and the workers it starts at ``setup``, emptied first."""
+    from django.test import override_settings
+
+    from django_taskq.broker import connection
+
+    monkeypatch.setenv("TASKQ_BROKER_URL", setup.url)
+    with override_settings(TASKQ_BROKER_URL=setup.url):
+        connection.reset()
+        connection.get_broker().flushall()
+        yield setup
+    connection.reset()
+
+
+@pytest.fixture
+def on_cluster(redis_cluster: ClusterServers, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    """This test (and its workers) use the session's Redis Cluster."""
+    yield from _use(redis_cluster, monkeypatch)
+
+
+@pytest.fixture
+def on_sentinel(
+    redis_sentinel: SentinelServers, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Setup]:
+    """This test (and its workers) use the session's Sentinel master."""
+    yield from _use(redis_sentinel, monkeypatch)
+
+
+@pytest.fixture(params=["cluster", "sentinel"])
+def topology(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    """This test runs twice: on the session's Redis Cluster and on its Sentinel master."""
+    setup = request.getfixturevalue(f"redis_{request.param}")
+    yield from _use(setup, monkeypatch)
+
+
 @pytest.fixture(autouse=True)
 def _clean_redis() -> Iterator[None]:
     """Every test starts with an empty Redis and fresh clients."""

@@ -37,7 +37,7 @@ def drop_client_connections(client: Any) -> int:
 
 
 def stream_entries(reply: Any) -> list[Any]:
-    """The entries of the one stream an XREADGROUP reply holds (a list, or a dict on Cluster MULTI)."""
+    """The entries of the one stream in an XREADGROUP reply (a dict in a Cluster MULTI)."""
     if isinstance(reply, dict):
         [entries] = reply.values()
         return list(entries)

@@ -29,6 +29,7 @@ that the code written for one Redis runs unchanged on Cluster:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -86,12 +87,16 @@ class TaskqClusterPipeline(ClusterPipeline):
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
         """Queue EVALSHA, routed by its keys (which must share a slot)."""
-        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+        return self._queue("EVALSHA", sha, numkeys, *keys_and_args)
 
     def publish(self, channel: Any, message: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Queue PUBLISH, sent after everything queued before it."""
         self.barrier()
-        return self.execute_command("PUBLISH", channel, message, **kwargs)
+        return self._queue("PUBLISH", channel, message, **kwargs)
+
+    def _queue(self, *args: Any, **kwargs: Any) -> Any:
+        strategy: Any = self._execution_strategy
+        return strategy.execute_command(*args, **kwargs)
 
     def barrier(self) -> None:
         """Everything queued so far runs before anything queued after."""
@@ -99,13 +104,13 @@ class TaskqClusterPipeline(ClusterPipeline):
             self._taskq_barriers = []
         self._taskq_barriers.append(len(self._execution_strategy.command_queue))
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # type: ignore[override]
         self._taskq_barriers = []
-        super().reset()
+        super().reset()  # type: ignore[no-untyped-call]
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Run the stretches between barriers in order; raise if a part did not reach Redis."""
-        strategy = self._execution_strategy
+        strategy: Any = self._execution_strategy
         stack = list(strategy.command_queue)
         if not stack:
             return list(super().execute(raise_on_error))
@@ -114,18 +119,22 @@ class TaskqClusterPipeline(ClusterPipeline):
                 return list(super().execute(raise_on_error))
             except RECONFIGURING as exc:
                 raise _unavailable(exc) from exc
+        send: Any = strategy.send_cluster_commands  # redis-py leaves these untyped
+        annotate: Any = strategy.annotate_exception
         cuts = sorted({c for c in self._cuts() if 0 < c < len(stack)})
         bounds = [0, *cuts, len(stack)]
         replies: list[Any] = []
         try:
-            for start, end in zip(bounds, bounds[1:], strict=False):
+            for start, end in itertools.pairwise(bounds):
                 part = stack[start:end]
                 try:
-                    answered = strategy.send_cluster_commands(part, raise_on_error=False)
+                    answered = send(part, raise_on_error=False)
                 except RECONFIGURING as exc:
                     raise _unavailable(exc) from exc
                 for reply in answered:
-                    if isinstance(reply, TRANSIENT):
+                    if isinstance(reply, redis.ConnectionError | redis.TimeoutError):
+                        raise reply
+                    if isinstance(reply, RECONFIGURING):
                         raise _unavailable(reply) from reply
                 replies.extend(answered)
         finally:
@@ -133,7 +142,7 @@ class TaskqClusterPipeline(ClusterPipeline):
         if raise_on_error:
             for command, reply in zip(stack, replies, strict=True):
                 if isinstance(reply, Exception):
-                    strategy.annotate_exception(reply, command.position + 1, command.args)
+                    annotate(reply, command.position + 1, command.args)
                     raise reply
         return replies
 
@@ -143,19 +152,17 @@ class TaskqCluster(RedisCluster):
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().execute_command(*args, **kwargs)
+            return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
         except RECONFIGURING as exc:
             raise _unavailable(exc) from exc
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> TaskqClusterPipeline:
         if shard_hint:
-            raise redis.exceptions.RedisClusterException(
-                "shard_hint is deprecated in cluster mode"
-            )
+            raise redis.exceptions.RedisClusterException("shard_hint is deprecated in cluster mode")
         return TaskqClusterPipeline(
             nodes_manager=self.nodes_manager,
             commands_parser=self.commands_parser,
-            startup_nodes=self.nodes_manager.startup_nodes,
+            startup_nodes=list(self.nodes_manager.startup_nodes.values()),
             result_callbacks=self.result_callbacks,
             cluster_response_callbacks=self.cluster_response_callbacks,
             read_from_replicas=self.read_from_replicas,
@@ -191,13 +198,21 @@ def make_client(
     # The URL form makes redis-py build each node's pool from these keyword
     # arguments, connection_class included (the host/port form cannot take one).
     (host, port), *others = target.nodes
-    return TaskqCluster(
-        url=f"redis://{_host(host)}:{port}",
-        startup_nodes=[ClusterNode(h, p) for h, p in others],
-        retry=Retry(NoBackoff(), 0),
-        redis_connect_func=on_connect,
-        **kwargs,
-    )
+    try:
+        return TaskqCluster(
+            url=f"redis://{_host(host)}:{port}",
+            startup_nodes=[ClusterNode(h, p) for h, p in others],  # type: ignore[no-untyped-call]
+            retry=Retry(NoBackoff(), 0),
+            redis_connect_func=on_connect,
+            **kwargs,
+        )
+    except redis.exceptions.RedisClusterException as exc:
+        # Made at first use: the nodes it asks for the slot map may all be
+        # down (or not yet up). That is Redis being unreachable, which every
+        # caller retries, not a configuration error.
+        if "cannot be connected" not in str(exc):
+            raise
+        raise ClusterUnavailable(f"no node of the cluster answered ({exc})") from exc
 
 
 def _host(host: str) -> str:

@@ -244,7 +244,9 @@ def run_pipeline(
     return replies
 
 
-def _execute(client: redis.Redis, build: Callable[[Any], object], raise_on_error: bool) -> list[Any]:
+def _execute(
+    client: redis.Redis, build: Callable[[Any], object], raise_on_error: bool
+) -> list[Any]:
     pipe = client.pipeline(transaction=False)
     build(pipe)
     replies: list[Any] = pipe.execute(raise_on_error=raise_on_error)
@@ -271,26 +273,28 @@ def publish(
     commands are queued on that broker pipeline and True is returned.
     """
     body = envelope.encode(serializer or taskq_settings.TASK_SERIALIZER)
-    client = get_broker()
     if pipe is not None:
+        client = get_broker()
         queue_publish(pipe, client, envelope, body, once=once, once_ttl=once_ttl)
         _record_pending_elsewhere([envelope])
         return True
-    replies = with_publish_retry(
-        f"send task {envelope.task}",
-        lambda: run_pipeline(
+
+    def send() -> list[Any]:
+        # The client inside the retried call: a Cluster client reads the slot
+        # map when it is made, which fails while the cluster is unreachable.
+        client = get_broker()
+        return run_pipeline(
             client,
             lambda p: queue_publish(p, client, envelope, body, once=once, once_ttl=once_ttl),
-        ),
-        task_ids=[envelope.id],
-    )
+        )
+
+    replies = with_publish_retry(f"send task {envelope.task}", send, task_ids=[envelope.id])
     _record_pending_elsewhere([envelope])
     return bool(replies[0])
 
 
 def publish_many(envelopes: Iterable[Envelope]) -> int:
     """Publish many messages in one pipelined round trip; returns how many were queued."""
-    client = get_broker()
     serializer = taskq_settings.TASK_SERIALIZER
     prepared = [(envelope, envelope.encode(serializer)) for envelope in envelopes]
     if not prepared:
@@ -298,6 +302,7 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
     firsts: list[int] = []
 
     def build(pipe: Any) -> None:
+        client = get_broker()
         firsts.clear()
         index = 0
         for envelope, body in prepared:
@@ -305,7 +310,7 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
             index += queue_publish(pipe, client, envelope, body)
 
     def send() -> int:
-        replies = run_pipeline(client, build)
+        replies = run_pipeline(get_broker(), build)  # made inside the retry, as in publish()
         return sum(1 for index in firsts if replies[index])
 
     count = with_publish_retry(

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 from redis.sentinel import (
+    MasterNotFoundError,
     Sentinel,
     SentinelConnectionPool,
     SentinelManagedConnection,
@@ -54,12 +55,42 @@ class TaskqSentinel(Sentinel):
     """
 
     def __init__(self, nodes: list[tuple[str, int]], sentinel_kwargs: dict[str, Any]) -> None:
-        super().__init__(nodes, sentinel_kwargs={})
+        super().__init__(nodes, sentinel_kwargs={})  # type: ignore[no-untyped-call]
         self.sentinel_kwargs = sentinel_kwargs
         self.sentinels = [
-            redis.Redis(connection_pool=redis.ConnectionPool(host=host, port=port, **sentinel_kwargs))
+            redis.Redis(
+                connection_pool=redis.ConnectionPool(host=host, port=port, **sentinel_kwargs)
+            )
             for host, port in nodes
         ]
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        """The master's address, as the first Sentinel that knows it says.
+
+        As redis-py's, with an error that names each Sentinel and what it
+        answered (redis-py's lists the reprs of its clients), and says how to
+        give the Sentinels a password when they asked for one.
+        """
+        problems: list[str] = []
+        for index, sentinel in enumerate(self.sentinels):
+            options = sentinel.connection_pool.connection_kwargs
+            where = f"Sentinel {options.get('host')}:{options.get('port')}"
+            try:
+                masters: Any = sentinel.sentinel_masters()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                problems.append(f"{where}: {type(exc).__name__}: {exc}")
+                continue
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):  # type: ignore[no-untyped-call]
+                self.sentinels[0], self.sentinels[index] = sentinel, self.sentinels[0]
+                return state["ip"], int(state["port"])
+            problems.append(f"{where}: {'the master is down' if state else 'knows no such master'}")
+        hint = ""
+        if any("AuthenticationError" in p for p in problems):
+            hint = "; the Sentinels want a password: add ?sentinel_password=... to the URL"
+        raise MasterNotFoundError(
+            f"No master found for {service_name!r} ({'; '.join(problems)}){hint}"
+        )
 
 
 def make_client(target: RedisTarget, options: dict[str, Any]) -> redis.Redis:
@@ -78,9 +109,10 @@ def make_client(target: RedisTarget, options: dict[str, Any]) -> redis.Redis:
         given = None  # a plain class cannot follow the master (check taskq.E004 says so)
     kwargs["connection_class"] = deadline_aware(given or base)
     manager = TaskqSentinel(list(target.nodes), sentinel_options(target, options))
-    return manager.master_for(
+    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]
         target.service, connection_pool_class=SentinelConnectionPool, **kwargs
     )
+    return client
 
 
 def clone(client: redis.Redis) -> redis.Redis | None:
@@ -94,7 +126,7 @@ def clone(client: redis.Redis) -> redis.Redis | None:
         return None
     kwargs = dict(pool.connection_kwargs)
     kwargs.pop("connection_pool", None)  # the pool's own proxy; the new pool makes one
-    new = SentinelConnectionPool(
+    new = SentinelConnectionPool(  # type: ignore[no-untyped-call]
         pool.service_name,
         pool.sentinel_manager,
         connection_class=pool.connection_class,

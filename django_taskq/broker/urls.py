@@ -129,7 +129,9 @@ def parse(url: str, setting: str) -> RedisTarget:
     )
 
 
-def _nodes(url: str, setting: str, hosts: str, default_port: int, topology: Topology) -> tuple[tuple[str, int], ...]:
+def _nodes(
+    url: str, setting: str, hosts: str, default_port: int, topology: Topology
+) -> tuple[tuple[str, int], ...]:
     found: list[tuple[str, int]] = []
     for raw in hosts.split(","):
         item = raw.strip()
@@ -164,7 +166,9 @@ def _credentials(netloc: str) -> tuple[str, dict[str, Any]]:
     return hosts, creds
 
 
-def _query_options(url: str, setting: str, tls: bool, query: str, topology: Topology) -> dict[str, Any]:
+def _query_options(
+    url: str, setting: str, tls: bool, query: str, topology: Topology
+) -> dict[str, Any]:
     """redis-py's own parsing and type casting of the URL query options."""
     from redis.connection import parse_url
 
@@ -172,7 +176,7 @@ def _query_options(url: str, setting: str, tls: bool, query: str, topology: Topo
         return {}
     scheme = "rediss" if tls else "redis"
     try:
-        parsed = parse_url(f"{scheme}://placeholder:1/0?{query}")
+        parsed: dict[str, Any] = parse_url(f"{scheme}://placeholder:1/0?{query}")  # type: ignore[no-untyped-call]
     except ValueError as exc:
         raise _fail(setting, url, f"a query option is invalid ({exc})", topology) from None
     for name in ("host", "port", "db", "connection_class"):
@@ -240,7 +244,10 @@ def _parse_cluster(url: str, setting: str) -> RedisTarget:
     path = parts.path.strip("/")
     if path not in ("", "0"):
         raise _fail(
-            setting, url, f"Redis Cluster has only db 0, so the path must be / (not /{path})", "cluster"
+            setting,
+            url,
+            f"Redis Cluster has only db 0, so the path must be / (not /{path})",
+            "cluster",
         )
     query = parts.query
     if any(key in SENTINEL_OPTIONS for key, _ in parse_qsl(query)):

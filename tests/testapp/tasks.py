@@ -11,7 +11,6 @@ import redis
 from django_taskq import shared_task
 from django_taskq.exceptions import SoftTimeLimitExceeded
 
-
 _clients: dict[tuple[str, int], redis.Redis] = {}
 
 
