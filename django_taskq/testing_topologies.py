@@ -357,7 +357,9 @@ class SentinelServers:
         config = (
             f"sentinel monitor {self.service} {HOST} {master.port} 2\n"
             f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
-            f"sentinel failover-timeout {self.service} 10000\n"
+            # A Sentinel does not start a new failover of the same master within
+            # twice this; short, so a test can fail over several times in a row.
+            f"sentinel failover-timeout {self.service} 2000\n"
             f"sentinel parallel-syncs {self.service} 1\n"
         )
         if self.password:

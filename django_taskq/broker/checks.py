@@ -97,9 +97,33 @@ def _connection_options(url: str, options: dict[str, Any]) -> list[CheckMessage]
     return []
 
 
-def topology_messages(settings: Any) -> list[CheckMessage]:
-    """``taskq.E004`` messages for the connection settings in ``settings``."""
+def _replicas(settings: Any) -> list[CheckMessage]:
+    replicas = getattr(settings, "TASKQ_BROKER_MIN_REPLICAS", 0)
+    timeout = getattr(settings, "TASKQ_BROKER_REPLICA_TIMEOUT", 1.0)
     messages: list[CheckMessage] = []
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        messages.append(
+            Error(
+                f"TASKQ_BROKER_MIN_REPLICAS={replicas!r} must be a whole number >= 0.",
+                hint="0 (the default) waits for no replica; 1 waits until one replica has "
+                "each write.",
+                id="taskq.E003",
+            )
+        )
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if not number or timeout <= 0:
+        messages.append(
+            Error(
+                f"TASKQ_BROKER_REPLICA_TIMEOUT={timeout!r} must be a number of seconds > 0.",
+                id="taskq.E003",
+            )
+        )
+    return messages
+
+
+def topology_messages(settings: Any) -> list[CheckMessage]:
+    """``taskq.E004`` (and the replica settings' ``taskq.E003``) messages for ``settings``."""
+    messages: list[CheckMessage] = _replicas(settings)
     url = getattr(settings, "TASKQ_BROKER_URL", None)
     alias = getattr(settings, "TASKQ_REDIS_CACHE_ALIAS", None)
     if alias and not url:

@@ -81,6 +81,7 @@ class TaskqClusterPipeline(ClusterPipeline):
     """A cluster pipeline that runs EVALSHA and PUBLISH, and honours barriers (module doc)."""
 
     _taskq_barriers: list[int]
+    _taskq_wait: tuple[int, int] | None
 
     def _cuts(self) -> list[int]:
         return getattr(self, "_taskq_barriers", [])
@@ -98,6 +99,36 @@ class TaskqClusterPipeline(ClusterPipeline):
         strategy: Any = self._execution_strategy
         return strategy.execute_command(*args, **kwargs)
 
+    def wait_for_replicas(self, replicas: int, timeout_ms: int) -> None:
+        """End every stretch with a WAIT on each node it writes to (broker/durability.py)."""
+        self._taskq_wait = (replicas, timeout_ms)
+
+    def _waits(self, part: list[Any], first_position: int) -> list[Any]:
+        """One WAIT command per node the commands of ``part`` go to."""
+        from redis.cluster import PipelineCommand
+
+        wait: tuple[int, int] | None = getattr(self, "_taskq_wait", None)
+        if wait is None:
+            return []
+        nodes: dict[str, Any] = {}
+        for command in part:
+            try:
+                slot = self.determine_slot(*command.args)  # type: ignore[no-untyped-call]
+            except redis.exceptions.RedisClusterException:
+                continue  # a command of no slot (PUBLISH) writes no data
+            if slot is None:
+                continue
+            node = self.nodes_manager.get_node_from_slot(slot)
+            nodes[node.name] = node
+        waits = []
+        for i, node in enumerate(nodes.values()):
+            command: Any = PipelineCommand(  # type: ignore[no-untyped-call]
+                ("WAIT", *wait), {"target_nodes": node}, first_position + i
+            )
+            command.taskq_node = node.name
+            waits.append(command)
+        return waits
+
     def barrier(self) -> None:
         """Everything queued so far runs before anything queued after."""
         if not hasattr(self, "_taskq_barriers"):
@@ -106,6 +137,7 @@ class TaskqClusterPipeline(ClusterPipeline):
 
     def reset(self) -> None:  # type: ignore[override]
         self._taskq_barriers = []
+        self._taskq_wait = None
         super().reset()  # type: ignore[no-untyped-call]
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
@@ -127,10 +159,14 @@ class TaskqClusterPipeline(ClusterPipeline):
         try:
             for start, end in itertools.pairwise(bounds):
                 part = stack[start:end]
+                waits = self._waits(part, len(stack))
                 try:
-                    answered = send(part, raise_on_error=False)
+                    answered = send(part + waits, raise_on_error=False)
                 except RECONFIGURING as exc:
                     raise _unavailable(exc) from exc
+                if waits:
+                    self._check_waits(waits, answered[len(part) :])
+                    answered = answered[: len(part)]
                 for reply in answered:
                     if isinstance(reply, redis.ConnectionError | redis.TimeoutError):
                         raise reply
@@ -145,6 +181,16 @@ class TaskqClusterPipeline(ClusterPipeline):
                     annotate(reply, command.position + 1, command.args)
                     raise reply
         return replies
+
+    def _check_waits(self, waits: list[Any], replies: list[Any]) -> None:
+        from django_taskq.broker import durability
+
+        replicas, timeout_ms = getattr(self, "_taskq_wait", None) or (0, 0)
+        for command, reply in zip(waits, replies, strict=True):
+            if isinstance(reply, redis.ConnectionError | redis.TimeoutError):
+                raise reply
+            where = f"Redis {command.taskq_node}"  # redis-py pops target_nodes
+            durability.check(reply, replicas, timeout_ms, where)
 
 
 class TaskqCluster(RedisCluster):

@@ -220,6 +220,9 @@ def run_pipeline(
 ) -> list[Any]:
     """Build a pipeline with ``build(pipe)`` and execute it; returns the replies.
 
+    With TASKQ_BROKER_MIN_REPLICAS, the round trip also waits until that many
+    replicas have the writes (broker/durability.py).
+
     Scripts are queued as bare EVALSHA (no SCRIPT EXISTS round trip). When
     Redis has lost them (a restart, SCRIPT FLUSH, a promoted replica), they
     are loaded (on every primary of a Cluster) and the whole pipeline is
@@ -247,9 +250,15 @@ def run_pipeline(
 def _execute(
     client: redis.Redis, build: Callable[[Any], object], raise_on_error: bool
 ) -> list[Any]:
+    from django_taskq.broker import durability
+
     pipe = client.pipeline(transaction=False)
     build(pipe)
+    replicas, timeout_ms = durability.wanted()  # TASKQ_BROKER_MIN_REPLICAS, 0 by default
+    waited = bool(replicas) and len(pipe) > 0 and durability.request(pipe, replicas, timeout_ms)
     replies: list[Any] = pipe.execute(raise_on_error=raise_on_error)
+    if waited:
+        durability.check(replies.pop(), replicas, timeout_ms)
     if not raise_on_error:
         for reply in replies:
             if isinstance(reply, redis.exceptions.NoScriptError):
