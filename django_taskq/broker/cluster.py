@@ -36,6 +36,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, ClusterPipeline, PipelineStrategy, RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -87,8 +88,20 @@ class TaskqClusterPipeline(ClusterPipeline):
         return getattr(self, "_taskq_barriers", [])
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
-        """Queue EVALSHA, routed by its keys (which must share a slot)."""
-        return self._queue("EVALSHA", sha, numkeys, *keys_and_args)
+        """Queue EVALSHA, routed by its keys (which must share a slot).
+
+        The node is found here, from the first key's slot: left to redis-py,
+        a cluster pipeline asks the server which arguments of an EVALSHA are
+        keys (COMMAND GETKEYS), one round trip per script call, which made
+        a pipeline of 1,000 sends four times slower. A slot that moved
+        meanwhile answers MOVED, and redis-py sends the call again by its keys.
+        """
+        if not numkeys:
+            return self._queue("EVALSHA", sha, numkeys, *keys_and_args)
+        first = keys_and_args[0]
+        slot = key_slot(first.encode() if isinstance(first, str) else first)
+        node = self.nodes_manager.get_node_from_slot(slot)
+        return self._queue("EVALSHA", sha, numkeys, *keys_and_args, target_nodes=node)
 
     def publish(self, channel: Any, message: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Queue PUBLISH, sent after everything queued before it."""
@@ -122,11 +135,11 @@ class TaskqClusterPipeline(ClusterPipeline):
             nodes[node.name] = node
         waits = []
         for i, node in enumerate(nodes.values()):
-            command: Any = PipelineCommand(  # type: ignore[no-untyped-call]
+            waiting: Any = PipelineCommand(  # type: ignore[no-untyped-call]
                 ("WAIT", *wait), {"target_nodes": node}, first_position + i
             )
-            command.taskq_node = node.name
-            waits.append(command)
+            waiting.taskq_node = node.name
+            waits.append(waiting)
         return waits
 
     def barrier(self) -> None:
