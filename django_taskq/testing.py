@@ -30,6 +30,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def make_certificate(directory: str) -> None:
+    """A self-signed cert.pem and key.pem for 127.0.0.1 in ``directory`` (needs openssl)."""
+    if not shutil.which("openssl"):
+        raise RuntimeError("a TLS test server needs the openssl command")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", f"{directory}/key.pem", "-out", f"{directory}/cert.pem",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def tls_args(certs: str) -> list[str]:
+    """redis-server options to serve TLS with ``certs``/cert.pem (clients need no certificate)."""
+    return [
+        "--tls-cert-file", f"{certs}/cert.pem", "--tls-key-file", f"{certs}/key.pem",
+        "--tls-ca-cert-file", f"{certs}/cert.pem", "--tls-auth-clients", "no",
+    ]  # fmt: skip
+
+
 class RedisServer:
     """A private redis-server for tests, on 127.0.0.1 and a free port."""
 
@@ -43,13 +63,16 @@ class RedisServer:
         appendfsync: str = "always",
         extra_args: Sequence[str] = (),
         password: str | None = None,
+        certificate_dir: str | None = None,
     ) -> None:
         """``appendonly=True`` turns on the AOF (fsynced per ``appendfsync``:
         "always", "everysec" or "no"), so a restart, even after SIGKILL, keeps
         what Redis acknowledged (with "always"). ``extra_args`` are more
         redis-server options (``--cluster-enabled yes``, ``--replicaof ...``),
         kept for every restart. ``password`` is required of clients (and
-        used to reach a master when replicating)."""
+        used to reach a master when replicating). ``certificate_dir``: with
+        ``tls``, the cert.pem and key.pem to use (shared by the nodes of a
+        cluster) instead of a certificate of its own."""
         self.binary = binary or shutil.which("redis-server") or ""
         if not self.binary:
             raise RuntimeError(
@@ -66,35 +89,21 @@ class RedisServer:
         self.password = password
         if password:
             self.extra_args += ["--requirepass", password, "--masterauth", password]
-        if tls:
-            self._make_certificate()
+        self.certs = certificate_dir or self.dir
+        if tls and certificate_dir is None:
+            make_certificate(self.dir)
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         if self.tls:
-            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.dir}/cert.pem"
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.certs}/cert.pem"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def _make_certificate(self) -> None:
-        """A self-signed certificate for 127.0.0.1 (needs the openssl command)."""
-        if not shutil.which("openssl"):
-            raise RuntimeError("a TLS test server needs the openssl command")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-keyout", f"{self.dir}/key.pem", "-out", f"{self.dir}/cert.pem",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True,
-        )  # fmt: skip
 
     def _listen_args(self) -> list[str]:
         if not self.tls:
             return ["--port", str(self.port)]
-        return [
-            "--port", "0", "--tls-port", str(self.port),
-            "--tls-cert-file", f"{self.dir}/cert.pem", "--tls-key-file", f"{self.dir}/key.pem",
-            "--tls-ca-cert-file", f"{self.dir}/cert.pem", "--tls-auth-clients", "no",
-        ]  # fmt: skip
+        return ["--port", "0", "--tls-port", str(self.port), *tls_args(self.certs)]
 
     def _persistence_args(self) -> list[str]:
         if not self.appendonly:

@@ -33,7 +33,7 @@ from typing import Any
 import redis
 from redis.crc import key_slot
 
-from django_taskq.testing import RedisServer, free_port
+from django_taskq.testing import RedisServer, free_port, make_certificate, tls_args
 
 #: Ports a test must never take: the machine's own Redis and Sentinel.
 RESERVED = {6379, 16379, 26379, 36379}
@@ -131,12 +131,24 @@ class ClusterServers:
         *,
         node_timeout_ms: int = 1000,
         password: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.masters = masters
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
         self.password = password
         self.nodes: list[RedisServer] = []
+        #: With TLS: one certificate for every node (cert.pem is the CA too).
+        self.certs = tempfile.mkdtemp(prefix="taskq-cluster-tls-") if tls else ""
+        if tls:
+            make_certificate(self.certs)
+
+    def _cli_options(self) -> list[str]:
+        """redis-cli options to reach the nodes (password, TLS)."""
+        options = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        if self.certs:
+            options += ["--tls", "--cacert", f"{self.certs}/cert.pem"]
+        return options
 
     # -- life ---------------------------------------------------------------------
     def start(self) -> ClusterServers:
@@ -151,16 +163,22 @@ class ClusterServers:
                 "--cluster-node-timeout", str(self.node_timeout_ms),
                 *FAST_SYNC,
             ]  # fmt: skip
-            self.nodes.append(
-                RedisServer(port=port, extra_args=args, password=self.password).start()
+            if self.certs:
+                args += ["--tls-cluster", "yes", "--tls-replication", "yes"]
+            node = RedisServer(
+                port=port,
+                extra_args=args,
+                password=self.password,
+                tls=bool(self.certs),
+                certificate_dir=self.certs or None,
             )
+            self.nodes.append(node.start())
         command = [
             shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
             *[f"{HOST}:{n.port}" for n in self.nodes],
             "--cluster-replicas", str(self.replicas), "--cluster-yes",
+            *self._cli_options(),
         ]  # fmt: skip
-        if self.password:
-            command += ["-a", self.password, "--no-auth-warning"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             self.close()
@@ -172,6 +190,8 @@ class ClusterServers:
         for node in self.nodes:
             node.close()
         self.nodes = []
+        if self.certs:
+            shutil.rmtree(self.certs, ignore_errors=True)
 
     def live(self) -> list[RedisServer]:
         return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
@@ -228,6 +248,8 @@ class ClusterServers:
         """``redis+cluster://`` naming every node (any of them can introduce the rest)."""
         auth = f":{self.password}@" if self.password else ""
         hosts = ",".join(f"{HOST}:{n.port}" for n in self.nodes)
+        if self.certs:
+            return f"rediss+cluster://{auth}{hosts}/?ssl_ca_certs={self.certs}/cert.pem"
         return f"redis+cluster://{auth}{hosts}/"
 
     def flush(self) -> None:
@@ -278,9 +300,8 @@ class ClusterServers:
             "--cluster", "reshard", f"{HOST}:{target.port}",
             "--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target),
             "--cluster-slots", str(slots), "--cluster-yes",
+            *self._cli_options(),
         ]  # fmt: skip
-        if self.password:
-            command += ["-a", self.password, "--no-auth-warning"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster reshard failed:\n{done.stdout}{done.stderr}")
@@ -290,13 +311,21 @@ class ClusterServers:
 class SentinelProcess:
     """One ``redis-server --sentinel`` on 127.0.0.1 and a free port."""
 
-    def __init__(self, config: str, password: str | None = None) -> None:
+    def __init__(self, config: str, password: str | None = None, certs: str = "") -> None:
         self.port = free_port()
         while self.port in RESERVED:
             self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="taskq-sentinel-")
         self.password = password
-        self.config = f"port {self.port}\nbind {HOST}\ndir {self.dir}\n" + config
+        self.certs = certs
+        listen = f"port {self.port}\n"
+        if certs:  # TLS to clients and to the master (tls-replication)
+            options = tls_args(certs)
+            pairs = zip(options[0::2], options[1::2], strict=True)
+            listen = f"port 0\ntls-port {self.port}\ntls-replication yes\n" + "".join(
+                f"{name[2:]} {value}\n" for name, value in pairs
+            )
+        self.config = f"{listen}bind {HOST}\ndir {self.dir}\n" + config
         if password:
             self.config += f"requirepass {password}\nsentinel sentinel-pass {password}\n"
         self.process: subprocess.Popen[bytes] | None = None
@@ -314,7 +343,14 @@ class SentinelProcess:
         return self
 
     def client(self) -> redis.Redis:
-        return redis.Redis(HOST, self.port, password=self.password, socket_connect_timeout=0.5)
+        tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": f"{self.certs}/cert.pem"}
+        return redis.Redis(
+            HOST,
+            self.port,
+            password=self.password,
+            socket_connect_timeout=0.5,
+            **(tls if self.certs else {}),
+        )
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -339,6 +375,7 @@ class SentinelServers:
         down_after_ms: int = 1000,
         password: str | None = None,
         sentinel_password: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.count = sentinels
         self.down_after_ms = down_after_ms
@@ -346,12 +383,25 @@ class SentinelServers:
         self.sentinel_password = sentinel_password
         self.servers: list[RedisServer] = []
         self.sentinels: list[SentinelProcess] = []
+        #: With TLS: one certificate for the servers and the Sentinels.
+        self.certs = tempfile.mkdtemp(prefix="taskq-sentinel-tls-") if tls else ""
+        if tls:
+            make_certificate(self.certs)
+
+    def _server(self, *args: str) -> RedisServer:
+        extra = [*FAST_SYNC, *args]
+        if self.certs:
+            extra += ["--tls-replication", "yes"]
+        return RedisServer(
+            extra_args=extra,
+            password=self.password,
+            tls=bool(self.certs),
+            certificate_dir=self.certs or None,
+        )
 
     def start(self) -> SentinelServers:
-        master = RedisServer(extra_args=FAST_SYNC, password=self.password).start()
-        replica = RedisServer(
-            extra_args=[*FAST_SYNC, "--replicaof", HOST, str(master.port)], password=self.password
-        ).start()
+        master = self._server().start()
+        replica = self._server("--replicaof", HOST, str(master.port)).start()
         self.servers = [master, replica]
         self._wait_in_sync(replica)
         config = (
@@ -365,7 +415,9 @@ class SentinelServers:
         if self.password:
             config += f"sentinel auth-pass {self.service} {self.password}\n"
         for _ in range(self.count):
-            self.sentinels.append(SentinelProcess(config, self.sentinel_password).start())
+            self.sentinels.append(
+                SentinelProcess(config, self.sentinel_password, self.certs).start()
+            )
         self.wait_ready()
         return self
 
@@ -375,13 +427,21 @@ class SentinelServers:
         for server in self.servers:
             server.close()
         self.sentinels, self.servers = [], []
+        if self.certs:
+            shutil.rmtree(self.certs, ignore_errors=True)
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         hosts = ",".join(f"{HOST}:{s.port}" for s in self.sentinels)
-        query = f"?sentinel_password={self.sentinel_password}" if self.sentinel_password else ""
-        return f"redis+sentinel://{auth}{hosts}/{self.service}/0{query}"
+        options = []
+        if self.sentinel_password:
+            options.append(f"sentinel_password={self.sentinel_password}")
+        if self.certs:
+            options.append(f"ssl_ca_certs={self.certs}/cert.pem")
+        query = f"?{'&'.join(options)}" if options else ""
+        scheme = "rediss+sentinel" if self.certs else "redis+sentinel"
+        return f"{scheme}://{auth}{hosts}/{self.service}/0{query}"
 
     def master_port(self, sentinel: SentinelProcess | None = None) -> int:
         """The port of the master a Sentinel (the first by default) names now."""

@@ -126,3 +126,29 @@ def test_a_worker_on_queues_of_several_slots_wakes_on_any_without_polling(
         assert add.apply_async((2, 3), queue=queue).get(timeout=10) == 5
         assert time.monotonic() - sent < 0.5
     assert "failed; its messages are redelivered" not in worker.output
+
+
+def test_inspect_purge_and_recovery_reach_queues_on_every_master(
+    redis_cluster: ClusterServers,
+) -> None:
+    """They enumerate queues from the registry (no KEYS, no SCAN) and act in each queue's slot."""
+    from django_taskq import control
+    from django_taskq.broker.publish import publish_many
+    from django_taskq.worker import streams as ops
+
+    names = queues_on_different_masters(redis_cluster, 3)
+    owners = {redis_cluster.master_of_key(keys.stream(q, 0)).port for q in names}
+    assert len(owners) == 3
+    publish_many(add.build_envelope((i, i), queue=q) for q in names for i in range(4))
+    seen = control.inspect()["queues"]
+    assert {q: seen[q]["waiting"] for q in names} == dict.fromkeys(names, 4)
+    # A consumer that died holding six of them (fetched, never acked): recovery finds it.
+    broker = get_broker()
+    every = keys.streams_for(names)
+    ops.ensure_groups(broker, every)
+    held = ops.fetch(broker, names, "gone:1:dead:0", 6)
+    assert len(held) == 6
+    assert ops.reclaim_dead(broker, every) == 6  # no heartbeat: its messages come back
+    assert {q: control.inspect()["queues"][q]["running"] for q in names} == dict.fromkeys(names, 0)
+    assert control.purge() == 12
+    assert all(broker.xlen(keys.stream(q, 5)) == 0 for q in names)
