@@ -10,7 +10,9 @@ Redis Cluster of 3 masters and 3 replicas (or a master, a replica and 3
 Sentinels) instead, through a redis+cluster:// (redis+sentinel://) URL;
 tests that restart the single redis-server are skipped then. The
 ``redis_cluster`` and ``redis_sentinel`` fixtures start such a set-up in
-any session, the first time a test asks for one.
+any session, the first time a test asks for one; ``on_cluster`` and
+``on_sentinel`` point a test (and the workers it starts) at it, and
+``topology`` runs a test on both.
 """
 
 from __future__ import annotations
