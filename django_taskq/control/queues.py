@@ -28,7 +28,7 @@ def unknown_queues(names: Iterable[str]) -> list[str]:
     still found.
     """
     client: Any = get_broker()
-    wanted = list(dict.fromkeys(names))
+    wanted = [keys.check_queue_name(q, "queue") for q in dict.fromkeys(names)]
     registered = set(queue_registry.known(client))
     candidates = [q for q in wanted if q not in registered]
     if not candidates:

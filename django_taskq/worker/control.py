@@ -24,6 +24,7 @@ from django_taskq.broker.connection import broker_url, get_broker, redact
 from django_taskq.control.protocol import Reply, Request, send_reply
 from django_taskq.registry import registry
 from django_taskq.worker import inspection
+from django_taskq.worker.consumer import BLOCK_MS
 
 if TYPE_CHECKING:
     from django_taskq.worker.main import Worker
@@ -187,9 +188,21 @@ class ControlHandler:
         return self._set_queues(left)
 
     def _set_queues(self, queues: list[str]) -> dict[str, Any]:
+        """Switch the queue list; reply once no consumer can read a dropped queue any more.
+
+        Prefork children are restarted warmly with the new list. Solo and
+        threads consumers switch lists in place, at their next read; one
+        that is blocked in a read of the old streams at this moment stays
+        in it for at most BLOCK_MS, so a cancel waits that long before it
+        replies (what such a read returns was fetched before the cancel,
+        and runs, as prefetched messages do in Celery).
+        """
+        dropped = set(self.worker.queues) - set(queues)
         self.worker.set_queues(queues)
         if self.worker.prefork is not None:
             self._on_supervisor(lambda pool: pool.restart_children())
+        elif dropped:
+            time.sleep(BLOCK_MS / 1000 + 0.05)
         self.worker.heartbeat.beat_now()
         return {"queues": self.worker.queues, "changed": True}
 

@@ -79,7 +79,7 @@ class Command(BaseCommand):
         where = f"queue {queue}" if queue else "every queue"
         try:
             answer = input(f"Delete every dead letter of {where} for good? [y/N] ")
-        except EOFError:
+        except (EOFError, OSError):  # no stdin, or one that cannot be read
             raise CommandError("no terminal to confirm on: use --force") from None
         if answer.strip().lower() not in {"y", "yes"}:
             raise CommandError("delete cancelled")

@@ -50,7 +50,7 @@ class Command(BaseCommand):
         if not options["force"]:
             try:
                 answer = input(f"Delete all waiting messages of {', '.join(queues)}? [y/N] ")
-            except EOFError:
+            except (EOFError, OSError):  # no stdin, or one that cannot be read
                 raise CommandError("no terminal to confirm on: use --force") from None
             if answer.strip().lower() not in {"y", "yes"}:
                 raise CommandError("purge cancelled")
