@@ -96,7 +96,7 @@ def call(
         raise BadRequest(f"timeout must be a positive number of seconds, not {timeout!r}")
     names = destinations(destination)
     client: Any = get_broker()
-    expected = _expected(names)
+    expected = _expected(client, names)
     request = Request.new(op, args, names, int((wait + REPLY_GRACE) * 1000))
     client.publish(keys.control(), request.encode())
     replies: list[Reply] = []
@@ -121,11 +121,11 @@ def call(
     return Replies(op, replies, sorted(waiting), wait)
 
 
-def _expected(names: tuple[str, ...] | None) -> list[str]:
+def _expected(client: Any, names: tuple[str, ...] | None) -> list[str]:
     """Who must reply: the online workers' names, or the destinations' (matched or not)."""
-    from django_taskq.monitor.workers import workers
+    from django_taskq.monitor.workers import read_states
 
-    online = workers(include_offline=False)
+    online = read_states(client, include_offline=False)
     if names is None:
         return [w.name for w in online]
     expected: list[str] = []

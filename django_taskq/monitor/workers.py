@@ -90,8 +90,15 @@ class WorkerState:
 
 @translating_errors("list workers")
 def workers(include_offline: bool = True) -> list[WorkerState]:
-    """Every worker Redis remembers, online first, then by hostname."""
+    """Every worker Redis remembers, online first, then by hostname, with its counts."""
     client: Any = get_broker()
+    states = read_states(client, include_offline)
+    totals = counts(client, {s.hostname for s in states})
+    return [_with_counts(state, *totals.get(state.hostname, (0, 0))) for state in states]
+
+
+def read_states(client: Any, include_offline: bool) -> list[WorkerState]:
+    """The workers' descriptions, without their counts (remote control needs only who is online)."""
     entries = client.zrange(keys.workers(), 0, -1, withscores=True)
     if not entries:
         return []
@@ -105,10 +112,8 @@ def workers(include_offline: bool = True) -> list[WorkerState]:
         online = now - last_beat <= timeout
         if online or include_offline:
             states.append(_state(name, _decode(raw), last_beat, online))
-    totals = counts(client, {s.hostname for s in states})
-    out = [_with_counts(state, *totals.get(state.hostname, (0, 0))) for state in states]
-    out.sort(key=lambda s: (not s.online, s.hostname, s.started))
-    return out
+    states.sort(key=lambda s: (not s.online, s.hostname, s.started))
+    return states
 
 
 @translating_errors("read the task names workers registered")
