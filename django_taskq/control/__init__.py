@@ -50,6 +50,7 @@ from django_taskq.control.queues import (
     purge_counts,
     queue_stats,
     unknown_queues,
+    workers,
 )
 from django_taskq.control.remote import Replies, call
 from django_taskq.control.tasks import revoke
@@ -84,4 +85,5 @@ __all__ = [
     "stats",
     "time_limit",
     "unknown_queues",
+    "workers",
 ]

@@ -101,6 +101,19 @@ def queue_stats(client: Any, queue: str) -> dict[str, int]:
     }
 
 
+@translating_errors("list workers")
+def workers(client: Any = None) -> list[dict[str, Any]]:
+    """Every worker still remembered, as plain data, ``online`` or not.
+
+    Kept for code written against django_taskq 0.1 (``client`` is accepted
+    and not needed); ``monitor.workers.workers()`` returns the same as
+    ``WorkerState`` values.
+    """
+    from django_taskq.monitor.workers import workers as worker_states
+
+    return [state.as_dict() for state in worker_states()]
+
+
 @translating_errors("inspect queues and workers")
 def inspect() -> dict[str, Any]:
     """Queues (waiting, running, delayed, dead), online workers and totals, for humans.

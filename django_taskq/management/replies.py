@@ -23,7 +23,12 @@ from django_taskq.control import Replies
 Render = Callable[[Any], list[str]]
 
 
-def add_remote_options(parser: argparse.ArgumentParser) -> None:
+def add_remote_options(
+    parser: argparse.ArgumentParser,
+    destination_help: str = (
+        "Ask only this worker (hostname such as taskq@web1, or full name); repeatable."
+    ),
+) -> None:
     """The options of a remote subcommand (defaults suppressed: the main parser may set them)."""
     parser.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="Print JSON."
@@ -41,7 +46,7 @@ def add_remote_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=argparse.SUPPRESS,
         metavar="NAME",
-        help="Ask only this worker (hostname such as taskq@web1, or full name); repeatable.",
+        help=destination_help,
     )
 
 

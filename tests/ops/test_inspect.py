@@ -168,3 +168,4 @@ def test_the_overview_is_kept_without_a_subcommand(start_worker: Any) -> None:
     [worker] = data["workers"]
     assert worker["hostname"] == "ov@test" and worker["running"] == []
     assert [w.hostname for w in workers()] == ["ov@test"]
+    assert [w["hostname"] for w in control.workers()] == ["ov@test"]  # the 0.1 name

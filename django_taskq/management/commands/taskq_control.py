@@ -64,8 +64,11 @@ class Command(BaseCommand):
             ("cancel_consumer", "Stop consuming QUEUE."),
         ):
             sub.add_parser(name, help=text).add_argument("queue", help="Queue name.")
-        for subparser in sub.choices.values():
-            add_remote_options(subparser)
+        for name, subparser in sub.choices.items():
+            if name in EVERY_WORKER:
+                add_remote_options(subparser, "Not accepted: the limit applies to every worker.")
+            else:
+                add_remote_options(subparser)
 
     @reports_broker_errors
     def handle(self, *args: Any, **options: Any) -> None:
