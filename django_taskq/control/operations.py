@@ -114,10 +114,11 @@ def time_limit(
     reset: bool = False,
     timeout: float | None = None,
 ) -> Replies:
-    """Change ``task``'s soft and hard time limits (seconds; None: no limit) on every worker.
+    """Change ``task``'s soft and hard time limits (seconds) on every worker.
 
-    Prefork children apply them from their next task, workers started later
-    at start. They replace the limits a message carries, including ones
+    None leaves that limit to the worker's default (``--time-limit``,
+    ``--soft-time-limit``), which is no limit unless one is set. Prefork
+    children apply them from their next task, workers started later at start. They replace the limits a message carries, including ones
     given to ``apply_async()``. ``reset=True`` goes back to the limits each
     message carries.
     """
@@ -218,7 +219,7 @@ def _seconds(value: Any, which: str) -> float | None:
         ) from None
     if seconds <= 0:
         raise BadRequest(
-            f"the {which} time limit must be positive, not {value!r} (None: no {which} limit)"
+            f"the {which} time limit must be positive, not {value!r} (None: the worker's default)"
         )
     return seconds
 
