@@ -118,8 +118,9 @@ def time_limit(
 
     None leaves that limit to the worker's default (``--time-limit``,
     ``--soft-time-limit``), which is no limit unless one is set. Prefork
-    children apply them from their next task, workers started later at start. They replace the limits a message carries, including ones
-    given to ``apply_async()``. ``reset=True`` goes back to the limits each
+    children apply them from their next task, workers started later at
+    start. They replace the limits a message carries, including ones given
+    to ``apply_async()``. ``reset=True`` goes back to the limits each
     message carries.
     """
     check_task(task)
