@@ -96,8 +96,9 @@ def seen_workers(client: Any) -> list[WorkerSeen]:
     """Every worker in the workers index, online when it beat within the heartbeat timeout.
 
     Reads the index and the workers' descriptions directly (one ZRANGE, one
-    MGET); ``django_taskq.monitor.workers.workers()`` tells the same and
-    more (tasks running now), and can replace this function.
+    MGET); a description's ``running`` list, when a worker writes one, gives
+    the tasks it runs now. ``django_taskq.monitor.workers.workers()`` tells
+    the same, and can replace this function.
     """
     entries = client.zrange(keys.workers(), 0, -1, withscores=True)
     if not entries:
@@ -115,12 +116,14 @@ def seen_workers(client: Any) -> list[WorkerSeen]:
         info = info if isinstance(info, dict) else {}
         queues = info.get("queues")
         concurrency = info.get("concurrency")
+        running = info.get("running")
         out.append(
             WorkerSeen(
                 hostname=str(info.get("hostname") or name.rsplit(":", 2)[0]),
                 online=now - float(score) / 1000 <= timeout,
                 queues=tuple(str(q) for q in queues) if isinstance(queues, list) else (),
                 concurrency=concurrency if isinstance(concurrency, int) else 0,
+                running=len(running) if isinstance(running, list) else None,
             )
         )
     return out

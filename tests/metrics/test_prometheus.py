@@ -89,8 +89,9 @@ def test_counters_of_unregistered_queues_are_not_read(broker: Any) -> None:
     assert "taskq_task_succeeded_total" in names(samples)
 
 
-def _beat(worker: str, hostname: str, queues: list[str], concurrency: int) -> None:
+def _beat(worker: str, hostname: str, queues: list[str], concurrency: int, **extra: Any) -> None:
     info = {"name": worker, "hostname": hostname, "queues": queues, "concurrency": concurrency}
+    info.update(extra)
     Heartbeat(threading.Event(), list, worker, lambda: info).beat_now()
 
 
@@ -103,7 +104,7 @@ def test_queue_and_worker_gauges(broker: Any) -> None:
     held = ops.fetch(broker, ["work"], "taskq@alive:1:aa:0", 2)
     run_pipeline(broker, lambda pipe: ops.queue_dead_letter(pipe, broker, held[1], "test"))
     _beat("taskq@alive:1:aa", "taskq@alive", ["work", "other"], 4)
-    _beat("taskq@alive:2:bb", "taskq@alive", ["work"], 2)  # same host, second process
+    _beat("taskq@alive:2:bb", "taskq@alive", ["work"], 2, running=[{"task_id": "x"}])
     _beat("taskq@gone:3:cc", "taskq@gone", ["work"], 8)
     long_ago = (time.time() - 3600) * 1000
     broker.zadd(keys.workers(), {"taskq@gone:3:cc": long_ago})
@@ -126,6 +127,9 @@ def test_queue_and_worker_gauges(broker: Any) -> None:
     assert value(samples, "taskq_worker_up", worker="taskq@alive") == 1
     assert value(samples, "taskq_worker_up", worker="taskq@gone") == 0
     assert value(samples, "taskq_worker_up", worker="taskq@garbage") == 1
+    # Two processes of one hostname are one series; only one tells what it runs.
+    assert value(samples, "taskq_worker_tasks_active", worker="taskq@alive") == 1
+    assert value(samples, "taskq_worker_tasks_active", worker="taskq@gone") is None
     assert value(samples, "taskq_scrape_duration_seconds") is not None
 
 
