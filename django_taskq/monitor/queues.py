@@ -28,10 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django_taskq.broker import keys
+from django_taskq.broker import keys, scripts
 from django_taskq.broker import queues as registry
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
+from django_taskq.broker.publish import run_pipeline
 from django_taskq.monitor.display import Shown, describe, text, unreadable
 
 
@@ -88,9 +89,6 @@ def _queue_names(queues: list[str] | None, client: Any) -> list[str]:
 @translating_errors("read queue counts")
 def queue_stats(queues: list[str] | None = None) -> list[QueueStats]:
     """Live counts of ``queues`` (default: every registered queue, by name), in their order."""
-    from django_taskq.broker import scripts
-    from django_taskq.broker.publish import run_pipeline
-
     client = get_broker()
     names = _queue_names(queues, client)
     if not names:

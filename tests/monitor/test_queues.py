@@ -190,3 +190,10 @@ def test_queued_messages_are_values() -> None:
     message = QueuedMessage("i", "t", "[]", "{}", 5, None, "1-0")
     with pytest.raises(AttributeError):
         message.task = "other"  # type: ignore[misc]
+
+
+def test_counts_survive_redis_losing_its_scripts(broker: Any) -> None:
+    echo.delay("x")
+    assert queue_stats()[0].ready == 1
+    broker.script_flush()
+    assert queue_stats()[0].ready == 1
