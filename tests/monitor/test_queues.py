@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from django_taskq import control
 from django_taskq.broker import keys
 from django_taskq.broker.publish import run_pipeline
 from django_taskq.control import inspect
@@ -182,7 +183,9 @@ def test_inspect_reports_the_same_numbers(broker: Any) -> None:
     add.apply_async((1, 1), queue="work", countdown=600)
     _fetch(broker, "work", "host:1:aa:0", 1)
     report = inspect()
-    assert report["queues"]["work"] == {"waiting": 2, "running": 1, "delayed": 1, "dead": 0}
+    counts = {"waiting": 2, "running": 1, "delayed": 1, "dead": 0}
+    assert report["queues"]["work"] == counts
+    assert control.queue_stats(broker, "work") == counts  # taskq_purge's
     assert report["delayed"] == 1 and report["dead_letters"] == 0
 
 
