@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.metrics.scrape import Samples, parse, value
-from tests.testapp.tasks import add
+from tests.testapp.tasks import add, sleep_then
 
 pytestmark = pytest.mark.e2e
 
@@ -86,8 +86,17 @@ def test_the_worker_serves_metrics_behind_the_token(start_worker: Any, broker: A
     samples = _scrape(url)
     assert value(samples, "taskq_broker_up") == 1
     assert value(samples, "taskq_worker_up", worker=HOST) == 1
+    assert value(samples, "taskq_worker_tasks_active", worker=HOST) == 0  # from its heartbeat
     assert value(samples, "taskq_active_worker_count", queue="default") == 1
     assert value(samples, "taskq_active_process_count", queue="default") == 2
+
+    # A running task shows within a heartbeat (the worker's description lists it).
+    running = sleep_then.delay(5, "done")
+    deadline = time.monotonic() + 10
+    while value(_scrape(url), "taskq_worker_tasks_active", worker=HOST) != 1:
+        assert time.monotonic() < deadline, "the running task never showed"
+        time.sleep(0.1)
+    assert running.get(timeout=15) == "done"
 
     # Only the parent serves: prefork children closed their copy of the socket.
     port = int(url.rsplit(":", 1)[1].split("/")[0])
