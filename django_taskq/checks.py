@@ -7,6 +7,7 @@
 - taskq.E003 a setting of the wrong type or range
 - taskq.W003 metrics configured (TASKQ_METRICS_TOKEN, or the taskq-metrics URL
   routed) while prometheus_client is not installed
+- taskq.W004 TASKQ_METRICS_TOKEN set but empty: scraping is open
 """
 
 from __future__ import annotations
@@ -103,9 +104,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def _check_metrics() -> list[CheckMessage]:
-    """Warn when Prometheus metrics are set up but prometheus_client is missing."""
+    """Warn when metrics are set up without prometheus_client, or left open by mistake."""
     from django_taskq.metrics.exposition import MISSING, available
 
+    token = getattr(settings, PREFIX + "METRICS_TOKEN", None)
+    if token is not None and not str(token).strip():
+        return [
+            Warning(
+                "TASKQ_METRICS_TOKEN is set but empty, so anyone can scrape the metrics.",
+                hint="Set it to a secret (e.g. from the environment), or to None to mean open.",
+                id="taskq.W004",
+            )
+        ]
     if available():
         return []
     routed = False

@@ -138,3 +138,11 @@ def test_a_port_in_use_fails_the_command_before_the_worker_starts() -> None:
 def test_a_port_out_of_range_is_refused() -> None:
     with pytest.raises(CommandError, match="not a TCP port"):
         call_command("taskq_worker", "--metrics-port", "70000")
+
+
+@pytest.mark.parametrize("token", ["", "  "])
+def test_an_empty_token_is_open_and_the_check_says_so(client: Client, token: str) -> None:
+    with override_settings(TASKQ_METRICS_TOKEN=token):
+        assert client.get(URL).status_code == 200
+        assert [m.id for m in check_settings() if m.id == "taskq.W004"] == ["taskq.W004"]
+    assert not [m for m in check_settings() if m.id == "taskq.W004"]
