@@ -85,6 +85,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DELIVERIES": 5,
     # How many dead letters are kept (oldest trimmed first).
     "DEAD_LETTER_MAXLEN": 10000,
+    # --- metrics ----------------------------------------------------------
+    # Bearer token Prometheus must send to scrape the taskq-metrics view and
+    # taskq_worker --metrics-port (Authorization: Bearer <token>). None: open.
+    "METRICS_TOKEN": None,
     # --- beat -------------------------------------------------------------
     "TIMEZONE": None,
     "BEAT_SCHEDULE": {},

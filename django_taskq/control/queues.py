@@ -9,6 +9,8 @@ from django_taskq.broker import keys, scripts
 from django_taskq.broker import queues as queue_registry
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
+from django_taskq.monitor.queues import QueueStats
+from django_taskq.monitor.queues import queue_stats as live_queue_stats
 
 
 @translating_errors("list queues")
@@ -72,32 +74,21 @@ def purge_counts(queues: Iterable[str] | None = None) -> dict[str, int]:
     return removed
 
 
-@translating_errors("read queue counts")
 def queue_stats(client: Any, queue: str) -> dict[str, int]:
-    """Waiting, running (fetched, not acked), delayed and dead messages of one queue."""
-    pipe = client.pipeline(transaction=False)
-    streams = keys.queue_streams(queue)
-    for stream in streams:
-        pipe.xlen(stream)
-        pipe.xinfo_groups(stream)
-    pipe.zcard(keys.delayed(queue))
-    pipe.xlen(keys.dead(queue))
-    replies = pipe.execute(raise_on_error=False)
-    waiting = running = 0
-    for i in range(len(streams)):
-        length, groups = replies[2 * i], replies[2 * i + 1]
-        length = 0 if isinstance(length, Exception) else int(length)
-        pending = (
-            0 if isinstance(groups, Exception) else sum(int(g.get("pending", 0)) for g in groups)
-        )
-        waiting += length - pending
-        running += pending
-    delayed, dead = replies[-2], replies[-1]
+    """Waiting, running (fetched, not acked), delayed and dead messages of one queue.
+
+    The numbers of ``monitor.queues.queue_stats()`` (``client`` is unused:
+    kept for callers of the old signature).
+    """
+    return _counts(live_queue_stats([queue])[0])
+
+
+def _counts(stats: QueueStats) -> dict[str, int]:
     return {
-        "waiting": waiting,
-        "running": running,
-        "delayed": 0 if isinstance(delayed, Exception) else int(delayed),
-        "dead": 0 if isinstance(dead, Exception) else int(dead),
+        "waiting": stats.ready,
+        "running": stats.in_flight,
+        "delayed": stats.delayed,
+        "dead": stats.dead,
     }
 
 
@@ -123,12 +114,10 @@ def inspect() -> dict[str, Any]:
     """
     from django_taskq.monitor.workers import workers
 
-    client: Any = get_broker()
     out: dict[str, Any] = {"queues": {}, "workers": [], "dead_letters": 0, "delayed": 0}
-    for queue in known_queues():
-        stats = queue_stats(client, queue)
-        out["queues"][queue] = stats
-        out["delayed"] += stats["delayed"]
-        out["dead_letters"] += stats["dead"]
+    for stats in live_queue_stats():
+        out["queues"][stats.name] = _counts(stats)
+        out["delayed"] += stats.delayed
+        out["dead_letters"] += stats.dead
     out["workers"] = [w.as_dict() for w in workers(include_offline=False)]
     return out

@@ -62,6 +62,7 @@ class Worker:
         soft_time_limit: float | None = None,
         beat: bool = False,
         stdout: TextIO | Any = None,
+        metrics: Any = None,
     ) -> None:
         self.queues = queues or [str(taskq_settings.DEFAULT_QUEUE)]
         for queue in self.queues:
@@ -88,6 +89,8 @@ class Worker:
             ),
         }
         self.beat = beat
+        # A bound metrics.exposition.MetricsServer (--metrics-port): run() starts it.
+        self.metrics = metrics
         self.stdout = stdout or sys.stdout
         self.started = time.time()
         self.stopping = threading.Event()
@@ -179,6 +182,8 @@ class Worker:
         ]
         if self.beat:
             lines.append("  beat:        embedded (-B)")
+        if self.metrics is not None:
+            lines.append(f"  metrics:     {self.metrics.url}")
         if self.pool in ("solo", "threads"):
             lines.append(
                 "  note:        heartbeats run in this process: a task that holds the GIL in "
@@ -202,6 +207,8 @@ class Worker:
         self.stdout.write(self.banner() + "\n")
         self.stdout.flush()
         self._install_signals()
+        if self.metrics is not None:
+            self.metrics.start()  # before Redis: a scrape then says taskq_broker_up 0
         if not self._connect():
             return 0  # stopped while waiting for Redis
         if not self.heartbeat.beat_until_done():  # registered before "ready"
