@@ -14,6 +14,7 @@ from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import dumps
+from django_taskq.monitor.queues import queue_stats
 
 
 @translating_errors("revoke tasks", uses="both")
@@ -86,35 +87,6 @@ def purge(queues: Iterable[str] | None = None) -> int:
     return removed
 
 
-@translating_errors("read queue counts")
-def queue_stats(client: Any, queue: str) -> dict[str, int]:
-    """Waiting, running (fetched, not acked), delayed and dead messages of one queue."""
-    pipe = client.pipeline(transaction=False)
-    streams = keys.queue_streams(queue)
-    for stream in streams:
-        pipe.xlen(stream)
-        pipe.xinfo_groups(stream)
-    pipe.zcard(keys.delayed(queue))
-    pipe.xlen(keys.dead(queue))
-    replies = pipe.execute(raise_on_error=False)
-    waiting = running = 0
-    for i in range(len(streams)):
-        length, groups = replies[2 * i], replies[2 * i + 1]
-        length = 0 if isinstance(length, Exception) else int(length)
-        pending = (
-            0 if isinstance(groups, Exception) else sum(int(g.get("pending", 0)) for g in groups)
-        )
-        waiting += length - pending
-        running += pending
-    delayed, dead = replies[-2], replies[-1]
-    return {
-        "waiting": waiting,
-        "running": running,
-        "delayed": 0 if isinstance(delayed, Exception) else int(delayed),
-        "dead": 0 if isinstance(dead, Exception) else int(dead),
-    }
-
-
 @translating_errors("list workers")
 def workers(client: Any = None) -> list[dict[str, Any]]:
     """Every worker still remembered, with ``online`` (it beat within the heartbeat timeout)."""
@@ -142,14 +114,17 @@ def workers(client: Any = None) -> list[dict[str, Any]]:
 @translating_errors("inspect queues and workers")
 def inspect() -> dict[str, Any]:
     """Queues (waiting, running, delayed, dead), workers and totals, for humans."""
-    client: Any = get_broker()
     out: dict[str, Any] = {"queues": {}, "workers": [], "dead_letters": 0, "delayed": 0}
-    for queue in known_queues():
-        stats = queue_stats(client, queue)
-        out["queues"][queue] = stats
-        out["delayed"] += stats["delayed"]
-        out["dead_letters"] += stats["dead"]
-    out["workers"] = [w for w in workers(client) if w["online"]]
+    for stats in queue_stats():
+        out["queues"][stats.name] = {
+            "waiting": stats.ready,
+            "running": stats.in_flight,
+            "delayed": stats.delayed,
+            "dead": stats.dead,
+        }
+        out["delayed"] += stats.delayed
+        out["dead_letters"] += stats.dead
+    out["workers"] = [w for w in workers(get_broker()) if w["online"]]
     return out
 
 
