@@ -6,8 +6,6 @@ through the names below, so the page code is the same whichever of those
 is merged, and a reader's change touches one import here.
 
 STAND-INS (to swap for the real modules when their branches are merged):
-``standin_queues`` for ``django_taskq.monitor.queues`` and ``.display``
-(h2-queues-metrics),
 ``standin_workers`` for ``django_taskq.monitor.workers`` (h3-workers-control),
 and ``dead_letter_page``/``delete_dead`` below for the paging reader and the
 delete of ``django_taskq.control`` (h3).
@@ -25,16 +23,9 @@ from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
 from django_taskq.metrics import counters
-from django_taskq.monitor.pages.standin_queues import (
-    UNREADABLE,
-    QueuedMessage,
-    QueueStats,
-    Shown,
-    describe,
-    peek,
-    queue_stats,
-)
+from django_taskq.monitor.display import UNREADABLE, Shown, describe
 from django_taskq.monitor.pages.standin_workers import RunningTask, WorkerState, workers
+from django_taskq.monitor.queues import QueuedMessage, QueueStats, peek, queue_stats
 
 __all__ = [
     "UNREADABLE",
