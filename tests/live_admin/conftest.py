@@ -9,8 +9,11 @@ client would.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,6 +140,23 @@ def write_counters(broker: Any) -> None:
     broker.sadd(keys.queues(), "shop", "mail")
 
 
+def write_last_hour(broker: Any) -> None:
+    """An hour of endings, minute by minute, as workers' flushes over that hour would write."""
+    now = time.time()
+    for ago in range(59, 0, -1):
+        batch = counters.Batch()
+        for _ in range(20 + (ago * 7) % 13):
+            batch.task_ended(
+                "shop", "tests.testapp.tasks.add", "taskq@web1", counters.SUCCEEDED, 0.02, 0.1
+            )
+        for _ in range(3 if ago % 9 == 0 else ago % 2):
+            batch.task_ended(
+                "mail", "tests.testapp.tasks.fail", "taskq@web1", counters.FAILED, 0.3, 0.2
+            )
+        at = now - ago * 60
+        run_pipeline(broker, lambda p, b=batch, at=at: b.queue_writes(p, broker, now=at))
+
+
 @pytest.fixture
 def redis_data(broker: Any) -> Iterator[dict[str, Any]]:
     """Messages, dead letters (one unreadable) and counters, as the pages will show them."""
@@ -152,3 +172,46 @@ def redis_data(broker: Any) -> Iterator[dict[str, Any]]:
     ids["dead"] = [good, bad]
     write_counters(broker)
     yield ids
+
+
+# -- a real browser ----------------------------------------------------------------------
+
+CHROMIUM = (
+    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+)
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium (skips with the reason when selenium or Chromium is missing)."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(
+            "headless Chromium and chromedriver are not installed "
+            "(Debian/Ubuntu: apt-get install chromium chromium-driver)"
+        )
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--force-device-scale-factor=1",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where page screenshots go: TASKQ_TEST_SCREENSHOT_DIR (docs/monitoring for the docs)."""
+    target = Path(os.environ.get("TASKQ_TEST_SCREENSHOT_DIR") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target

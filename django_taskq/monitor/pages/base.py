@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from django_taskq.broker.errors import REDIS_DOWN, unavailable
@@ -181,7 +182,8 @@ class LiveAdmin(ModelAdminBase):
     ) -> HttpResponse:
         self.require_view(request)
         live = self.live_context(request)
-        context = {**self.base_context(request, str(self.opts.verbose_name_plural)), **live}
+        title = capfirst(str(self.opts.verbose_name_plural))
+        context = {**self.base_context(request, title), **live}
         context.update(extra_context or {})
         if request.GET.get("format") == "json":
             html = render_to_string(self.fragment_template, context, request)

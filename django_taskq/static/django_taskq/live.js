@@ -37,6 +37,9 @@
           if (typeof data.html !== "string") {
             throw new Error("HTTP " + response.status);
           }
+          if (paused) {
+            return; // paused while the request was under way: leave the page alone
+          }
           region.innerHTML = data.html;
           say((data.error ? "Redis unavailable; " : "Updated ") + new Date().toLocaleTimeString());
         });
