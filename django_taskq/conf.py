@@ -76,6 +76,9 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_HEARTBEAT_TIMEOUT": 30.0,
     # A worker that stopped beating is shown as offline, then forgotten after this.
     "WORKER_FORGET_AFTER": 86400.0,
+    # Seconds taskq_inspect / taskq_control (and django_taskq.control's remote
+    # calls) wait for the workers' replies before naming those that did not reply.
+    "CONTROL_TIMEOUT": 2.0,
     # A queue that is empty, unconsumed and unwritten for this long is forgotten.
     "QUEUE_FORGET_AFTER": 86400.0,
     # A message delivered this many times without finishing is dead-lettered.
