@@ -126,7 +126,7 @@ def envelope_body(task: str, task_id: str, args: list[Any]) -> str:
 def write_counters(broker: Any) -> None:
     """Counters as a worker's flushes write them: runs, runtimes, failures, this minute."""
     batch = counters.Batch()
-    worker = "taskq@web1"
+    worker = "web1"  # the hostname of the browser test's worker (-n web1)
     for _ in range(6):
         batch.task_ended("shop", "tests.testapp.tasks.add", worker, counters.SUCCEEDED, 0.02, 0.1)
     for _ in range(2):
@@ -147,12 +147,10 @@ def write_last_hour(broker: Any) -> None:
         batch = counters.Batch()
         for _ in range(20 + (ago * 7) % 13):
             batch.task_ended(
-                "shop", "tests.testapp.tasks.add", "taskq@web1", counters.SUCCEEDED, 0.02, 0.1
+                "shop", "tests.testapp.tasks.add", "web1", counters.SUCCEEDED, 0.02, 0.1
             )
         for _ in range(3 if ago % 9 == 0 else ago % 2):
-            batch.task_ended(
-                "mail", "tests.testapp.tasks.fail", "taskq@web1", counters.FAILED, 0.3, 0.2
-            )
+            batch.task_ended("mail", "tests.testapp.tasks.fail", "web1", counters.FAILED, 0.3, 0.2)
         at = now - ago * 60
         run_pipeline(broker, lambda p, b=batch, at=at: b.queue_writes(p, broker, now=at))
 

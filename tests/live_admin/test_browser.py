@@ -235,6 +235,7 @@ def test_superuser_sees_every_page_and_acts(
     broker.zadd(keys.workers(), {old: int((time.time() - 600) * 1000)})
     browser.get(f"{server}{WORKERS}")
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#taskq-workers tbody tr")) == 2)
+    wait(browser, lambda d: "sleep_then" in d.find_element(By.CSS_SELECTOR, ".taskq-running").text)
     shoot(browser, screenshots, "workers")
     pause_refresh(browser)
     rows = browser.find_elements(By.CSS_SELECTOR, "#taskq-workers tbody tr")
@@ -243,10 +244,42 @@ def test_superuser_sees_every_page_and_acts(
         "taskq-worker taskq-offline",
     ]
     assert str(worker.pid) in rows[0].text and "threads" in rows[0].text
+    running = rows[0].find_element(By.CSS_SELECTOR, ".taskq-running").text
+    assert "tests.testapp.tasks.sleep_then" in running and " s" in running  # with its runtime
+
+    # Processed and failed: the counters of its hostname.
+    def field(name: str) -> int:
+        return int(rows[0].find_element(By.CSS_SELECTOR, f'[data-field="{name}"]').text)
+
+    assert field("processed") > field("failed") > 0
     assert float(rows[1].value_of_css_property("opacity") or 1) == 1  # the cells fade
     faded = rows[1].find_element(By.TAG_NAME, "td").value_of_css_property("opacity")
     assert float(faded) < 1
     worker.kill()  # not a warm shutdown: it would wait for the minute-long task
+
+
+def test_superuser_controls_a_prefork_worker(
+    live_server: Any, browser: Any, superuser: Any, start_worker: Any, screenshots: Path
+) -> None:
+    worker = start_worker("-P", "prefork", "-c", "1", "-Q", "live", "-n", "pre1")
+    log_in(browser, live_server.url, "admin")
+    By = by()
+    browser.get(f"{live_server.url}{WORKERS}")
+    pause_refresh(browser)
+    browser.find_element(By.CSS_SELECTOR, "button.taskq-pool-grow").click()
+    wait(browser, lambda d: "Pre1: pool now has 2 processes" in body_text(d))
+    wait_for(lambda: len(worker.children()) == 2)
+    concurrency = 'tr.taskq-worker [data-field="concurrency"]'
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, concurrency).text == "2")
+    browser.find_element(By.CSS_SELECTOR, "button.taskq-pool-shrink").click()
+    wait(browser, lambda d: "Pre1: pool now has 1 process" in body_text(d))
+    browser.find_element(By.CSS_SELECTOR, "button.taskq-shutdown").click()
+    wait(browser, lambda d: d.find_elements(By.ID, "taskq-confirm"))
+    assert worker.process.poll() is None  # nothing happens before the confirmation
+    shoot(browser, screenshots, "worker-shutdown")
+    browser.find_element(By.ID, "taskq-confirm").click()
+    wait(browser, lambda d: "Pre1: shutting down" in body_text(d))
+    assert worker.wait(30) == 0
 
 
 def test_view_only_user_sees_pages_without_buttons_and_cannot_post(
@@ -262,11 +295,13 @@ def test_view_only_user_sees_pages_without_buttons_and_cannot_post(
         assert not browser.find_elements(By.CSS_SELECTOR, "a.taskq-purge"), url
         assert not browser.find_elements(By.CSS_SELECTOR, "input.action-select"), url
         assert not browser.find_elements(By.CSS_SELECTOR, "button.taskq-requeue"), url
+        assert not browser.find_elements(By.CSS_SELECTOR, "button.taskq-shutdown"), url
     browser.get(f"{live_server.url}{DEAD}")
     assert "a reason" in body_text(browser)
     for url, fields in (
         (f"{QUEUES}purge/", {"queue": "shop"}),
         (f"{DEAD}act/", {"op": "delete", "entry": f"shop {entry}"}),
+        (f"{WORKERS}act/", {"op": "shutdown", "worker": "taskq@web1", "confirmed": "yes"}),
     ):
         assert post_from_page(browser, url, fields, token=True) == 403
     browser.get(f"{live_server.url}{QUEUES}purge/?queue=shop")

@@ -5,10 +5,9 @@ The pages never read Redis keys themselves. They call the siblings' readers
 through the names below, so the page code is the same whichever of those
 is merged, and a reader's change touches one import here.
 
-STAND-INS (to swap for the real modules when their branches are merged):
-``standin_workers`` for ``django_taskq.monitor.workers`` (h3-workers-control),
-and ``dead_letter_page``/``delete_dead`` below for the paging reader and the
-delete of ``django_taskq.control`` (h3).
+STAND-IN: ``dead_letter_page`` below pages through dead letters with a
+cursor, which ``control.dead_letters`` (newest N only) does not offer; it
+becomes a call of the control package once that takes a cursor.
 """
 
 from __future__ import annotations
@@ -22,16 +21,18 @@ from django_taskq import control
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
+from django_taskq.control import Replies
 from django_taskq.metrics import counters
 from django_taskq.monitor.display import UNREADABLE, Shown, describe
-from django_taskq.monitor.pages.standin_workers import RunningTask, WorkerState, workers
 from django_taskq.monitor.queues import QueuedMessage, QueueStats, peek, queue_stats
+from django_taskq.monitor.workers import RunningTask, WorkerState, workers
 
 __all__ = [
     "UNREADABLE",
     "DeadLetterPage",
     "QueueStats",
     "QueuedMessage",
+    "Replies",
     "RunningTask",
     "Shown",
     "WorkerState",
@@ -41,9 +42,11 @@ __all__ = [
     "known_queues",
     "metrics_snapshot",
     "peek",
+    "pool_resize",
     "purge",
     "queue_stats",
     "requeue_dead",
+    "shutdown_worker",
     "throughput",
     "workers",
 ]
@@ -64,17 +67,24 @@ def purge(queue: str) -> int:
 
 def requeue_dead(entries: Iterable[tuple[str, str]]) -> int:
     """Put the dead letters ``(queue, entry id)`` back on their queues; how many moved."""
-    moved = 0
-    for queue, ids in _by_queue(entries).items():
-        moved += control.requeue_dead(ids, [queue])
-    return moved
+    return sum(control.requeue_dead(ids, queue=q) for q, ids in _by_queue(entries).items())
 
 
-@translating_errors("delete dead letters")
 def delete_dead(entries: Iterable[tuple[str, str]]) -> int:
-    """Delete the dead letters ``(queue, entry id)``; how many were there (STAND-IN, h3)."""
-    client: Any = get_broker()
-    return sum(int(client.xdel(keys.dead(q), *ids)) for q, ids in _by_queue(entries).items())
+    """Delete the dead letters ``(queue, entry id)``; how many were there."""
+    return sum(control.delete_dead(ids, queue=q) for q, ids in _by_queue(entries).items())
+
+
+def shutdown_worker(name: str) -> Replies:
+    """Ask one worker (by full name) for a warm shutdown; its reply, or that it gave none."""
+    return control.shutdown(destination=name)
+
+
+def pool_resize(name: str, delta: int) -> Replies:
+    """Grow (``delta`` > 0) or shrink a prefork worker's pool by ``abs(delta)`` processes."""
+    if delta > 0:
+        return control.pool_grow(delta, destination=name)
+    return control.pool_shrink(-delta, destination=name)
 
 
 def _by_queue(entries: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
