@@ -163,15 +163,24 @@ class LiveAdmin(ModelAdminBase):
         """Read Redis and return what the fragment shows (each page defines it)."""
         raise NotImplementedError
 
+    def problem(self, exc: Exception, what: str) -> str:
+        """The sentence to show for ``exc``; logged with its traceback unless Redis is down.
+
+        Pages catch every exception of a read or an action so that nothing
+        in Redis (or Redis being gone) makes a 500: a reader that fails on
+        data it did not expect is a bug to fix, so its traceback goes to the
+        log of ``django_taskq.admin``, and the page says what failed.
+        """
+        if not isinstance(exc, BrokerUnavailable):
+            logger.exception("live admin: %s failed", what)
+        return redis_problem(exc)
+
     def live_context(self, request: HttpRequest) -> dict[str, Any]:
         """``read_live()``, or ``redis_error`` with the sentence to show when it failed."""
         try:
             return self.read_live(request)
-        except BrokerUnavailable as exc:
-            return {"redis_error": redis_problem(exc)}
         except Exception as exc:  # never a 500 for what Redis holds: say it, log it
-            logger.exception("live admin page %s could not read Redis", self.opts.model_name)
-            return {"redis_error": redis_problem(exc)}
+            return {"redis_error": self.problem(exc, f"reading the {self.opts.model_name} page")}
 
     def json_data(self, live: dict[str, Any]) -> dict[str, Any]:
         """The numbers of the page for ``?format=json`` beside its HTML (none by default)."""

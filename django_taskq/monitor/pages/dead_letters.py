@@ -19,9 +19,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from django_taskq.broker import keys
-from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.monitor.pages import display, sources
-from django_taskq.monitor.pages.base import LiveAdmin, logger, redis_problem
+from django_taskq.monitor.pages.base import LiveAdmin
 
 PER_PAGE = 50
 
@@ -142,15 +141,16 @@ class DeadLetterAdmin(LiveAdmin):
                 text = ngettext(
                     "Deleted %(count)d dead letter.", "Deleted %(count)d dead letters.", done
                 )
-        except BrokerUnavailable as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        except Exception as exc:  # a Redis error on odd data: say it, never a 500
-            logger.exception("dead letters: %s failed", operation)
-            self.message_user(request, redis_problem(exc), messages.ERROR)
+        except Exception as exc:  # Redis down or refusing odd data: say it, never a 500
+            self.message_user(
+                request, self.problem(exc, f"{operation} of dead letters"), messages.ERROR
+            )
             return
         level = messages.SUCCESS if done == len(chosen) else messages.WARNING
         message = text % {"count": done}
         if done < len(chosen):
-            message += " " + _("%(gone)d were gone already.") % {"gone": len(chosen) - done}
+            gone = len(chosen) - done
+            message += " " + ngettext(
+                "%(gone)d was gone already.", "%(gone)d were gone already.", gone
+            ) % {"gone": gone}
         self.message_user(request, message, level)

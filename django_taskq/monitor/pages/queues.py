@@ -19,9 +19,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from django_taskq.broker import keys
-from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.monitor.pages import display, sources
-from django_taskq.monitor.pages.base import LiveAdmin, redis_problem
+from django_taskq.monitor.pages.base import LiveAdmin
 
 #: How many queued messages the queue's page shows of each kind (ready, delayed).
 PEEK_DEFAULT = 50
@@ -109,8 +108,13 @@ class QueueAdmin(LiveAdmin):
                 delayed=[message_row(m) for m in sources.peek(queue, limit, delayed=True)],
             )
         except Exception as exc:  # Redis down or holding the unexpected: say so, no 500
-            context["redis_error"] = redis_problem(exc)
-        return TemplateResponse(request, "admin/django_taskq/queue/messages.html", context)
+            context["redis_error"] = self.problem(exc, f"reading queue {queue}")
+        return TemplateResponse(
+            request,
+            "admin/django_taskq/queue/messages.html",
+            context,
+            status=503 if "redis_error" in context else 200,
+        )
 
     # -- purge ---------------------------------------------------------------------------
     def purge_view(self, request: HttpRequest) -> HttpResponse:
@@ -122,15 +126,20 @@ class QueueAdmin(LiveAdmin):
         try:
             found = sources.queue_stats([queue])
             context["row"] = self._row(found[0]) if found else None
-        except Exception as exc:
-            context["redis_error"] = redis_problem(exc)
-        return TemplateResponse(request, "admin/django_taskq/queue/purge.html", context)
+        except Exception as exc:  # the confirmation still works: the purge may succeed
+            context["redis_error"] = self.problem(exc, f"reading queue {queue}")
+        return TemplateResponse(
+            request,
+            "admin/django_taskq/queue/purge.html",
+            context,
+            status=503 if "redis_error" in context else 200,
+        )
 
     def _purge(self, request: HttpRequest, queue: str) -> HttpResponse:
         try:
             removed = sources.purge(queue)
-        except BrokerUnavailable as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        except Exception as exc:  # Redis down or refusing: say it, never a 500
+            self.message_user(request, self.problem(exc, f"purging {queue}"), messages.ERROR)
         else:
             self.message_user(
                 request,

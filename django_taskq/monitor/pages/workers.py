@@ -20,9 +20,8 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.monitor.pages import display, sources
-from django_taskq.monitor.pages.base import LiveAdmin, logger, redis_problem
+from django_taskq.monitor.pages.base import LiveAdmin
 
 #: The operations on a worker, and what their buttons say.
 OPERATIONS = {
@@ -98,9 +97,7 @@ class WorkerAdmin(LiveAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self.reverse_page())
         except Exception as exc:  # Redis down or answering oddly: say it, never a 500
-            if not isinstance(exc, BrokerUnavailable):
-                logger.exception("workers: %s of %s failed", operation, name)
-            self.message_user(request, redis_problem(exc), messages.ERROR)
+            self.message_user(request, self.problem(exc, f"{operation} of {name}"), messages.ERROR)
             return HttpResponseRedirect(self.reverse_page())
         self._report(request, replies)
         return HttpResponseRedirect(self.reverse_page())
