@@ -12,7 +12,6 @@ becomes a call of the control package once that takes a cursor.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +21,14 @@ from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
 from django_taskq.control import Replies
+from django_taskq.control.dead import ENTRY_ID
 from django_taskq.metrics import counters
 from django_taskq.monitor.display import UNREADABLE, Shown, describe
 from django_taskq.monitor.queues import QueuedMessage, QueueStats, peek, queue_stats
 from django_taskq.monitor.workers import RunningTask, WorkerState, workers
 
 __all__ = [
+    "ENTRY_ID",
     "UNREADABLE",
     "DeadLetterPage",
     "QueueStats",
@@ -50,9 +51,6 @@ __all__ = [
     "throughput",
     "workers",
 ]
-
-#: A stream entry id, as Redis makes them (``<ms>-<seq>``).
-ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 def known_queues() -> list[str]:
