@@ -140,7 +140,7 @@ def _state(name: str, info: dict[str, Any], last_beat: float, online: bool) -> W
         pid=_int(info.get("pid")),
         pool=str(info.get("pool") or "?"),
         concurrency=_int(info.get("concurrency")),
-        queues=[str(q) for q in info.get("queues") or []],
+        queues=_strings(info.get("queues")),
         started=_float(info.get("started")),
         last_beat=last_beat,
         online=online,
@@ -170,6 +170,11 @@ def counts(client: Any, hostnames: set[str]) -> dict[str, tuple[int, int]]:
         if metric in FAILED:
             totals[1] += value
     return {host: (int(p), int(f)) for host, (p, f) in out.items()}
+
+
+def _strings(raw: Any) -> list[str]:
+    """A list of names from a description field; anything but a list reads as none."""
+    return [str(item) for item in raw] if isinstance(raw, list) else []
 
 
 def _running(raw: Any) -> list[RunningTask]:
