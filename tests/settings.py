@@ -99,6 +99,8 @@ TASKQ_WORKER_HEARTBEAT_TIMEOUT = float(os.environ.get("TASKQ_WORKER_HEARTBEAT_TI
 TASKQ_MAX_DELIVERIES = int(os.environ.get("TASKQ_MAX_DELIVERIES", "3"))
 TASKQ_BROKER_MIN_REPLICAS = int(os.environ.get("TASKQ_BROKER_MIN_REPLICAS", "0"))
 TASKQ_ROUTES = {"tests.testapp.tasks.routed_*": "routed"}
+# Worker subprocesses of the metrics tests are given a token this way.
+TASKQ_METRICS_TOKEN = os.environ.get("TASKQ_METRICS_TOKEN") or None
 TASKQ_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.05, "interval_step": 0.05}
 
 LOGGING = {
