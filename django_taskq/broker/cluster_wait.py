@@ -103,7 +103,9 @@ def _finish(read: _Read) -> None:
         read.reply = read.node.parse_response(read.connection, "XREADGROUP")
     except (redis.exceptions.MovedError, redis.exceptions.AskError):
         # The slot moved (a reshard): nothing was read there. The caller's
-        # next non-blocking fetch follows the redirect and refreshes the map.
+        # next non-blocking fetch follows the redirect and refreshes the map
+        # (while the slot is still being moved, ASK repeats: for the
+        # milliseconds its keys take to move).
         read.reply = None
     read.done = True
 
