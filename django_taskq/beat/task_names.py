@@ -1,0 +1,33 @@
+"""Which task names exist, for the periodic task admin's check of a name.
+
+A periodic task whose task name no worker knows is sent on schedule and
+dead-lettered every time ("not registered"), while its run count grows. The
+admin refuses such a name unless the user says it is intended, using:
+
+- the names workers registered lately (they publish them with their
+  heartbeat; ``django_taskq.monitor.workers.registered_task_names``);
+- the names registered in this web process. They count too: the web
+  process imports the same apps' ``tasks`` modules as the workers (Django
+  autodiscovers them in both), so a name known here is real code, and it
+  lets a project add periodic tasks before any worker has started (a first
+  deploy, a development machine). A misspelt name is in neither.
+"""
+
+from __future__ import annotations
+
+from django_taskq.registry import registry
+
+
+def registered_by_workers() -> set[str]:
+    """Task names the workers seen lately registered.
+
+    Stand-in until django_taskq.monitor.workers (h3-workers-control) is
+    merged: it reads nothing. The lead connects it by returning
+    ``django_taskq.monitor.workers.registered_task_names()`` here.
+    """
+    return set()
+
+
+def known_task_names() -> set[str]:
+    """Every task name some worker or this process has registered."""
+    return registered_by_workers() | set(registry.names(include_internal=True))
