@@ -92,7 +92,8 @@ def retry_envelope(record: TaskRecord, now: float | None = None) -> Envelope:
         eta=None,
         expires=expires,
         headers=headers,
-        root_id=old.root_id if old.root_id and old.root_id != old.id else task_id,
+        # A task that was its own root is the root of the new one; else it keeps its workflow's.
+        root_id=task_id if old.root_id == old.id else old.root_id,
         group_id=None,
         group_index=None,
         link=[],
