@@ -8,10 +8,12 @@ here are its contract.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -55,6 +57,24 @@ def pretty_json(raw: str) -> str:
         return json.dumps(json.loads(raw), indent=2, ensure_ascii=False, sort_keys=True)
     except (ValueError, RecursionError):
         return raw
+
+
+def short_id(task_id: str, length: int = 8) -> SafeString:
+    """The start of a task id, the whole of it on hover (list columns stay narrow)."""
+    if len(task_id) <= length + 1:
+        return format_html('<code class="taskq-id">{}</code>', task_id)
+    return format_html('<code class="taskq-id" title="{}">{}…</code>', task_id, task_id[:length])
+
+
+def timestamp(value: dt.datetime | None, precise: bool = False) -> str:
+    """A time in the current zone, to the second (to the millisecond with ``precise``)."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    text = local.strftime("%Y-%m-%d %H:%M:%S")
+    if precise:
+        text += f".{local.microsecond // 1000:03d} {local.strftime('%Z')}".rstrip()
+    return text
 
 
 def seconds(value: float | None) -> str:

@@ -71,10 +71,12 @@ def failed_record(
     task: str = "tests.testapp.tasks.add", args: list[Any] | None = None, **fields: Any
 ) -> TaskRecord:
     """A FAILURE row whose kept message can be sent again."""
-    body, task_id = body_of(task, args if args is not None else [2, 3], **fields.pop("options", {}))
+    call = args if args is not None else [2, 3]
+    body, task_id = body_of(task, call, **fields.pop("options", {}))
     values = {
         "task_id": task_id,
         "task_name": task,
+        "args": repr(call),
         "state": "FAILURE",
         "result": "",
         "exception_type": "ValueError",
