@@ -113,6 +113,7 @@ class TaskRecordAdmin(RecordAdmin):
     # Facet counts ("Show counts") would count every filter choice over the whole table.
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
+    list_max_show_all = 100  # "Show all" never reads more than a page (see the paginator)
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     actions = ("retry_tasks", "revoke_tasks", "terminate_tasks", "delete_selected")

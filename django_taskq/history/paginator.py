@@ -3,12 +3,21 @@
 Django's changelist counts the (filtered) rows on every page view to number
 the pages. ``COUNT(*)`` on PostgreSQL reads every row it counts (MVCC keeps
 no row count), so on a history of a million rows each page view pays a
-full scan. This paginator counts exactly up to ``exact_limit`` rows (a
-``COUNT`` over a ``LIMIT``, which stops early) and, beyond that, takes the
-planner's estimate: ``pg_class.reltuples`` for the whole table, the row
-estimate of ``EXPLAIN`` for a filtered list. The figure is then marked
-``estimated`` so the page can say "about". Other databases count exactly
-(SQLite counts a million rows of an index in tens of milliseconds).
+full scan. This paginator asks the planner first (``pg_class.reltuples``
+for the whole table, the row estimate of ``EXPLAIN`` for a filtered list;
+well under a millisecond): beyond ``exact_limit`` rows it shows that
+estimate, marked ``estimated`` so the page says "about". Only when the
+planner expects few rows does it count them, with a ``COUNT`` over a
+``LIMIT`` that stops at ``exact_limit`` + 1, and within ``count_timeout_ms``
+(a local ``statement_timeout``): few matches among many rows (a search, a
+filter on an unindexed column) can mean reading the table, and then the
+estimate is shown instead. Other databases count exactly (SQLite counts a
+million rows of an index in tens of milliseconds).
+
+An estimate is never below ``per_page + 1``: Django's changelist reads
+every row, unsliced, when the count says they fit on one page, which an
+underestimate must not make it do on a million rows (the admin sets
+``list_max_show_all`` to one page for the same reason).
 """
 
 from __future__ import annotations
@@ -18,8 +27,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import OperationalError, connections, transaction
 from django.db.models import QuerySet
+
+#: PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.
+QUERY_CANCELED = "57014"
 
 if TYPE_CHECKING:
     BasePaginator = Paginator[Any]
@@ -28,9 +40,10 @@ else:
 
 
 class EstimatedCountPaginator(BasePaginator):
-    """Exact counts up to ``exact_limit`` rows; PostgreSQL's estimate beyond."""
+    """Exact counts up to ``exact_limit`` rows; PostgreSQL's planner's estimate beyond."""
 
     exact_limit = 10_000
+    count_timeout_ms = 100
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,11 +57,39 @@ class EstimatedCountPaginator(BasePaginator):
         connection = connections[queryset.db]
         if connection.vendor != "postgresql":
             return queryset.count()
-        bounded = queryset.order_by()[: self.exact_limit + 1].count()
-        if bounded <= self.exact_limit:
-            return bounded
+        estimate = self._estimate(queryset)
+        if estimate <= self.exact_limit:
+            bounded = self._bounded_count(queryset)
+            if bounded is not None and bounded <= self.exact_limit:
+                return bounded
+            if bounded is not None:  # the planner expected fewer rows than there are
+                estimate = bounded
         self.estimated = True
-        return max(self._estimate(queryset), bounded)
+        return max(estimate, int(self.per_page) + 1)
+
+    def _bounded_count(self, queryset: QuerySet[Any]) -> int | None:
+        """COUNT up to ``exact_limit`` + 1 rows; None if that takes over ``count_timeout_ms``."""
+        connection = connections[queryset.db]
+        try:
+            # A savepoint in a transaction, else one of its own: the timeout is set for this
+            # block only, and a cancelled COUNT rolls back to it, leaving the request's
+            # transaction usable.
+            with transaction.atomic(using=queryset.db):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT current_setting('statement_timeout')")
+                    previous = cursor.fetchone()[0]
+                    cursor.execute(
+                        "SELECT set_config('statement_timeout', %s, true)",
+                        [f"{self.count_timeout_ms}ms"],
+                    )
+                    count = queryset.order_by()[: self.exact_limit + 1].count()
+                    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+                return count
+        except OperationalError as exc:
+            cause = exc.__cause__  # psycopg 3 names it sqlstate, psycopg2 pgcode
+            if QUERY_CANCELED in (getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None)):
+                return None
+            raise
 
     def _estimate(self, queryset: QuerySet[Any]) -> int:
         connection = connections[queryset.db]

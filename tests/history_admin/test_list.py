@@ -228,6 +228,23 @@ def test_postgresql_counts_past_the_limit_are_estimates(admin_client, monkeypatc
     assert many.context["cl"].result_count >= 51
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+def test_a_slow_count_gives_way_to_the_estimate(monkeypatch):
+    monkeypatch.setattr(EstimatedCountPaginator, "count_timeout_ms", 20)
+    bulk(5)
+    # Each row costs the count 50 ms: the count is cancelled, the estimate shown instead.
+    slow = TaskRecord.objects.extra(where=["pg_sleep(0.05)::text = ''"])
+    paginator = EstimatedCountPaginator(slow, 100)
+    assert paginator.count == 101  # never below one page and one row: Django must slice
+    assert paginator.estimated
+    # The request's transaction (the test's) is still usable, without the short timeout.
+    assert TaskRecord.objects.count() == 5
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(0.05)")
+    fast = EstimatedCountPaginator(TaskRecord.objects.all(), 100)
+    assert (fast.count, fast.estimated) == (5, False)
+
+
 def test_other_databases_count_exactly(admin_client):
     bulk(7)
     cl = admin_client.get(CHANGELIST).context["cl"]
