@@ -277,7 +277,7 @@ class PeriodicTaskAdmin(TaskAdmin):
     def schedule_column(self, obj: PeriodicTask) -> str:
         return obj.schedule_display
 
-    @admin.display(description=_("last run"))
+    @admin.display(description=_("last run's state"))
     def last_run_column(self, obj: PeriodicTask) -> SafeString:
         return history.last_run_html(obj)
 

@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m tests.history_admin.loadtest                   # PostgreSQL, 1,000,000 rows
     python -m tests.history_admin.loadtest --rows 200000 --db sqlite
+    python -m tests.history_admin.loadtest --reuse           # the same rows again
 
 It fills a fresh database of its own (``taskq_history_loadtest`` on
 127.0.0.1:5432, or a temporary SQLite file) with rows spread over 7 days,
@@ -32,16 +33,19 @@ WORKERS = 24
 PERIODIC = 1000
 
 
-def setup(db: str) -> None:
+def setup(db: str, reuse: bool = False) -> None:
     os.environ.setdefault("TASKQ_BROKER_URL", "redis://127.0.0.1:1/0")  # never contacted
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     if db == "postgres":
         import psycopg
 
         name = "taskq_history_loadtest"
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {name}")
-            c.execute(f"CREATE DATABASE {name}")
+        if not reuse:
+            with psycopg.connect(
+                "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True
+            ) as c:
+                c.execute(f"DROP DATABASE IF EXISTS {name}")
+                c.execute(f"CREATE DATABASE {name}")
         os.environ["TASKQ_TEST_DB"] = "postgres"
     else:
         name = os.path.join(tempfile.mkdtemp(prefix="taskq-history-load-"), "load.sqlite3")
@@ -190,8 +194,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument(
+        "--reuse", action="store_true", help="PostgreSQL: time the rows of the last run again"
+    )
     options = parser.parse_args()
-    setup(options.db)
+    setup(options.db, options.reuse and options.db == "postgres")
 
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -201,13 +208,14 @@ def main() -> None:
 
     from django_taskq.history.models import TaskRecord
 
-    started = time.perf_counter()
-    (fill_postgres if connection.vendor == "postgresql" else fill_orm)(options.rows)
-    periodic_tasks()
-    elapsed = time.perf_counter() - started
-    print(f"filled {options.rows:,} rows in {elapsed:.1f} s ({connection.vendor})")
-
-    user = get_user_model().objects.create_superuser("load", "load@example.com", "pw")
+    if not (options.reuse and TaskRecord.objects.exists()):
+        started = time.perf_counter()
+        (fill_postgres if connection.vendor == "postgresql" else fill_orm)(options.rows)
+        periodic_tasks()
+        elapsed = time.perf_counter() - started
+        print(f"filled {options.rows:,} rows in {elapsed:.1f} s ({connection.vendor})")
+        get_user_model().objects.create_superuser("load", "load@example.com", "pw")
+    user = get_user_model().objects.get(username="load")
     client = Client()
     client.force_login(user)
     changelist = reverse("admin:django_taskq_taskrecord_changelist")

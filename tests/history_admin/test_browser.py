@@ -390,3 +390,48 @@ def test_an_action_posted_without_the_csrf_token_is_refused(
     page.wait.until(lambda d: "CSRF" in d.find_element(By.TAG_NAME, "body").text)
     assert "Forbidden (403)" in page.text()
     assert broker.xlen(keys.stream("default", 5)) == 0
+
+
+def test_periodic_task_list_links_to_its_history(
+    live_server, browser, django_user_model, screenshots
+):
+    user(django_user_model, "root", superuser=True)
+    hourly = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    now = timezone.now()
+    PeriodicTask.objects.create(
+        name="cleanup-sessions", task="tests.testapp.tasks.add", interval=hourly, args=[1, 2]
+    )
+    PeriodicTask.objects.create(
+        name="sync-crm", task="crm.tasks.sync", interval=hourly, description="misspelt"
+    )
+    PeriodicTask.objects.create(name="weekly-report", task="reports.tasks.weekly", interval=hourly)
+    for hours in range(1, 6):
+        make_record(
+            task_name="tests.testapp.tasks.add",
+            periodic_task_name="cleanup-sessions",
+            sent_at=now - dt.timedelta(hours=hours),
+        )
+    for hours in range(1, 5):
+        make_record(
+            task_id=f"crm-{hours}",
+            task_name="crm.tasks.sync",
+            periodic_task_name="sync-crm",
+            state="FAILURE",
+            dead_lettered=True,
+            reason="task crm.tasks.sync is not registered",
+            sent_at=now - dt.timedelta(hours=hours),
+        )
+    page = Admin(browser, live_server.url).login("root")
+    page.open("/admin/django_taskq/periodictask/")
+    page.screenshot(screenshots / "periodic-tasks.png", height=560)
+    row = browser.find_element(By.XPATH, "//tr[.//a[text()='sync-crm']]")
+    assert row.find_element(By.CSS_SELECTOR, ".taskq-last-run").text == "DEAD-LETTERED"
+    row.find_element(By.CSS_SELECTOR, "a.taskq-failures").click()
+    page.wait.until(lambda d: "periodic_task_name=sync-crm" in d.current_url)
+    assert sorted(page.rows()) == ["crm-1", "crm-2", "crm-3", "crm-4"]
+    assert "By periodic task" in page.text()
+    page.open("/admin/django_taskq/periodictask/")
+    row = browser.find_element(By.XPATH, "//tr[.//a[text()='sync-crm']]")
+    row.find_element(By.CSS_SELECTOR, ".taskq-last-run").click()
+    page.wait.until(lambda d: "/taskrecord/" in d.current_url)
+    assert "crm-1" in page.text()
