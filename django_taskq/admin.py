@@ -33,8 +33,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from django_taskq.beat.task_names import known_task_names
-from django_taskq.history import admin as history_admin  # registers the TaskRecord admin
+from django_taskq.history import admin as history_admin  # noqa: F401 - registers TaskRecordAdmin
 from django_taskq.history import periodic as history
+from django_taskq.history.links import record_url
 from django_taskq.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_taskq.registry import registry
 
@@ -416,7 +417,7 @@ class PeriodicTaskAdmin(TaskAdmin):
             runs = format_html_join(
                 ", ",
                 '{} (<a href="{}">{}</a>)',
-                ((name, history_admin.record_url(task_id), task_id) for name, task_id in sent),
+                ((name, record_url(task_id), task_id) for name, task_id in sent),
             )
             self.message_user(
                 request,

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from django_taskq import states
 from django_taskq.broker import keys
-from django_taskq.history import admin as history_admin
+from django_taskq.history import admin_actions
 from django_taskq.history.resend import RETRY_OF_HEADER, retry_envelope
 from django_taskq.messages import Envelope
 from django_taskq.result import AsyncResult
@@ -145,7 +145,7 @@ def test_retry_says_when_redis_is_unreachable(admin_client, settings):
 
 
 def test_actions_are_bounded(admin_client, broker, monkeypatch):
-    monkeypatch.setattr(history_admin, "ACTION_LIMIT", 2)
+    monkeypatch.setattr(admin_actions, "ACTION_LIMIT", 2)
     rows = [failed_record() for _ in range(3)]
     response = act(admin_client, "retry_tasks", *rows)
     assert "Select at most 2 tasks for this action" in response.content.decode()
