@@ -89,6 +89,18 @@ def failed_record(
 
 
 @pytest.fixture
+def start_plain_worker(start_worker: Any) -> Callable[..., Any]:
+    """``start_worker`` without the history recorder (tests/history_admin/worker_settings.py)."""
+
+    def start(*args: str) -> Any:
+        return start_worker(
+            *args, env={"DJANGO_SETTINGS_MODULE": "tests.history_admin.worker_settings"}
+        )
+
+    return start
+
+
+@pytest.fixture
 def user_with(django_user_model: Any) -> Callable[..., Any]:
     """``user_with("view", "change")``: a staff user with those TaskRecord permissions."""
 

@@ -117,10 +117,10 @@ def test_retry_envelope_keeps_the_expiry_window_and_drops_follow_ups():
     assert new.root_id == old_envelope.root_id
 
 
-def test_retried_task_really_runs(admin_client, start_worker):
+def test_retried_task_really_runs(admin_client, start_plain_worker):
     old = failed_record(args=[20, 22])
     act(admin_client, "retry_tasks", old)
-    start_worker("-P", "solo")
+    start_plain_worker("-P", "solo")
     [new_id] = [m.new_id for m in _sent_again(old)]
     assert AsyncResult(new_id).get(timeout=15) == 42
 
@@ -170,8 +170,8 @@ def test_revoke_writes_the_revocation_and_leaves_finished_tasks_alone(admin_clie
     assert "1 task had finished already and was left alone:" in content
 
 
-def test_terminate_kills_the_running_task(admin_client, broker, start_worker):
-    start_worker("-c", "1")
+def test_terminate_kills_the_running_task(admin_client, broker, start_plain_worker):
+    start_plain_worker("-c", "1")
     result = record_slow.delay("term", "x", 30)
     deadline = time.monotonic() + 15
     while broker.lrange("term", 0, -1) != [b"start:x"] and time.monotonic() < deadline:

@@ -307,7 +307,7 @@ def test_detail_page_links_progress_and_traceback(
     page.screenshot(screenshots / "history-progress.png", height=700)
 
 
-def test_actions_as_superuser(live_server, browser, django_user_model, broker, start_worker):
+def test_actions_as_superuser(live_server, browser, django_user_model, broker, start_plain_worker):
     user(django_user_model, "root", superuser=True)
     rows = history()
     page = Admin(browser, live_server.url).login("root")
@@ -328,7 +328,7 @@ def test_actions_as_superuser(live_server, browser, django_user_model, broker, s
     assert rows["pending"].task_id in revoked
 
     # Terminate a task a real prefork worker is running.
-    start_worker("-c", "1")
+    start_plain_worker("-c", "1")
     result = record_slow.delay("browser-term", "x", 30)
     deadline = time.monotonic() + 15
     while not broker.lrange("browser-term", 0, -1) and time.monotonic() < deadline:
