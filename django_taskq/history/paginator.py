@@ -70,21 +70,20 @@ class EstimatedCountPaginator(BasePaginator):
     def _bounded_count(self, queryset: QuerySet[Any]) -> int | None:
         """COUNT up to ``exact_limit`` + 1 rows; None if that takes over ``count_timeout_ms``."""
         connection = connections[queryset.db]
+        # In a request's transaction (ATOMIC_REQUESTS) this is a savepoint, and a timeout set
+        # in it would outlive it: put the old one back. Alone, the timeout ends with it.
+        outer = connection.in_atomic_block
+        timeout = f"{self.count_timeout_ms}ms"
         try:
-            # A savepoint in a transaction, else one of its own: the timeout is set for this
-            # block only, and a cancelled COUNT rolls back to it, leaving the request's
-            # transaction usable.
-            with transaction.atomic(using=queryset.db):
-                with connection.cursor() as cursor:
+            with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
+                if outer:
                     cursor.execute("SELECT current_setting('statement_timeout')")
                     previous = cursor.fetchone()[0]
-                    cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true)",
-                        [f"{self.count_timeout_ms}ms"],
-                    )
-                    count = queryset.order_by()[: self.exact_limit + 1].count()
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
+                count = queryset.order_by()[: self.exact_limit + 1].count()
+                if outer:
                     cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
-                return count
+            return count
         except OperationalError as exc:
             cause = exc.__cause__  # psycopg 3 names it sqlstate, psycopg2 pgcode
             if QUERY_CANCELED in (getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None)):

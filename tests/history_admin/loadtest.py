@@ -232,7 +232,8 @@ def main() -> None:
         ("list, state = FAILURE", {"state": "FAILURE"}),
         ("list, failed/revoked/dead-lettered", {"state": "failures"}),
         ("list, one task name", {"task_name": "app7.tasks.job_0"}),
-        ("list, one queue + one worker", {"queue": "mail", "worker": "taskq@host-3"}),
+        ("list, one queue + one worker", {"queue": "mail", "worker": "taskq@host-1"}),
+        ("list, queue + worker that match nothing", {"queue": "mail", "worker": "taskq@host-3"}),
         ("list, dead-lettered", {"dead_lettered__exact": "1"}),
         (
             "list, one day (date hierarchy)",

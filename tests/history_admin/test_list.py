@@ -245,6 +245,16 @@ def test_a_slow_count_gives_way_to_the_estimate(monkeypatch):
     assert (fast.count, fast.estimated) == (5, False)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+def test_a_count_outside_a_transaction_leaves_no_timeout_behind(monkeypatch):
+    monkeypatch.setattr(EstimatedCountPaginator, "count_timeout_ms", 20)
+    bulk(2)
+    assert EstimatedCountPaginator(TaskRecord.objects.all(), 100).count == 2
+    with connection.cursor() as cursor:  # autocommit: a statement of its own, no timeout
+        cursor.execute("SELECT pg_sleep(0.05)")
+
+
 def test_other_databases_count_exactly(admin_client):
     bulk(7)
     cl = admin_client.get(CHANGELIST).context["cl"]
