@@ -35,7 +35,7 @@ from django.utils.translation import ngettext
 from django_taskq.beat.task_names import known_task_names
 from django_taskq.history import admin as history_admin  # noqa: F401 - registers TaskRecordAdmin
 from django_taskq.history import periodic as history
-from django_taskq.history.links import record_url
+from django_taskq.history.links import changelist_url, record_url
 from django_taskq.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_taskq.registry import registry
 
@@ -292,7 +292,12 @@ class PeriodicTaskAdmin(TaskAdmin):
             return format_html("{}", "-")
         if getattr(obj, "last_run_pk", None) is None:
             return format_html("{}", _("No run in the task history yet."))
-        return history.last_run_html(obj)
+        return format_html(
+            '{} · <a href="{}">{}</a>',
+            history.last_run_html(obj),
+            changelist_url(periodic_task_name=obj.name),
+            _("all its runs"),
+        )
 
     @admin.display(description=_("failures in the last 24 hours"))
     def failures_detail(self, obj: PeriodicTask) -> SafeString:

@@ -93,6 +93,7 @@ def test_change_page_shows_them_too(admin_client, hourly):
     content = admin_client.get(url).content.decode()
     assert "DEAD-LETTERED" in content
     assert "?periodic_task_name=misspelt&amp;state=failures&amp;sent_at__gte=" in content
+    assert '?periodic_task_name=misspelt">all its runs</a>' in content
     url = reverse("admin:django_taskq_periodictask_change", args=[fresh.pk])
     assert "No run in the task history yet." in admin_client.get(url).content.decode()
 
