@@ -32,7 +32,8 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_taskq.beat.task_names import known_task_names
+from django_taskq.beat.task_names import is_registered
+from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.history import admin as history_admin  # noqa: F401 - registers TaskRecordAdmin
 from django_taskq.history import periodic as history
 from django_taskq.history.links import changelist_url, record_url
@@ -127,17 +128,8 @@ class PeriodicTaskForm(TaskForm):
         elif headers is not None and not isinstance(headers, dict):
             self.add_error("headers", _("Enter a JSON object."))
         task = cleaned.get("task")
-        if task and not cleaned.get("allow_unregistered") and task not in known_task_names():
-            self.add_error(
-                "task",
-                _(
-                    "No worker has registered a task named %(task)s, and this web process "
-                    "does not know it either: check the spelling. Every run of it would be "
-                    "dead-lettered. If the name is right (its workers are not running yet), "
-                    'tick "Save although no worker has registered this task".'
-                )
-                % {"task": task},
-            )
+        if task and not cleaned.get("allow_unregistered"):
+            self._check_registered(task)
         if task and args is not None and kwargs is not None:
             problem = _signature_error(task, args, kwargs)
             if problem:
@@ -147,6 +139,32 @@ class PeriodicTaskForm(TaskForm):
                     _("These arguments do not fit the task: %(problem)s") % {"problem": problem},
                 )
         return cleaned
+
+    def _check_registered(self, task: str) -> None:
+        """Refuse a task name nobody registered: every run of it would be dead-lettered."""
+        try:
+            if is_registered(task):
+                return
+        except BrokerUnavailable as exc:
+            self.add_error(
+                "task",
+                _(
+                    "Could not read which tasks the workers registered (%(error)s). Tick "
+                    '"Save although no worker has registered this task" to save anyway.'
+                )
+                % {"error": exc},
+            )
+            return
+        self.add_error(
+            "task",
+            _(
+                "No worker has registered a task named %(task)s, and this web process does "
+                "not know it either: check the spelling. Every run of it would be "
+                "dead-lettered. If the name is right (its workers are not running yet), tick "
+                '"Save although no worker has registered this task".'
+            )
+            % {"task": task},
+        )
 
 
 class ScheduleKindFilter(admin.SimpleListFilter):

@@ -6,7 +6,7 @@ admin refuses such a name unless the user says it is intended, using:
 
 - the names workers registered lately (they publish them with their
   heartbeat; ``django_taskq.monitor.workers.registered_task_names``);
-- the names registered in this web process. They count too: the web
+- the names registered in this web process, asked first. They count too: the web
   process imports the same apps' ``tasks`` modules as the workers (Django
   autodiscovers them in both), so a name known here is real code, and it
   lets a project add periodic tasks before any worker has started (a first
@@ -28,6 +28,10 @@ def registered_by_workers() -> set[str]:
     return set()
 
 
-def known_task_names() -> set[str]:
-    """Every task name some worker or this process has registered."""
-    return registered_by_workers() | set(registry.names(include_internal=True))
+def is_registered(name: str) -> bool:
+    """Whether this process or a worker seen lately has registered ``name``.
+
+    This process is asked first, so Redis is read only for names it does not
+    know; BrokerUnavailable when Redis must be read and cannot be.
+    """
+    return name in registry or name in registered_by_workers()

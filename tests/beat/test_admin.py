@@ -174,6 +174,23 @@ def test_task_name_a_worker_registered_is_accepted_with_a_warning(
     assert "is not registered in this web process" in response.content.decode()
 
 
+def test_task_names_unreadable_from_redis_need_the_tick(admin_client, hourly, monkeypatch):
+    from django_taskq.exceptions import BrokerUnavailable
+
+    def down():
+        raise BrokerUnavailable("Redis at redis://127.0.0.1:1/0 is unreachable")
+
+    monkeypatch.setattr("django_taskq.beat.task_names.registered_by_workers", down)
+    data = form_data(interval=hourly.pk, task="only.workers.know.this", args="[1, 2, 3, 4]")
+    response = admin_client.post(ADD, data)
+    [error] = response.context["adminform"].form.errors["task"]
+    assert error.startswith("Could not read which tasks the workers registered (Redis at")
+    assert admin_client.post(ADD, {**data, "allow_unregistered": "on"}).status_code == 302
+    # A name this process registered needs no Redis.
+    data = form_data(name="known", interval=hourly.pk, task="tests.testapp.tasks.add")
+    assert admin_client.post(ADD, data).status_code == 302
+
+
 def test_change_page_shows_description_and_next_five_runs(admin_client, weekday_cron):
     task = PeriodicTask.objects.create(
         name="n", task="tests.testapp.tasks.add", crontab=weekday_cron, args=[1, 2]
