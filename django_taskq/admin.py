@@ -514,3 +514,7 @@ class ClockedScheduleAdmin(ClockedAdmin):
     list_display = ("__str__", "clocked_time")
     search_fields = ("clocked_time",)
     date_hierarchy = "clocked_time"
+
+
+# The live views of Redis (queues, dead letters, workers, dashboard) register themselves.
+from django_taskq.monitor import admin as _monitor_admin  # noqa: E402,F401

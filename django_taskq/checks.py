@@ -5,6 +5,9 @@
 - taskq.W001 an unknown TASKQ_* setting (with the closest known name)
 - taskq.W002 pickle accepted (TASKQ_ACCEPT_CONTENT): unsafe with untrusted Redis
 - taskq.E003 a setting of the wrong type or range
+- taskq.W003 metrics configured (TASKQ_METRICS_TOKEN, or the taskq-metrics URL
+  routed) while prometheus_client is not installed
+- taskq.W004 TASKQ_METRICS_TOKEN set but empty: scraping is open
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E003",
             )
         )
+    messages += _check_metrics()
     timeout = getattr(settings, PREFIX + "WORKER_HEARTBEAT_TIMEOUT", 30)
     if not isinstance(timeout, int | float) or timeout < 1:
         messages.append(
@@ -97,3 +101,37 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return messages
+
+
+def _check_metrics() -> list[CheckMessage]:
+    """Warn when metrics are set up without prometheus_client, or left open by mistake."""
+    from django_taskq.metrics.exposition import MISSING, available
+
+    token = getattr(settings, PREFIX + "METRICS_TOKEN", None)
+    if token is not None and not str(token).strip():
+        return [
+            Warning(
+                "TASKQ_METRICS_TOKEN is set but empty, so anyone can scrape the metrics.",
+                hint="Set it to a secret (e.g. from the environment), or to None to mean open.",
+                id="taskq.W004",
+            )
+        ]
+    if available():
+        return []
+    routed = False
+    try:
+        from django.urls import reverse
+
+        reverse("taskq-metrics")
+        routed = True
+    except Exception:  # not routed, or a broken URLconf (Django's own checks say so)
+        pass
+    if not routed and not getattr(settings, PREFIX + "METRICS_TOKEN", None):
+        return []
+    return [
+        Warning(
+            MISSING + ".",
+            hint="Without it the taskq-metrics view and taskq_worker --metrics-port fail.",
+            id="taskq.W003",
+        )
+    ]

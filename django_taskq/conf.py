@@ -76,12 +76,19 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_HEARTBEAT_TIMEOUT": 30.0,
     # A worker that stopped beating is shown as offline, then forgotten after this.
     "WORKER_FORGET_AFTER": 86400.0,
+    # Seconds taskq_inspect / taskq_control (and django_taskq.control's remote
+    # calls) wait for the workers' replies before naming those that did not reply.
+    "CONTROL_TIMEOUT": 2.0,
     # A queue that is empty, unconsumed and unwritten for this long is forgotten.
     "QUEUE_FORGET_AFTER": 86400.0,
     # A message delivered this many times without finishing is dead-lettered.
     "MAX_DELIVERIES": 5,
     # How many dead letters are kept (oldest trimmed first).
     "DEAD_LETTER_MAXLEN": 10000,
+    # --- metrics ----------------------------------------------------------
+    # Bearer token Prometheus must send to scrape the taskq-metrics view and
+    # taskq_worker --metrics-port (Authorization: Bearer <token>). None: open.
+    "METRICS_TOKEN": None,
     # --- beat -------------------------------------------------------------
     "TIMEZONE": None,
     "BEAT_SCHEDULE": {},

@@ -78,7 +78,7 @@ def heartbeat(consumer: str) -> str:
 
 
 def control() -> str:
-    """Pub/sub channel for revoke(terminate=True) and other broadcasts."""
+    """Pub/sub channel of control requests to workers (revoke(terminate=True), taskq_control)."""
     return _global("control")
 
 
@@ -90,6 +90,21 @@ def recorder_lease() -> str:
 def worker_tasks(name: str) -> str:
     """Set of the task names a worker has registered, expiring with its description."""
     return _global(f"worker:{name}:tasks")
+
+
+def reply(request_id: str) -> str:
+    """List a control request's replies are pushed to (one JSON per worker), short-lived."""
+    return _global(f"reply:{request_id}")
+
+
+def task_limits() -> str:
+    """Hash of runtime task limits set by ``taskq_control`` (``rate:<task>``, ``time:<task>``).
+
+    Workers read it at start and when told it changed, so a limit set at
+    runtime holds for prefork children spawned later and for workers
+    started later too.
+    """
+    return _global("limits")
 
 
 def delayed_wake() -> str:

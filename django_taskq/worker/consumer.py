@@ -44,6 +44,7 @@ from django_taskq.exceptions import (
 from django_taskq.messages import Envelope
 from django_taskq.registry import registry
 from django_taskq.request import Request
+from django_taskq.task import Task
 from django_taskq.trace import Outcome, execute, result_record
 from django_taskq.worker import entries
 from django_taskq.worker import streams as ops
@@ -107,6 +108,7 @@ class Consumer:
         limits: TimeLimits | None = None,
         on_start: Callable[[Running | None], None] | None = None,
         watch_hostages: bool = True,
+        tune: Callable[[Task, Envelope], None] | None = None,
     ) -> None:
         self.name = name
         self.queues = queues
@@ -118,6 +120,8 @@ class Consumer:
         self.max_memory_kib = max_memory_kib
         self.limits = limits or TimeLimits(None, None, soft_only=True)
         self.on_start = on_start
+        #: Runtime limits (taskq_control): may change the message's time limits and the task's rate.
+        self.tune = tune
         self.accept = list(taskq_settings.ACCEPT_CONTENT)
         self.max_deliveries = int(taskq_settings.MAX_DELIVERIES)
         self.batch_size = 1
@@ -391,6 +395,8 @@ class Consumer:
             outcome = Outcome(states.FAILURE, exception=NotRegistered(reason), reject_reason=reason)
             self._end(message, outcome, dead=reason)
             return
+        if self.tune is not None:
+            self.tune(task, envelope)
         if task.rate_limit and not envelope.headers.get(RATE_RESERVED):
             from django_taskq.ratelimit import acquire
 

@@ -10,7 +10,14 @@ delay a beat past its TTL (DESIGN 12).
 Each beat also writes the worker's description and its place in the
 workers index (scored by the time of the beat), so a worker shows up again
 by itself after Redis lost its data, and a crashed worker is pruned from
-the index instead of staying there as a ghost.
+the index instead of staying there as a ghost. The description is what the
+admin's Workers page and ``taskq_inspect`` show: pool, concurrency, queues,
+the tasks running now and since when, the load average.
+
+The names of the tasks the worker registered go into a set of their own
+(``keys.worker_tasks``), written at the first beat and again only when a
+beat finds it gone (Redis lost its data): it is as long as the task list,
+so each beat only renews its expiry instead of rewriting it.
 """
 
 from __future__ import annotations
@@ -40,12 +47,15 @@ class Heartbeat(threading.Thread):
         names: Callable[[], list[str]],
         worker: str,
         info: Callable[[], dict[str, Any]],
+        tasks: Callable[[], list[str]] | None = None,
     ) -> None:
         super().__init__(name="taskq-heartbeat", daemon=True)
         self.stop_event = stop
         self.names = names
         self.worker = worker
         self.info = info
+        self.tasks = tasks
+        self._tasks_written = False
         timeout = float(taskq_settings.WORKER_HEARTBEAT_TIMEOUT)
         # A beat lives 3/4 of the timeout and is refreshed every 1/6, so a
         # beat can be late twice over before a consumer is taken for dead.
@@ -73,7 +83,25 @@ class Heartbeat(threading.Thread):
         info = dict(self.info(), last_beat=now_ms / 1000)
         pipe.set(keys.worker_info(self.worker), json.dumps(info), px=self.keep_ms)
         pipe.zadd(keys.workers(), {self.worker: now_ms})
+        if self.tasks is not None and self._tasks_written:
+            pipe.pexpire(keys.worker_tasks(self.worker), self.keep_ms)
+        replies = pipe.execute()
+        if self.tasks is not None and not (self._tasks_written and replies[-1]):
+            self.write_tasks()
+
+    def write_tasks(self) -> None:
+        """Write the set of registered task names (at start, and after Redis lost it)."""
+        if self.tasks is None:
+            return
+        names = self.tasks()
+        key = keys.worker_tasks(self.worker)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key)
+        if names:
+            pipe.sadd(key, *names)
+            pipe.pexpire(key, self.keep_ms)
         pipe.execute()
+        self._tasks_written = True
 
     def beat_until_done(self, extra: list[str] | None = None) -> bool:
         """``beat_now()``, retried while Redis is unreachable; False if stopped meanwhile.
@@ -117,6 +145,7 @@ class Heartbeat(threading.Thread):
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(keys.workers(), self.worker)
         pipe.delete(keys.worker_info(self.worker))
+        pipe.delete(keys.worker_tasks(self.worker))
         for name in names:
             pipe.delete(keys.heartbeat(name))
         pipe.execute()

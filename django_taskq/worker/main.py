@@ -29,9 +29,12 @@ from django_taskq.conf import taskq_settings
 from django_taskq.registry import registry
 from django_taskq.worker import streams as ops
 from django_taskq.worker.consumer import Consumer
+from django_taskq.worker.control import ControlHandler
 from django_taskq.worker.heartbeat import Heartbeat
+from django_taskq.worker.inspection import Running
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.maintenance import Maintenance
+from django_taskq.worker.overrides import RuntimeLimits
 
 logger = logging.getLogger("django_taskq.worker")
 
@@ -59,6 +62,7 @@ class Worker:
         soft_time_limit: float | None = None,
         beat: bool = False,
         stdout: TextIO | Any = None,
+        metrics: Any = None,
     ) -> None:
         self.queues = queues or [str(taskq_settings.DEFAULT_QUEUE)]
         for queue in self.queues:
@@ -85,15 +89,28 @@ class Worker:
             ),
         }
         self.beat = beat
+        # A bound metrics.exposition.MetricsServer (--metrics-port): run() starts it.
+        self.metrics = metrics
         self.stdout = stdout or sys.stdout
         self.started = time.time()
         self.stopping = threading.Event()
         self.cold = threading.Event()
         self.consumer_stop = threading.Event()
         self._consumer_names: list[str] = []
+        self._consumers: list[Consumer] = []
+        #: Every queue consumed since start (a cold stop gives back what is held on any).
+        self._queues_ever = list(self.queues)
         self.prefork: Any = None
+        self.runtime_limits = RuntimeLimits(shared=self.pool == "prefork")
+        self.control = ControlHandler(self)
         self.maintenance = Maintenance(self.stopping, self.queues, self.on_control)
-        self.heartbeat = Heartbeat(self.stopping, self.consumer_names, self.name, self.describe)
+        self.heartbeat = Heartbeat(
+            self.stopping,
+            self.consumer_names,
+            self.name,
+            self.describe,
+            tasks=lambda: registry.names(include_internal=True),
+        )
 
     # -- introspection -----------------------------------------------------------
     def consumer_name(self, suffix: str) -> str:
@@ -102,15 +119,45 @@ class Worker:
 
     def describe(self) -> dict[str, Any]:
         """What inspect and the admin show of this worker (written with every heartbeat)."""
-        return {
+        info: dict[str, Any] = {
             "name": self.name,
             "hostname": self.hostname,
             "pid": os.getpid(),
-            "queues": self.queues,
+            "queues": list(self.queues),
             "pool": self.pool,
             "concurrency": self.concurrency,
             "started": self.started,
+            "running": [task.summary() for task in self.running_tasks()],
+            "load": _load_average(),
         }
+        if self.prefork is not None:
+            info["processes"] = self.prefork.processes()
+        return info
+
+    def running_tasks(self) -> list[Running]:
+        """The tasks this worker's consumers run now, with their start times."""
+        if self.prefork is not None:
+            running: list[Running] = self.prefork.running()
+            return running
+        out = []
+        now, mono = time.time(), time.monotonic()
+        for consumer in list(self._consumers):
+            current = consumer.running
+            if current is not None and current.envelope is not None:
+                out.append(
+                    Running(
+                        current.envelope.id,
+                        current.envelope.task,
+                        now - (mono - current.started),
+                        current.delivery.stream,
+                        current.delivery.entry_id,
+                    )
+                )
+        return out
+
+    def consumer_prefetch(self) -> int:
+        """Most messages one consumer holds unstarted."""
+        return int(self.options["prefetch"] or taskq_settings.WORKER_PREFETCH)
 
     def consumer_names(self) -> list[str]:
         if self.prefork is not None:
@@ -135,6 +182,8 @@ class Worker:
         ]
         if self.beat:
             lines.append("  beat:        embedded (-B)")
+        if self.metrics is not None:
+            lines.append(f"  metrics:     {self.metrics.url}")
         if self.pool in ("solo", "threads"):
             lines.append(
                 "  note:        heartbeats run in this process: a task that holds the GIL in "
@@ -158,6 +207,8 @@ class Worker:
         self.stdout.write(self.banner() + "\n")
         self.stdout.flush()
         self._install_signals()
+        if self.metrics is not None:
+            self.metrics.start()  # before Redis: a scrape then says taskq_broker_up 0
         if not self._connect():
             return 0  # stopped while waiting for Redis
         if not self.heartbeat.beat_until_done():  # registered before "ready"
@@ -165,8 +216,6 @@ class Worker:
         self.heartbeat.start()
         connections.close_all()
         beat_thread = self._start_beat() if self.beat else None
-        signals.send(signals.worker_ready, self)
-        logger.info("worker %s ready", self.hostname)
         try:
             if self.pool == "prefork":
                 self._run_prefork()
@@ -203,6 +252,7 @@ class Worker:
                     )
                 queue_registry.register(client, self.queues)
                 ops.ensure_groups(client, keys.streams_for(self.queues))
+                self.runtime_limits.load(client)
                 # Give back at once what dead consumers (a predecessor on this
                 # host, say) still hold, instead of waiting for a sweep.
                 moved = ops.reclaim_dead(client, keys.streams_for(self.queues))
@@ -225,12 +275,24 @@ class Worker:
         self.heartbeat.beat_until_done()
         self.maintenance.start()
 
+    def _announce_ready(self) -> None:
+        """Say "ready" once consumers run and control requests are heard.
+
+        Waiting for the housekeeping thread's subscription means a control
+        request sent after "ready" (a script, a test) always reaches it.
+        """
+        if not self.maintenance.listening.wait(10):
+            logger.warning("worker %s does not hear control requests yet", self.hostname)
+        signals.send(signals.worker_ready, self)
+        logger.info("worker %s ready", self.hostname)
+
     def _run_prefork(self) -> None:
         from django_taskq.worker.prefork import PreforkPool
 
         self.prefork = PreforkPool(self, self.concurrency)
         self.prefork.start()  # each spawn beats for its child before forking it
         self.maintenance.start()
+        self._announce_ready()
         self.prefork.run(self.stopping, self.cold)
 
     def _run_threads(self) -> None:
@@ -240,6 +302,7 @@ class Worker:
             name = self.consumer_name(f"t{index}")
             self._consumer_names.append(name)
             consumer = self._consumer(name, limits)
+            self._consumers.append(consumer)
             threads.append(
                 threading.Thread(
                     target=self._run_guarded, args=(consumer,), name=f"taskq-{index}", daemon=True
@@ -248,6 +311,7 @@ class Worker:
         self._start_housekeeping()
         for t in threads:
             t.start()
+        self._announce_ready()
         while any(t.is_alive() for t in threads):
             if self.cold.is_set():
                 self._give_back_all()
@@ -262,7 +326,9 @@ class Worker:
             self.options["soft_time_limit"], self.options["time_limit"], soft_only=False
         )
         consumer = self._consumer(name, limits)
+        self._consumers.append(consumer)
         self._start_housekeeping()
+        self._announce_ready()
         try:
             self._run_guarded(consumer)
         except ColdShutdown:
@@ -294,7 +360,10 @@ class Worker:
             while True:
                 try:
                     ops.reclaim_consumer(
-                        get_broker(), keys.streams_for(self.queues), consumer.name, crashed=True
+                        get_broker(),
+                        keys.streams_for(self._queues_ever),
+                        consumer.name,
+                        crashed=True,
                     )
                     break
                 except Exception:
@@ -312,13 +381,14 @@ class Worker:
             self.consumer_stop,
             prefetch=self.options["prefetch"],
             limits=limits,
+            tune=self.runtime_limits.tune,
         )
 
     def _give_back_all(self) -> None:
         """Cold shutdown: hand back every message our consumers hold."""
         client = get_broker()
         for name in self.consumer_names():
-            ops.reclaim_consumer(client, keys.streams_for(self.queues), name, crashed=False)
+            ops.reclaim_consumer(client, keys.streams_for(self._queues_ever), name, crashed=False)
 
     def _start_beat(self) -> threading.Thread:
         from django_taskq.beat import run_beat
@@ -354,13 +424,47 @@ class Worker:
                 raise ColdShutdown()
 
     def on_control(self, payload: dict[str, Any]) -> None:
+        """A message on the control channel (on the housekeeping thread)."""
         if payload.get("op") == "revoke" and payload.get("terminate"):
             ids = {str(i) for i in payload.get("ids") or []}
             if self.prefork is not None:
                 self.prefork.terminate(ids, str(payload.get("signal") or "SIGKILL"))
+            return
+        self.control(payload)
+
+    def request_stop(self) -> None:
+        """Warm shutdown, as the first SIGTERM does (remote control's ``shutdown``)."""
+        self.stopping.set()
+        self.consumer_stop.set()
+
+    def set_queues(self, queues: list[str]) -> None:
+        """Consume ``queues`` from now on (remote control's add_consumer / cancel_consumer).
+
+        Groups exist and the queues are registered before any consumer reads
+        them. In-process consumers switch at their next fetch; prefork
+        children are restarted by the caller, warmly, to pick the list up.
+        """
+        client = get_broker()
+        queue_registry.register(client, queues)
+        ops.ensure_groups(client, keys.streams_for(queues))
+        self.queues = list(queues)
+        self._queues_ever = list(dict.fromkeys([*self._queues_ever, *queues]))
+        streams = keys.streams_for(self.queues)
+        for consumer in self._consumers:
+            consumer.queues, consumer.streams = list(self.queues), streams
+        self.maintenance.set_queues(self.queues)
+        logger.info("worker %s now consumes %s", self.hostname, ", ".join(self.queues))
 
     def _unregister(self) -> None:
         try:
             self.heartbeat.close(self.consumer_names())
         except Exception as exc:
             logger.warning("could not unregister worker %s: %s", self.hostname, exc)
+
+
+def _load_average() -> list[float] | None:
+    """The host's 1, 5 and 15 minute load averages, where the system has them."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not Unix
+        return None

@@ -15,7 +15,11 @@ nothing below can make a live consumer look dead.
   fetches it, through the one settle step.
 - Pruning: forgets workers that stopped beating long ago and queues that
   have been empty and unused for long (broker/queues.py).
-- Control: runs revoke(terminate=True) requests for the tasks it runs.
+- Control: hands the requests of the control channel (revoke(terminate=True),
+  taskq_control, taskq_inspect) to the worker, which replies
+  (worker/control.py). ``listening`` is set once the subscription is
+  confirmed by Redis, so the worker says "ready" only when a request sent
+  from then on reaches it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -63,6 +68,13 @@ class Maintenance(threading.Thread):
         self.reclaim_every = self.timeout / 4
         self.next_due: dict[str, float | None] = {q: 0.0 for q in queues}  # epoch s; 0 = now
         self.last_prune = 0.0
+        #: Set once the control channel subscription is confirmed.
+        self.listening = threading.Event()
+
+    def set_queues(self, queues: list[str]) -> None:
+        """Promote and recover the queues of a changed list (called on this thread)."""
+        self.queues = list(queues)
+        self.next_due = {q: self.next_due.get(q, 0.0) for q in self.queues}
 
     def run(self) -> None:
         backoff = 0.1
@@ -71,8 +83,7 @@ class Maintenance(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 if pubsub is None:
-                    pubsub = new_client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                    pubsub.subscribe(keys.delayed_wake(), keys.control())
+                    pubsub = self._subscribe()
                     self.next_due = {q: 0.0 for q in self.queues}  # notices may have been missed
                 now = time.time()
                 busy = self.promote_due(now)
@@ -103,6 +114,29 @@ class Maintenance(threading.Thread):
                 self.stop_event.wait(1.0)
         if pubsub is not None:
             pubsub.close()
+
+    def _subscribe(self) -> Any:
+        """Subscribe to the wake-up and control channels; wait until Redis confirms both.
+
+        Once the confirmations are read, every message published afterwards
+        reaches this subscription.
+        """
+        pubsub: Any = new_client().pubsub()  # type: ignore[no-untyped-call]
+        channels = [keys.delayed_wake(), keys.control()]
+        pubsub.subscribe(*channels)
+        confirmed = 0
+        deadline = time.monotonic() + 5.0
+        while confirmed < len(channels) and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is None:
+                continue
+            if message.get("type") == "subscribe":
+                confirmed += 1
+            else:
+                self._on_message(message)
+        pubsub.ignore_subscribe_messages = True
+        self.listening.set()
+        return pubsub
 
     def _wait_time(self, last_reclaim: float) -> float:
         wait = min(self.reclaim_every - (time.time() - last_reclaim), 1.0)

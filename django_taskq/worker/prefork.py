@@ -16,6 +16,13 @@ reaches TASKQ_MAX_DELIVERIES and is dead-lettered instead of looping.
 
 Every child has a consumer name of its own, made new at every spawn, and
 its heartbeat exists before the child is forked (DESIGN 12).
+
+Remote control (``pool_grow``, ``pool_shrink``, a changed queue list) is
+carried out here, on the supervising thread, which is the one that forks and
+reaps children: the control thread hands it a request through ``submit()``
+and a pipe wakes the supervisor at once. A child stopped by ``pool_shrink``
+is sent SIGTERM, so it finishes its task and hands back what it prefetched,
+like any warm stop, and is not replaced.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +47,9 @@ from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.worker import streams as ops
 from django_taskq.worker.consumer import Consumer, Running
+from django_taskq.worker.inspection import Running as RunningTask
 from django_taskq.worker.limits import TimeLimits
+from django_taskq.worker.overrides import RuntimeLimits
 
 logger = logging.getLogger("django_taskq.worker")
 
@@ -67,6 +79,16 @@ class Slot:
             self.hard.value = hard or 0.0
             self.started.value = time.time()
 
+    def running(self) -> RunningTask | None:
+        """The task the child runs now; None between tasks and while an entry is checked."""
+        read = self.read()
+        if read is None:
+            return None
+        stream, entry_id, task_id, task_name = [*read[2], "", "", "", ""][:4]
+        if task_name == "?":
+            return None
+        return RunningTask(task_id, task_name, read[0], stream, entry_id)
+
     def read(self) -> tuple[float, float, list[str]] | None:
         with self.desc.get_lock():
             started = self.started.value
@@ -89,6 +111,10 @@ class Child:
     #: The verdict of a run the parent killed ("time_limit:30", "terminated:SIGKILL").
     verdict: str | None = None
     started_at: float = field(default_factory=time.time)
+    #: The queues it was started with (the worker's may change since).
+    queues: list[str] = field(default_factory=list)
+    #: Stopped by pool_shrink: not replaced when it exits.
+    retiring: bool = False
 
 
 def _set_parent_death_signal() -> None:
@@ -101,7 +127,12 @@ def _set_parent_death_signal() -> None:
 
 
 def child_main(
-    name: str, queues: list[str], hostname: str, options: dict[str, Any], slot: Slot
+    name: str,
+    queues: list[str],
+    hostname: str,
+    options: dict[str, Any],
+    slot: Slot,
+    runtime: RuntimeLimits | None = None,
 ) -> None:
     """Entry point of a child process (runs after fork)."""
     _set_parent_death_signal()
@@ -128,6 +159,7 @@ def child_main(
         max_memory_kib=options.get("max_memory_per_child"),
         limits=limits,
         on_start=on_start,
+        tune=runtime.tune if runtime is not None else None,
     )
     consumer.run()
 
@@ -141,6 +173,12 @@ class PreforkPool:
         self.children: dict[int, Child] = {}
         self.generation = 0
         self.fork_lock = threading.Lock()
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     def consumer_names(self) -> list[str]:
         """Every child's name, started or about to be (its heartbeat must exist first)."""
@@ -153,7 +191,7 @@ class PreforkPool:
 
         self.generation += 1
         name = self.worker.consumer_name(f"{index}.{self.generation}")
-        child = Child(index, name, Slot())
+        child = Child(index, name, Slot(), queues=list(self.worker.queues))
         self.children[index] = child
         # The heartbeat exists before the first read (waiting while Redis is away).
         if not self.worker.heartbeat.beat_until_done():  # stopped meanwhile
@@ -165,10 +203,11 @@ class PreforkPool:
                 target=child_main,
                 args=(
                     name,
-                    self.worker.queues,
+                    child.queues,
                     self.worker.hostname,
                     self.worker.options,
                     child.slot,
+                    self.worker.runtime_limits,
                 ),
                 name=f"taskq-child-{index}",
                 daemon=False,
@@ -186,6 +225,7 @@ class PreforkPool:
         """Supervise until stopped; returns when every child has exited."""
         signalled = False
         while True:
+            self._carry_out_requests()
             alive = [c for c in self.children.values() if c.process is not None]
             if not alive:
                 break
@@ -197,13 +237,100 @@ class PreforkPool:
                 for c in alive:
                     _signal(c, signal.SIGKILL)
             sentinels = [c.process.sentinel for c in alive]
-            multiprocessing.connection.wait(sentinels, timeout=0.25)
+            multiprocessing.connection.wait([*sentinels, self._wake_r], timeout=0.25)
             for c in alive:
                 if c.process.exitcode is not None:
                     self._after_exit(c, cold=cold.is_set())
-                    if not stopping.is_set():
+                    if c.retiring:
+                        self.children.pop(c.index, None)
+                        logger.info("child %s stopped (pool_shrink)", c.name)
+                    elif not stopping.is_set():
                         self.spawn(c.index)
             self.enforce_time_limits()
+        self._fail_requests()
+
+    # -- remote control, carried out on the supervising thread ---------------------
+    def submit(self, request: Callable[[], Any]) -> Future[Any]:
+        """Run ``request`` on the supervising thread soon; its outcome comes in the Future."""
+        future: Future[Any] = Future()
+        self._requests.put((request, future))
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
+        return future
+
+    def _carry_out_requests(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                request, future = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(request())
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def _fail_requests(self) -> None:
+        while True:
+            try:
+                _, future = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            future.set_exception(RuntimeError("the worker is shutting down"))
+
+    def running(self) -> list[RunningTask]:
+        """What each child runs now (read from their shared-memory slots)."""
+        out = []
+        for child in list(self.children.values()):
+            if child.process is not None:
+                task = child.slot.running()
+                if task is not None:
+                    out.append(task)
+        return out
+
+    def processes(self) -> list[int]:
+        """The pids of the children alive now."""
+        return [c.process.pid for c in list(self.children.values()) if c.process is not None]
+
+    def grow(self, n: int) -> int:
+        """Start ``n`` more children; returns the new concurrency."""
+        self.concurrency += n
+        self.worker.concurrency = self.concurrency
+        for _ in range(n):
+            self.spawn(max(self.children, default=-1) + 1)
+        logger.info("pool grown by %d to %d children (pool_grow)", n, self.concurrency)
+        return self.concurrency
+
+    def shrink(self, n: int) -> int:
+        """Stop ``n`` children after their current task (idle ones first); the new concurrency."""
+        serving = [c for c in self.children.values() if c.process is not None and not c.retiring]
+        if len(serving) - n < 1:
+            raise ValueError(
+                f"cannot shrink the pool by {n}: it has {len(serving)} child process(es) and "
+                "keeps at least one (use shutdown to stop the worker)"
+            )
+        # Idle children first, then the newest.
+        serving.sort(key=lambda c: (c.slot.read() is not None, -c.index))
+        for child in serving[:n]:
+            child.retiring = True
+            _signal(child, signal.SIGTERM)
+        self.concurrency -= n
+        self.worker.concurrency = self.concurrency
+        logger.info("pool shrinking by %d to %d children (pool_shrink)", n, self.concurrency)
+        return self.concurrency
+
+    def restart_children(self) -> int:
+        """Warm-restart every child (to consume a changed queue list); returns how many."""
+        serving = [c for c in self.children.values() if c.process is not None and not c.retiring]
+        for child in serving:
+            _signal(child, signal.SIGTERM)
+        return len(serving)
 
     def _after_exit(self, child: Child, cold: bool) -> None:
         """A child ended: give its messages back (retrying until Redis answers), forget it."""
@@ -234,7 +361,7 @@ class PreforkPool:
         cold: bool,
     ) -> None:
         client = get_broker()
-        streams = keys.streams_for(self.worker.queues)
+        streams = keys.streams_for(child.queues or self.worker.queues)
         crashed = False
         if running is not None:
             stream, entry_id, task_id, task_name = [*running[2], "", "", "", ""][:4]

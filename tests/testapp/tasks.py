@@ -272,3 +272,17 @@ def exits(key: str) -> None:
 
     _redis().incr(key)
     sys.exit(3)
+
+
+# --- remote control and ops commands (tests/ops) --------------------------------
+@shared_task
+def gated(key: str, seconds: float = 60) -> int:
+    """Push this process's pid to ``<key>:started``, then block until ``key`` gets an item.
+
+    A test waits for the start with BLPOP on ``<key>:started`` and ends the
+    task with RPUSH on ``key``: nothing is timed.
+    """
+    client = _redis()
+    client.rpush(f"{key}:started", os.getpid())
+    client.blpop([key], timeout=seconds)
+    return os.getpid()

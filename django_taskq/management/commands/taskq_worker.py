@@ -89,6 +89,20 @@ class Command(BaseCommand):
             action="store_true",
             help="Also run the periodic task scheduler (beat) in this worker.",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            metavar="PORT",
+            help="Serve Prometheus metrics on this port at /metrics (0: any free port; needs "
+            "the [metrics] extra; TASKQ_METRICS_TOKEN protects it).",
+        )
+        parser.add_argument(
+            "--metrics-addr",
+            default="0.0.0.0",
+            metavar="ADDR",
+            help="Address --metrics-port listens on (default 0.0.0.0: every interface).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         level = str(options["loglevel"]).upper()
@@ -96,6 +110,7 @@ class Command(BaseCommand):
             raise CommandError(f"--loglevel {options['loglevel']!r} is not a log level")
         _configure_logging(level)
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()] or None
+        metrics = _metrics_server(options["metrics_port"], options["metrics_addr"])
         try:
             worker = Worker(
                 queues=queues,
@@ -109,10 +124,37 @@ class Command(BaseCommand):
                 soft_time_limit=options["soft_time_limit"],
                 beat=options["beat"],
                 stdout=self.stdout,
+                metrics=metrics,
             )
         except ValueError as exc:
+            if metrics is not None:
+                metrics.stop()
             raise CommandError(str(exc)) from exc
-        sys.exit(worker.run())
+        try:
+            code = worker.run()
+        finally:
+            if metrics is not None:
+                metrics.stop()
+        sys.exit(code)
+
+
+def _metrics_server(port: int | None, addr: str) -> Any:
+    """The bound (not yet serving) --metrics-port server, or None; CommandError if it cannot be."""
+    if port is None:
+        return None
+    from django_taskq.metrics.exposition import MetricsServer, MetricsUnavailable
+
+    if not 0 <= port <= 65535:
+        raise CommandError(f"--metrics-port {port} is not a TCP port (0-65535)")
+    try:
+        return MetricsServer(port, addr)
+    except MetricsUnavailable as exc:
+        raise CommandError(f"--metrics-port: {exc}") from exc
+    except OSError as exc:
+        raise CommandError(
+            f"--metrics-port {port}: cannot listen on {addr}:{port} ({exc}); "
+            "choose another port or --metrics-addr"
+        ) from exc
 
 
 def _configure_logging(level: str) -> None:

@@ -1,0 +1,1 @@
+"""The live pages of the admin, one module each, read from Redis through ``sources``."""

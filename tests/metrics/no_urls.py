@@ -1,0 +1,3 @@
+"""A URLconf without django_taskq's URLs (for the system check test)."""
+
+urlpatterns: list[object] = []
