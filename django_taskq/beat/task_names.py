@@ -19,13 +19,10 @@ from django_taskq.registry import registry
 
 
 def registered_by_workers() -> set[str]:
-    """Task names the workers seen lately registered.
+    """Task names the workers Redis remembers registered (BrokerUnavailable if unreadable)."""
+    from django_taskq.monitor.workers import registered_task_names
 
-    Stand-in until django_taskq.monitor.workers (h3-workers-control) is
-    merged: it reads nothing. The lead connects it by returning
-    ``django_taskq.monitor.workers.registered_task_names()`` here.
-    """
-    return set()
+    return registered_task_names()
 
 
 def is_registered(name: str) -> bool:

@@ -1,8 +1,8 @@
 """The periodic task admin knows the task names a real worker registered.
 
-It skips until ``django_taskq.monitor.workers`` (which reads the names
-workers publish with their heartbeat) is in the tree; then it fails until
-``django_taskq.beat.task_names.registered_by_workers`` is connected to it.
+``django_taskq.beat.task_names.registered_by_workers`` reads them through
+``django_taskq.monitor.workers.registered_task_names`` (the names workers
+publish with their heartbeat).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import pytest
 from django.urls import reverse
 
 from django_taskq.models import IntervalSchedule, PeriodicTask
+from django_taskq.monitor import workers
 from django_taskq.registry import registry
-
-workers = pytest.importorskip("django_taskq.monitor.workers", reason="needs monitor.workers")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
