@@ -116,10 +116,28 @@ def test_sentinels_get_their_own_password(
     assert "<redis.client" not in message
 
 
-def test_a_django_redis_sentinel_cache_is_reused(on_sentinel: SentinelServers) -> None:
-    """TASKQ_REDIS_CACHE_ALIAS works where django-redis supports the topology: Sentinel."""
+@pytest.mark.parametrize("deadline_class", [False, True], ids=["its-own", "deadline-aware"])
+def test_a_django_redis_sentinel_cache_is_reused(
+    on_sentinel: SentinelServers, deadline_class: bool
+) -> None:
+    """TASKQ_REDIS_CACHE_ALIAS works where django-redis supports the topology: Sentinel.
+
+    Given django_taskq's connection class (docs/deployment.md), its pool
+    honours TASKQ_PUBLISH_TIMEOUT too.
+    """
     from django_redis import get_redis_connection
-    from redis.sentinel import SentinelConnectionPool
+    from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
+
+    from django_taskq.broker.deadline import deadline_aware, is_deadline_aware
+
+    from django_redis.pool import ConnectionFactory
+
+    # django-redis keeps one pool per URL for the whole process: start afresh.
+    ConnectionFactory._pools.clear()
+    options: dict[str, Any] = {}
+    if deadline_class:
+        managed = deadline_aware(SentinelManagedConnection)
+        options = {"CONNECTION_POOL_KWARGS": {"connection_class": managed}}
 
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -129,6 +147,7 @@ def test_a_django_redis_sentinel_cache_is_reused(on_sentinel: SentinelServers) -
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.SentinelClient",
                 "SENTINELS": [("127.0.0.1", s.port) for s in on_sentinel.sentinels],
+                **options,
             },
         },
     }
@@ -142,6 +161,7 @@ def test_a_django_redis_sentinel_cache_is_reused(on_sentinel: SentinelServers) -
         assert broker.connection_pool is get_redis_connection("redis").connection_pool
         assert isinstance(broker.connection_pool, SentinelConnectionPool)
         assert connection.topology() == "sentinel"
+        assert is_deadline_aware(broker) is deadline_class
         result = add.delay(2, 2)
         master = on_sentinel.master().client()
         assert master.xlen(keys.stream("default", 5)) == 1
