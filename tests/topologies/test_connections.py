@@ -126,11 +126,10 @@ def test_a_django_redis_sentinel_cache_is_reused(
     honours TASKQ_PUBLISH_TIMEOUT too.
     """
     from django_redis import get_redis_connection
+    from django_redis.pool import ConnectionFactory
     from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
 
     from django_taskq.broker.deadline import deadline_aware, is_deadline_aware
-
-    from django_redis.pool import ConnectionFactory
 
     # django-redis keeps one pool per URL for the whole process: start afresh.
     ConnectionFactory._pools.clear()
