@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_taskq.beat import run_beat
+from django_taskq.management.loglevel import add_loglevel_argument
 
 
 class Command(BaseCommand):
@@ -30,12 +31,8 @@ class Command(BaseCommand):
             default=socket.gethostname(),
             help="Name shown in logs and in the leader lease (default: this host's name).",
         )
-        parser.add_argument(
-            "-l",
-            "--loglevel",
-            default="INFO",
-            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-            help="Log level for django_taskq when LOGGING does not configure it (default INFO).",
+        add_loglevel_argument(
+            parser, help="Log level for django_taskq when LOGGING does not configure it."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from django_taskq.management.loglevel import add_loglevel_argument
 from django_taskq.worker.main import POOLS, Worker
 
 
@@ -41,12 +42,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "-P", "--pool", choices=POOLS, default=None, help="prefork (default), threads or solo."
         )
-        parser.add_argument(
-            "-l",
-            "--loglevel",
-            default="INFO",
-            help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO).",
-        )
+        add_loglevel_argument(parser, help="Level of the django_taskq logger.")
         parser.add_argument(
             "-n",
             "--hostname",
@@ -105,10 +101,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        level = str(options["loglevel"]).upper()
-        if level not in logging.getLevelNamesMapping():
-            raise CommandError(f"--loglevel {options['loglevel']!r} is not a log level")
-        _configure_logging(level)
+        _configure_logging(options["loglevel"])
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()] or None
         metrics = _metrics_server(options["metrics_port"], options["metrics_addr"])
         try:
