@@ -4,6 +4,9 @@ Public API (names a Celery user expects)::
 
     from django_taskq import shared_task, AsyncResult, states
     from django_taskq import signature, chain, group, chord, chunks, GroupResult
+
+The distribution is ``django-taskq-streams`` (``pip install django-taskq-streams``);
+the import name is ``django_taskq``.
 """
 
 from django_taskq import states
@@ -22,6 +25,11 @@ from django_taskq.result import AsyncResult, EagerResult
 from django_taskq.result_group import GroupResult
 from django_taskq.task import Task, shared_task
 
+# The one place the version is written (semantic versioning): pyproject.toml
+# reads it (setuptools' dynamic version) and CHANGELOG.md's newest heading
+# names it; tests/packaging checks that they and the installed metadata agree.
+__version__ = "0.2.0"
+
 __all__ = [
     "AsyncResult",
     "EagerResult",
@@ -39,5 +47,3 @@ __all__ = [
     "xmap",
     "xstarmap",
 ]
-
-__version__ = "0.1.0"

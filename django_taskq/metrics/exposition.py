@@ -31,7 +31,7 @@ logger = logging.getLogger("django_taskq.metrics")
 
 MISSING = (
     "django_taskq's Prometheus metrics need prometheus_client, which is not installed: "
-    "pip install 'django-taskq[metrics]'"
+    "pip install 'django-taskq-streams[metrics]'"
 )
 
 #: Sent with a 401, as RFC 6750 asks.

@@ -89,7 +89,9 @@ def without_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 @pytest.mark.usefixtures("without_prometheus_client")
 def test_the_view_names_the_extra_to_install(client: Client) -> None:
-    with pytest.raises(ImproperlyConfigured, match=r"pip install 'django-taskq\[metrics\]'"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"pip install 'django-taskq-streams\[metrics\]'"
+    ):
         client.get(URL)
 
 
@@ -102,7 +104,7 @@ def test_without_the_library_a_stranger_still_gets_401_only(client: Client) -> N
 @pytest.mark.usefixtures("without_prometheus_client")
 def test_the_worker_option_names_the_extra_to_install() -> None:
     with pytest.raises(
-        CommandError, match=r"--metrics-port: .*pip install 'django-taskq\[metrics\]'"
+        CommandError, match=r"--metrics-port: .*pip install 'django-taskq-streams\[metrics\]'"
     ):
         call_command("taskq_worker", "--metrics-port", "0")
 
