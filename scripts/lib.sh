@@ -10,25 +10,64 @@ PYTHON=${PYTHON:-python3}
 CONSTRAINTS=$ROOT/requirements/constraints.txt
 
 say() { printf '==> %s\n' "$*"; }
-die() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+die() { printf '%s: %s\n' "$0" "$*" >&2; exit 1; }
+
+# The oldest Python the package supports (pyproject.toml: requires-python).
+MIN_PYTHON=3.11
+
+# python_version PYTHON: print "3.x.y" for that interpreter, or fail if it does not run.
+python_version() {
+    "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null
+}
+
+# python_supported PYTHON: true if that interpreter runs and is $MIN_PYTHON or newer.
+python_supported() {
+    "$1" -c "import sys; sys.exit(sys.version_info < (${MIN_PYTHON/./, }))" 2>/dev/null
+}
+
+# check_venv_python: refuse a $VENV made with a Python that cannot run the
+# package, saying what to do, rather than failing in pip the same way on
+# every run (the venv is kept, so the next run would find it again).
+check_venv_python() {
+    [[ -e $VENV/bin/python ]] || return 0
+    local shown=${VENV#"$ROOT"/} version
+    if ! version=$(python_version "$VENV/bin/python"); then
+        die "$shown/bin/python does not run (its Python was removed or moved?): remove the virtualenv (rm -rf $shown) and run this again"
+    fi
+    if ! python_supported "$VENV/bin/python"; then
+        die "$shown was made with Python $version; django_taskq needs Python $MIN_PYTHON or newer. Remove it (rm -rf $shown) and run this again with a newer Python on PATH as python3, or name one: PYTHON=python3.12 $0"
+    fi
+}
 
 # ensure_venv [EXTRAS]: create $VENV if missing and pip install -e ".[EXTRAS]"
 # with the versions of requirements/constraints.txt. The install is skipped
-# when neither pyproject.toml nor the constraints changed since the last one
-# with the same extras (a stamp file in the venv remembers them).
+# when neither pyproject.toml, the constraints nor the package version
+# changed since the last one with the same extras (a stamp file in the venv
+# remembers them).
 ensure_venv() {
-    local extras=${1:-} spec=. stamp want
+    local extras=${1:-} spec=. stamp want version
     [[ -n $extras ]] && spec=".[$extras]"
+    check_venv_python
     if [[ ! -x $VENV/bin/python ]]; then
-        command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.11 or newer"
-        say "creating the virtualenv $VENV ($("$PYTHON" --version 2>&1))"
+        command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python $MIN_PYTHON or newer, or name one: PYTHON=python3.12 $0"
+        version=$(python_version "$PYTHON") || die "$PYTHON does not run: name another one, e.g. PYTHON=python3.12 $0"
+        python_supported "$PYTHON" \
+            || die "$PYTHON is Python $version; django_taskq needs Python $MIN_PYTHON or newer: install one and name it, e.g. PYTHON=python3.12 $0"
+        say "creating the virtualenv $VENV (Python $version)"
         "$PYTHON" -m venv "$VENV" \
             || die "could not create a virtualenv (Debian/Ubuntu: apt-get install python3-venv)"
     fi
     stamp=$VENV/.taskq-installed${extras:+-$extras}
-    want=$(cat "$ROOT/pyproject.toml" "$CONSTRAINTS" | cksum)
+    want=$({ cat "$ROOT/pyproject.toml" "$CONSTRAINTS"; grep '^__version__' "$ROOT/django_taskq/__init__.py"; } | cksum)
     if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-        say "installing django-taskq into $VENV (pip install -c requirements/constraints.txt -e '$spec')"
+        # Before 0.2 the distribution was named django-taskq (now an unrelated
+        # project's name on PyPI): drop it from a venv made then.
+        if "$VENV/bin/python" -I -c 'import importlib.metadata as m; m.distribution("django-taskq")' \
+            2>/dev/null; then
+            say "uninstalling django-taskq, this project's distribution name before 0.2"
+            "$VENV/bin/python" -m pip uninstall --quiet --yes django-taskq >/dev/null || true
+        fi
+        say "installing this checkout into $VENV (pip install -c requirements/constraints.txt -e '$spec')"
         (cd "$ROOT" && PIP_CONSTRAINT="$CONSTRAINTS" "$VENV/bin/python" -m pip install --quiet \
             --disable-pip-version-check -c "$CONSTRAINTS" -e "$spec") \
             || die "pip install -e '$spec' failed (see above)"
