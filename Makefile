@@ -1,4 +1,4 @@
-.PHONY: demo test faults bench lint
+.PHONY: demo test build demo-wheel faults bench lint
 
 # The virtualenv's Python once scripts/demo or scripts/test has made it.
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
@@ -10,6 +10,14 @@ demo:
 # Run the test suite (README's second command); make test ARGS="tests/core -x"
 test:
 	scripts/test $(ARGS)
+
+# Build the sdist and the wheel into dist/ and check what they hold; then
+# demo-wheel runs the example project on that wheel, installed in a fresh virtualenv.
+build:
+	scripts/build
+
+demo-wheel:
+	scripts/demo --wheel $(firstword $(wildcard dist/django_taskq_streams-*.whl))
 
 # Fault-injection tests at full scale (tests/faults; CI runs them small), then a
 # table of what they measured. make faults ARGS="-k kill"; TASKQ_FAULTS_SCALE=small

@@ -58,9 +58,10 @@ def imported_from_venv(args: argparse.Namespace) -> str:
 @check("installed from a wheel, not editable")
 def not_editable(args: argparse.Namespace) -> str:
     text = importlib.metadata.distribution(DIST_NAME).read_text("direct_url.json") or "{}"
-    if json.loads(text).get("dir_info", {}).get("editable"):
+    direct_url = json.loads(text)
+    if direct_url.get("dir_info", {}).get("editable"):
         raise Failed(f"{DIST_NAME} is an editable install")
-    return json.loads(text).get("url", "(no direct_url.json)")
+    return str(direct_url.get("url", "(no direct_url.json)"))
 
 
 @check("django_taskq.__version__ is the installed distribution's version")

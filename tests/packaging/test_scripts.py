@@ -100,10 +100,16 @@ def test_the_demo_without_redis_server_or_url_names_both_and_touches_nothing(
     assert not venv.exists()  # decided before making anything
 
 
-def test_the_demo_refuses_a_file_that_is_not_a_wheel(tmp_path: Path) -> None:
-    done = run("demo", "--wheel", str(tmp_path / "missing.whl"))
+@pytest.mark.parametrize("given", ["missing.whl", "", "README.md"])
+def test_the_demo_refuses_what_is_not_a_wheel_file(tmp_path: Path, given: str) -> None:
+    (tmp_path / "README.md").write_text("")
+    path = str(tmp_path / given) if given else ""
+    done = run("demo", "--wheel", path)
     assert done.returncode == 1
-    assert "not a wheel file" in done.stderr
+    assert done.stderr == (
+        f"{ROOT}/scripts/demo: --wheel {path}: not a wheel file "
+        "(scripts/build makes one in dist/)\n"
+    )
 
 
 def test_the_demo_checks_its_python_before_making_a_venv_for_a_wheel(tmp_path: Path) -> None:
