@@ -65,7 +65,7 @@ ensure_venv() {
         if "$VENV/bin/python" -I -c 'import importlib.metadata as m; m.distribution("django-taskq")' \
             2>/dev/null; then
             say "uninstalling django-taskq, this project's distribution name before 0.2"
-            "$VENV/bin/python" -m pip uninstall --quiet --yes django-taskq >/dev/null || true
+            (cd / && "$VENV/bin/python" -m pip uninstall --quiet --yes django-taskq >/dev/null) || true
         fi
         say "installing this checkout into $VENV (pip install -c requirements/constraints.txt -e '$spec')"
         (cd "$ROOT" && PIP_CONSTRAINT="$CONSTRAINTS" "$VENV/bin/python" -m pip install --quiet \
