@@ -286,3 +286,10 @@ def gated(key: str, seconds: float = 60) -> int:
     client.rpush(f"{key}:started", os.getpid())
     client.blpop([key], timeout=seconds)
     return os.getpid()
+
+
+@shared_task(bind=True)
+def stamp(self: Any, key: str) -> None:
+    """Append "<start epoch s> <periodic due>" to the Redis list ``key`` (beat burst bench)."""
+    started = time.time()
+    _redis().rpush(key, f"{started:.6f} {self.request.headers.get('periodic_task_due', '')}")
