@@ -288,8 +288,15 @@ def gated(key: str, seconds: float = 60) -> int:
     return os.getpid()
 
 
+#: One client per process for ``stamp`` (a new connection per task would be its whole cost).
+_stamp_clients: dict[int, redis.Redis] = {}
+
+
 @shared_task(bind=True)
 def stamp(self: Any, key: str) -> None:
     """Append "<start epoch s> <periodic due>" to the Redis list ``key`` (beat burst bench)."""
     started = time.time()
-    _redis().rpush(key, f"{started:.6f} {self.request.headers.get('periodic_task_due', '')}")
+    client = _stamp_clients.get(os.getpid())
+    if client is None:
+        client = _stamp_clients[os.getpid()] = _redis()
+    client.rpush(key, f"{started:.6f} {self.request.headers.get('periodic_task_due', '')}")
