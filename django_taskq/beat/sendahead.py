@@ -75,9 +75,7 @@ def withdraw(client: redis.Redis, runs: list[AheadRun]) -> list[bool]:
     for (queue, due_ms), indexes in groups.items():
         for start in range(0, len(indexes), CHUNK):
             chunk = indexes[start : start + CHUNK]
-            once_keys = [
-                run_key(runs[i].entry_id, runs[i].due, queue) for i in chunk
-            ]
+            once_keys = [run_key(runs[i].entry_id, runs[i].due, queue) for i in chunk]
             replies = withdraw_script(
                 keys=[keys.delayed(queue), *once_keys],
                 args=[due_ms, *[runs[i].task_id for i in chunk]],
