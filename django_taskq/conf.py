@@ -101,7 +101,7 @@ DEFAULTS: dict[str, Any] = {
     # Seconds before its due time that the beat leader sends a run, as an ETA
     # message promoted into its stream at the due time (so a burst of runs
     # due at one instant is on time); 0 sends each run when it is due.
-    "BEAT_SEND_AHEAD": 2.0,
+    "BEAT_SEND_AHEAD": 5.0,
 }
 
 

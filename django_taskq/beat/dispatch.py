@@ -22,6 +22,7 @@ there when their due time comes (sendahead.py).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import math
@@ -100,53 +101,91 @@ def eta_of(due: dt.datetime) -> float:
 def build_envelope(
     options: RunOptions, due: dt.datetime | None, *, extra_headers: dict[str, Any] | None = None
 ) -> Envelope:
-    """The message for one run (``due`` None: a manual "run now", with a fresh id and no eta)."""
-    headers: dict[str, Any] = dict(options.headers)
+    """The message for one run (``due`` None: a manual "run now", with a fresh id and no eta).
+
+    What does not depend on the due time (arguments checked against the
+    task's signature, routing, priority) is built once per periodic task
+    and kept on ``options`` (a row that changes gets new options): a burst
+    of thousands of runs is sent ahead in well under a second.
+    """
+    template = _template(options)
+    envelope = copy.copy(template)
+    headers = dict(template.headers)
     headers.update(extra_headers or {})
-    headers[HEADER_NAME] = options.name
-    headers[HEADER_ID] = options.periodic_task_id
     if due is not None:
         headers[HEADER_DUE] = due.astimezone(dt.UTC).isoformat()
-    base = due.timestamp() if due is not None else dt.datetime.now(dt.UTC).timestamp()
-    expiry: list[float] = []
-    if options.expire_seconds:
-        expiry.append(base + options.expire_seconds)
-    if options.expires is not None:
-        expiry.append(options.expires.timestamp())
-    expires = min(expiry) if expiry else None
-    task_id = run_task_id(options, due) if due is not None else new_id()
-    eta = eta_of(due) if due is not None else None
+        envelope.id = run_task_id(options, due)
+        envelope.eta = eta_of(due)
+        base = due.timestamp()
+    else:
+        envelope.id = new_id()
+        base = time.time()
+    envelope.headers = headers
+    envelope.expires = _expiry(options, base)
+    envelope.sent_at = time.time()
+    return envelope
+
+
+def _template(options: RunOptions) -> Envelope:
+    """The message of ``options`` without its id, eta, expiry and due header (cached)."""
+    if options.template is not None:
+        return options.template
+    headers: dict[str, Any] = dict(options.headers)
+    headers[HEADER_NAME] = options.name
+    headers[HEADER_ID] = options.periodic_task_id
     if options.task in registry:
-        return registry.get(options.task).build_envelope(
+        template = registry.get(options.task).build_envelope(
             options.args,
             options.kwargs,
             queue=options.queue or None,
             priority=options.priority,
             headers=headers,
-            expires=dt.datetime.fromtimestamp(expires, dt.UTC) if expires is not None else None,
-            task_id=task_id,
-            eta=eta,
         )
-    # A task only the workers know: route it like task.py would.
-    from django_taskq.task import route
+    else:
+        # A task only the workers know: route it like task.py would.
+        from django_taskq.task import route
 
-    routed = route(options.task)
-    priority = options.priority
-    if priority is None:
-        priority = routed.get("priority")
-    if priority is None:
-        priority = taskq_settings.DEFAULT_PRIORITY
-    return Envelope(
-        id=task_id,
-        task=options.task,
-        args=list(options.args),
-        kwargs=dict(options.kwargs),
-        queue=options.queue or routed.get("queue") or taskq_settings.DEFAULT_QUEUE,
-        priority=int(priority),
-        headers=headers,
-        eta=eta,
-        expires=expires,
-    )
+        routed = route(options.task)
+        priority = options.priority
+        if priority is None:
+            priority = routed.get("priority")
+        if priority is None:
+            priority = taskq_settings.DEFAULT_PRIORITY
+        template = Envelope(
+            id="",
+            task=options.task,
+            args=list(options.args),
+            kwargs=dict(options.kwargs),
+            queue=options.queue or routed.get("queue") or taskq_settings.DEFAULT_QUEUE,
+            priority=int(priority),
+            headers=headers,
+        )
+    options.template = template
+    return template
+
+
+def _expiry(options: RunOptions, base: float) -> float | None:
+    """When a run's message expires: the earliest of the periodic task's limits.
+
+    ``expire_seconds`` counts from the due time (``base``), ``expires`` ends
+    the periodic task; with neither, the task's own ``expires`` option
+    applies, counted from the due time too (so sending ahead does not
+    shorten it).
+    """
+    expiry: list[float] = []
+    if options.expire_seconds:
+        expiry.append(base + options.expire_seconds)
+    if options.expires is not None:
+        expiry.append(options.expires.timestamp())
+    if not expiry and options.task in registry:
+        default = registry.get(options.task).expires
+        if isinstance(default, dt.timedelta):
+            expiry.append(base + default.total_seconds())
+        elif isinstance(default, int | float) and not isinstance(default, bool):
+            expiry.append(base + float(default))
+        elif isinstance(default, dt.datetime):
+            expiry.append(default.timestamp())
+    return min(expiry) if expiry else None
 
 
 @dataclass

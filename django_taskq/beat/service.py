@@ -44,6 +44,8 @@ logger = logging.getLogger("django_taskq.beat")
 MAX_WAIT = 1.0
 #: Minimum gap between two write-backs of last_run_at (they are batched).
 FLUSH_EVERY = 1.0
+#: A dispatch of at least this many runs is logged at INFO (with how long it took).
+BURST_LOG = 1000
 #: After a version poll finds a change no notice explained, how long the notice
 #: (which an ORM save publishes just after its commit) has to arrive before the
 #: next poll reloads everything.
@@ -422,34 +424,59 @@ class Beat:
         # thousands then goes in batches of 500 (one round trip each). Runs
         # due within send_ahead seconds are sent too, queued until due.
         limit = 50
-        while self.loaded:
-            runs = self.scheduler.pop_due(utcnow(), limit=limit, ahead=self.send_ahead)
-            limit = 500
-            if not runs:
-                return
-            if not self.lease.held():
-                self.scheduler.unsent(runs)
-                self.next_renew = 0.0
-                return
-            try:
-                outcomes = dispatch.send_runs(runs, self.client)
-            except redis.RedisError:
-                self.scheduler.unsent(runs)
-                raise
-            self.scheduler.sent(outcomes)
-            for outcome in outcomes:
-                if outcome.sent:
-                    logger.debug(
-                        "sent %s (%s) due %s as %s%s",
-                        outcome.run.options.name,
-                        outcome.run.options.task,
-                        outcome.run.due.isoformat(),
-                        outcome.task_id,
-                        " (ahead)" if outcome.ahead else "",
-                    )
-            # Sending a large burst ahead takes a while: runs sent ahead
-            # earlier may come due meanwhile.
-            self._promote_ahead()
+        started = time.perf_counter()
+        sent = ahead = overtaken = 0
+        try:
+            while self.loaded:
+                popped_at = utcnow()
+                runs = self.scheduler.pop_due(popped_at, limit=limit, ahead=self.send_ahead)
+                limit = 500
+                if not runs:
+                    return
+                if not self.lease.held():
+                    self.scheduler.unsent(runs)
+                    self.next_renew = 0.0
+                    return
+                try:
+                    outcomes = dispatch.send_runs(runs, self.client)
+                except redis.RedisError:
+                    self.scheduler.unsent(runs)
+                    raise
+                self.scheduler.sent(outcomes)
+                for outcome in outcomes:
+                    if outcome.error is None and not outcome.ahead and outcome.run.due > popped_at:
+                        overtaken += 1  # meant to go ahead, but its due time came first
+                    if outcome.sent:
+                        sent += 1
+                        ahead += outcome.ahead
+                        logger.debug(
+                            "sent %s (%s) due %s as %s%s",
+                            outcome.run.options.name,
+                            outcome.run.options.task,
+                            outcome.run.due.isoformat(),
+                            outcome.task_id,
+                            " (ahead)" if outcome.ahead else "",
+                        )
+                # Sending a large burst ahead takes a while: runs sent ahead
+                # earlier may come due meanwhile.
+                self._promote_ahead()
+        finally:
+            if sent >= BURST_LOG:
+                logger.info(
+                    "beat: sent %d runs (%d ahead of their due time) in %.3fs",
+                    sent,
+                    ahead,
+                    time.perf_counter() - started,
+                )
+            if overtaken:
+                logger.warning(
+                    "beat: %d run(s) came due before they could be sent ahead, so they were "
+                    "late; raise TASKQ_BEAT_SEND_AHEAD (now %gs) above the time this burst "
+                    "took to send (%.1fs)",
+                    overtaken,
+                    self.send_ahead,
+                    time.perf_counter() - started,
+                )
 
     # -- runs sent ahead ---------------------------------------------------------------
 

@@ -195,6 +195,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for worker in workers:
                 worker.stop()
             probe.stop.set()
+            if args.beat_log:
+                Path(args.beat_log).write_text("\n".join(beat.lines) + "\n")
         by_due: dict[float, dict[str, list[float]]] = {
             d: {"fetchable": [], "stream_id": [], "started": []} for d in bursts
         }
@@ -239,6 +241,7 @@ def main() -> None:
     parser.add_argument("--send-ahead", type=float, default=None, help="TASKQ_BEAT_SEND_AHEAD")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--beat-log", metavar="FILE", help="write beat's output to FILE")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
