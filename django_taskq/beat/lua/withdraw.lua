@@ -22,7 +22,9 @@ local find, sub = string.find, string.sub
 local wanted = {}
 local result = {}
 for i = 2, #ARGV do
-  wanted[ARGV[i]] = i
+  if not wanted[ARGV[i]] then
+    wanted[ARGV[i]] = i  -- a run named twice is taken back once (the first)
+  end
   result[i - 1] = 0
 end
 local members = call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
@@ -30,12 +32,13 @@ for _, member in ipairs(members) do
   local nl1 = find(member, '\n', 1, true)
   local nl2 = nl1 and find(member, '\n', nl1 + 1, true)
   if nl2 then
-    local i = wanted[sub(member, nl1 + 1, nl2 - 1)]
+    local id = sub(member, nl1 + 1, nl2 - 1)
+    local i = wanted[id]
     if i then
       call('ZREM', KEYS[1], member)
       call('DEL', KEYS[i])
       result[i - 1] = 1
-      wanted[sub(member, nl1 + 1, nl2 - 1)] = nil
+      wanted[id] = nil
     end
   end
 end
