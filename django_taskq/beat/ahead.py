@@ -60,6 +60,8 @@ class AheadRun:
     #: True if this beat's publish queued it; False if it was queued already
     #: (by another beat, or before a leader change) and this beat adopted it.
     sent: bool = True
+    #: The periodic task's name, for the logs.
+    name: str = ""
 
     @property
     def due_ms(self) -> int:

@@ -226,7 +226,14 @@ class Scheduler:
             if outcome.error is None and outcome.ahead:
                 assert outcome.queue is not None and outcome.task_id is not None
                 self.ahead.add(
-                    AheadRun(entry.id, run.due, outcome.queue, outcome.task_id, outcome.sent)
+                    AheadRun(
+                        entry.id,
+                        run.due,
+                        outcome.queue,
+                        outcome.task_id,
+                        sent=outcome.sent,
+                        name=entry.name,
+                    )
                 )
             elif outcome.error is None:
                 self._record(entry.id, run.due, outcome.sent, entry)
@@ -252,11 +259,11 @@ class Scheduler:
             entry = self.entries.get(run.entry_id)
             if withdrawn:
                 logger.info(
-                    "periodic task %s: took back the run due at %s, queued before the task "
+                    "periodic task %r: took back the run due at %s, queued before the task "
                     "changed (%s)",
-                    repr(entry.name) if entry is not None else f"#{run.entry_id}",
+                    run.name or f"#{run.entry_id}",
                     run.due.isoformat(),
-                    "sent again as it is now" if entry is not None else "disabled or deleted",
+                    "to be sent as it is now" if entry is not None else "disabled or deleted",
                 )
                 continue
             # Its due time came before the change reached us: it ran as queued.

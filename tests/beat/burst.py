@@ -207,7 +207,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 added_ms = int(entry_id.split(b"-")[0])
                 by_due[due_s]["stream_id"].append(added_ms - due_s * 1000)
         for raw in client.lrange(STAMP_KEY, 0, -1):
-            started_s, _, due_text = raw.decode().partition(" ")
+            started_s, due_text, _name = raw.decode().split(" ", 2)
             due_s = dt.datetime.fromisoformat(due_text).timestamp()
             if due_s in by_due:
                 by_due[due_s]["started"].append((float(started_s) - due_s) * 1000)

@@ -294,9 +294,14 @@ _stamp_clients: dict[int, redis.Redis] = {}
 
 @shared_task(bind=True)
 def stamp(self: Any, key: str) -> None:
-    """Append "<start epoch s> <periodic due>" to the Redis list ``key`` (beat burst bench)."""
+    """Append "<start epoch s> <periodic due> <periodic name>" to the Redis list ``key``.
+
+    Beat's burst tests and benchmark read when each periodic run started.
+    """
     started = time.time()
     client = _stamp_clients.get(os.getpid())
     if client is None:
         client = _stamp_clients[os.getpid()] = _redis()
-    client.rpush(key, f"{started:.6f} {self.request.headers.get('periodic_task_due', '')}")
+    headers = self.request.headers
+    due, name = headers.get("periodic_task_due", ""), headers.get("periodic_task_name", "")
+    client.rpush(key, f"{started:.6f} {due} {name}")
