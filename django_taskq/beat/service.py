@@ -443,6 +443,11 @@ class Beat:
                     self.scheduler.unsent(runs)
                     raise
                 self.scheduler.sent(outcomes)
+                # A run found sent already whose due time has passed may be one
+                # a previous leader queued ahead and did not live to promote.
+                stale = {o.queue for o in outcomes if o.duplicate and not o.ahead and o.queue}
+                if stale:
+                    sendahead.promote_queues(self.client, stale)
                 for outcome in outcomes:
                     if outcome.error is None and not outcome.ahead and outcome.run.due > popped_at:
                         overtaken += 1  # meant to go ahead, but its due time came first
