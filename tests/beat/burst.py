@@ -8,7 +8,8 @@ Run from the repository root (it starts its own redis-server and database)::
 
 N periodic tasks (``tests.testapp.tasks.stamp``) share an interval of
 ``--period`` seconds and a last run one period before a whole second T0, so
-all N are due at exactly T0, T0 + period, ... A real ``taskq_beat``
+all N are due at exactly T0, T0 + period, ... (with ``--spread MS`` their due
+times are spread evenly over the MS milliseconds from T0 instead). A real ``taskq_beat``
 subprocess sends them (``--send-ahead`` sets TASKQ_BEAT_SEND_AHEAD for it).
 For every run it measures, relative to the run's due time:
 
@@ -82,10 +83,16 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
-    return {"n": len(ordered), "p50": at(0.50), "p99": at(0.99), "max": ordered[-1]}
+    return {
+        "n": len(ordered),
+        "min": ordered[0],
+        "p50": at(0.50),
+        "p99": at(0.99),
+        "max": ordered[-1],
+    }
 
 
-def _create_tasks(count: int, period: int, t0: float) -> None:
+def _create_tasks(count: int, period: int, t0: float, spread_ms: int) -> None:
     from django_taskq.models import IntervalSchedule, PeriodicTask
 
     interval, _ = IntervalSchedule.objects.get_or_create(every=period, period="seconds")
@@ -96,7 +103,7 @@ def _create_tasks(count: int, period: int, t0: float) -> None:
             task="tests.testapp.tasks.stamp",
             args=[STAMP_KEY],
             interval=interval,
-            last_run_at=last,
+            last_run_at=last + dt.timedelta(milliseconds=i * spread_ms // count),
         )
         for i in range(count)
     ]
@@ -147,10 +154,10 @@ class Output:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def _due_of(body: bytes) -> float | None:
-    headers = json.loads(body).get("headers") or {}
-    due = headers.get("periodic_task_due")
-    return dt.datetime.fromisoformat(due).timestamp() if due else None
+def _id_and_due(body: bytes) -> tuple[str, float | None]:
+    data = json.loads(body)
+    due = (data.get("headers") or {}).get("periodic_task_due")
+    return str(data.get("id")), dt.datetime.fromisoformat(due).timestamp() if due else None
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,7 +171,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         client = server.client()
         t0 = math.ceil(time.time()) + args.lead
-        _create_tasks(args.tasks, args.period, t0)
+        _create_tasks(args.tasks, args.period, t0, args.spread)
         probe = Probe(client, [keys.stream(QUEUE, p) for p in range(10)]).start()
         env = {
             **os.environ,
@@ -197,24 +204,37 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             probe.stop.set()
             if args.beat_log:
                 Path(args.beat_log).write_text("\n".join(beat.lines) + "\n")
-        by_due: dict[float, dict[str, list[float]]] = {
-            d: {"fetchable": [], "stream_id": [], "started": []} for d in bursts
+        by_burst: dict[int, dict[str, list[float]]] = {
+            k: {"fetchable": [], "stream_id": [], "started": []} for k in range(len(bursts))
         }
+
+        def burst_of(due_s: float) -> int | None:
+            k = int((due_s - t0) // args.period)
+            return k if k in by_burst else None
+
+        seen_ids: set[str] = set()
         for arrived, entry_id, body in probe.seen:
-            due_s = _due_of(body)
-            if due_s in by_due:
-                by_due[due_s]["fetchable"].append((arrived - due_s) * 1000)
+            task_id, due_s = _id_and_due(body)
+            if task_id in seen_ids:
+                continue  # given back by a stopping worker: not a new arrival
+            seen_ids.add(task_id)
+            k = burst_of(due_s) if due_s is not None else None
+            if due_s is not None and k is not None:
+                by_burst[k]["fetchable"].append((arrived - due_s) * 1000)
                 added_ms = int(entry_id.split(b"-")[0])
-                by_due[due_s]["stream_id"].append(added_ms - due_s * 1000)
+                by_burst[k]["stream_id"].append(added_ms - due_s * 1000)
         for raw in client.lrange(STAMP_KEY, 0, -1):
             started_s, due_text, _name = raw.decode().split(" ", 2)
             due_s = dt.datetime.fromisoformat(due_text).timestamp()
-            if due_s in by_due:
-                by_due[due_s]["started"].append((float(started_s) - due_s) * 1000)
+            k = burst_of(due_s)
+            if k is not None:
+                by_burst[k]["started"].append((float(started_s) - due_s) * 1000)
         result = {
+            "beat_log": [line for line in beat.lines if "sent" in line or "due before" in line],
             "tasks": args.tasks,
             "bursts": [
-                {name: percentiles(values) for name, values in by_due[d].items()} for d in bursts
+                {name: percentiles(values) for name, values in by_burst[k].items()}
+                for k in range(len(bursts))
             ],
         }
         return result
@@ -226,8 +246,8 @@ def _row(label: str, stats: dict[str, float]) -> str:
     if not stats.get("n"):
         return f"  {label:<10} (none)"
     return (
-        f"  {label:<10} n={int(stats['n']):>6}  p50 {stats['p50']:8.1f} ms  "
-        f"p99 {stats['p99']:8.1f} ms  max {stats['max']:8.1f} ms"
+        f"  {label:<10} n={int(stats['n']):>6}  min {stats['min']:7.1f}  "
+        f"p50 {stats['p50']:8.1f}  p99 {stats['p99']:8.1f}  max {stats['max']:8.1f} ms"
     )
 
 
@@ -239,6 +259,9 @@ def main() -> None:
     parser.add_argument("--lead", type=int, default=25, help="seconds from start to burst 1")
     parser.add_argument("--workers", type=int, default=0, help="prefork -c 2 workers to start")
     parser.add_argument("--send-ahead", type=float, default=None, help="TASKQ_BEAT_SEND_AHEAD")
+    parser.add_argument(
+        "--spread", type=int, default=0, metavar="MS", help="spread due times over MS ms"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--beat-log", metavar="FILE", help="write beat's output to FILE")
@@ -248,7 +271,8 @@ def main() -> None:
     result = measure(args)
     result["machine"] = f"{platform.python_version()} on {os.cpu_count()} CPUs"
     result["load_average"] = os.getloadavg()
-    print(f"{args.tasks} runs due at the same instant, {args.bursts} bursts ({args.db})")
+    when = f"within {args.spread} ms" if args.spread else "at the same instant"
+    print(f"{args.tasks} runs due {when}, {args.bursts} bursts ({args.db})")
     for i, burst in enumerate(result["bursts"], 1):
         print(f"burst {i}:")
         for name, stats in burst.items():
@@ -258,7 +282,8 @@ def main() -> None:
         rows = [b[name] for b in result["bursts"] if b[name].get("n")]
         if rows:
             medians[name] = {
-                key: statistics.median(r[key] for r in rows) for key in ("n", "p50", "p99", "max")
+                key: statistics.median(r[key] for r in rows)
+                for key in ("n", "min", "p50", "p99", "max")
             }
     result["median_of_bursts"] = medians
     print("median over bursts:")
