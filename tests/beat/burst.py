@@ -15,8 +15,9 @@ For every run it measures, relative to the run's due time:
 
 - **fetchable**: when the message is in a ready stream, so that a worker's
   XREADGROUP can return it. A probe thread blocks in XREAD on the queue's
-  ten streams and stamps each reply when it arrives (an upper bound: it
-  includes the probe's own wake-up and parsing);
+  ten streams for one new entry, then reads the stream's last entry id and
+  stamps the time: everything up to that id was readable by then (an upper
+  bound, off by the probe's wake-up and one round trip);
 - **stream id**: the stream entry id, i.e. Redis's clock when XADD ran (a
   lower bound: a message added inside a Lua call is visible only when the
   call ends, up to one promotion call later);
@@ -53,11 +54,18 @@ STAMP_KEY = "burst:started"
 
 @dataclass
 class Probe:
-    """Reads every message of the queue's streams as soon as Redis has it."""
+    """Notes when the entries of the queue's streams become readable, at little cost.
+
+    It blocks in XREAD for one new entry, then asks for the stream's last
+    entry and stamps the time after that reply: every entry up to that one
+    was readable by then (an upper bound, off by one round trip). Reading
+    whole replies of a thousand bodies in Python would take a core from
+    the Redis it measures; the entries are read after the run instead.
+    """
 
     client: Any
     streams: list[str]
-    seen: list[tuple[float, bytes, bytes]] = field(default_factory=list)  # (arrival, id, body)
+    marks: list[tuple[float, str, bytes]] = field(default_factory=list)  # (time, stream, tail id)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Probe:
@@ -65,14 +73,21 @@ class Probe:
         return self
 
     def _run(self) -> None:
-        last = dict.fromkeys(self.streams, "0-0")
+        last: dict[str, Any] = dict.fromkeys(self.streams, "0-0")
         while not self.stop.is_set():
-            reply = self.client.xread(last, count=20000, block=200)
-            arrived = time.time()
-            for stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    self.seen.append((arrived, entry_id, fields[b"b"]))
-                    last[stream.decode() if isinstance(stream, bytes) else stream] = entry_id
+            reply = self.client.xread(last, count=1, block=200)
+            for stream, _entries in reply or []:
+                name = stream.decode() if isinstance(stream, bytes) else stream
+                tail = self.client.xrevrange(name, count=1)
+                seen = time.time()
+                if tail:
+                    self.marks.append((seen, name, tail[0][0]))
+                    last[name] = tail[0][0]
+
+
+def _id_key(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -212,15 +227,24 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             k = int((due_s - t0) // args.period)
             return k if k in by_burst else None
 
+        # Every entry still in the streams (workers delete what they finish,
+        # so with --workers only the started times are complete).
         seen_ids: set[str] = set()
-        for arrived, entry_id, body in probe.seen:
-            task_id, due_s = _id_and_due(body)
-            if task_id in seen_ids:
-                continue  # given back by a stopping worker: not a new arrival
-            seen_ids.add(task_id)
-            k = burst_of(due_s) if due_s is not None else None
-            if due_s is not None and k is not None:
-                by_burst[k]["fetchable"].append((arrived - due_s) * 1000)
+        for stream in probe.streams:
+            marks = [(t, tail) for t, name, tail in probe.marks if name == stream]
+            index = 0
+            for entry_id, fields in client.xrange(stream):
+                task_id, due_s = _id_and_due(fields[b"b"])
+                if task_id in seen_ids:
+                    continue  # given back by a stopping worker: not a new arrival
+                seen_ids.add(task_id)
+                k = burst_of(due_s) if due_s is not None else None
+                if due_s is None or k is None:
+                    continue
+                while index < len(marks) and _id_key(marks[index][1]) < _id_key(entry_id):
+                    index += 1
+                if index < len(marks):
+                    by_burst[k]["fetchable"].append((marks[index][0] - due_s) * 1000)
                 added_ms = int(entry_id.split(b"-")[0])
                 by_burst[k]["stream_id"].append(added_ms - due_s * 1000)
         for raw in client.lrange(STAMP_KEY, 0, -1):
