@@ -221,8 +221,19 @@ class Scheduler:
                     run.options.name,
                     run.due.isoformat(),
                 )
-            if entry is None:
-                continue  # deleted or disabled while its run was in flight
+            if entry is None:  # deleted or disabled while its run was in flight
+                if outcome.error is None and outcome.ahead and outcome.queue and outcome.task_id:
+                    self.withdrawals.append(
+                        AheadRun(
+                            run.options.periodic_task_id,
+                            run.due,
+                            outcome.queue,
+                            outcome.task_id,
+                            sent=outcome.sent,
+                            name=run.options.name,
+                        )
+                    )
+                continue
             if outcome.error is None and outcome.ahead:
                 assert outcome.queue is not None and outcome.task_id is not None
                 self.ahead.add(

@@ -171,3 +171,11 @@ def test_the_book_promotes_each_due_time_once_and_skips_withdrawn_runs():
     assert [r.entry_id for r in book.take_entry(2)] == [2]
     assert [r.entry_id for r in book.take_due(ms(T0 + S))] == [1, 3]
     assert len(book) == 0
+
+
+def test_a_run_sent_ahead_for_a_task_removed_meanwhile_is_taken_back():
+    scheduler = loaded(entry(1, schedule(10)))
+    runs = scheduler.pop_due(T0 + 6 * S, ahead=AHEAD)
+    scheduler.remove(1)  # its row went away while the run was being sent
+    scheduler.sent(ahead_outcomes(runs))
+    assert [(r.entry_id, r.due) for r in scheduler.withdrawals] == [(1, T0 + 10 * S)]
