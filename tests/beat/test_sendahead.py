@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 import time
 
 import pytest
@@ -196,3 +197,34 @@ def test_promote_stops_at_its_limit_and_says_a_backlog_is_left(broker):
     assert delayed.promote(broker, "q", limit=10, calls=2) == (False, None)
     assert broker.xlen(keys.stream("q", 5)) == 25
     assert "promote" in scripts.names()
+
+
+def test_beats_racing_on_a_burst_sent_ahead_queue_each_run_once(broker):
+    """Four senders race on the same 200 runs not due yet: 200 messages, promoted once each."""
+    due = soon(0.5)
+    runs = [Run(options(pk, task="x.y", args=[]), due) for pk in range(200)]
+    barrier = threading.Barrier(4)
+    sent: list[int] = []
+
+    def race() -> None:
+        barrier.wait()
+        sent.append(sum(o.sent for o in send_runs(runs)))
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(sent) == 200
+    assert len(delayed_ids(broker)) == 200
+    while time.time() * 1000 < epoch_ms(due):
+        time.sleep(0.005)
+    racers = [threading.Thread(target=sendahead.promote_queues, args=(broker, ["default"]))]
+    racers += [threading.Thread(target=delayed.promote, args=(broker, "default")) for _ in range(3)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    messages = sent_messages(broker)
+    assert sorted(m.name or "" for m in messages) == sorted(f"periodic-{pk}" for pk in range(200))
+    assert delayed_ids(broker) == []
