@@ -5,8 +5,16 @@ schedules (``list_select_related``, no per-row queries), schedules are
 picked with autocomplete widgets rather than a dropdown of every row, and
 the cron description and next run times are computed in Python. A wrong
 call (arguments that do not fit the task's signature) is caught in the
-form when the task is registered in the web process. Rows that come from
-TASKQ_BEAT_SCHEDULE are read-only here, with a note saying why.
+form when the task is registered in the web process, and a task name that
+neither a worker nor the web process has registered is refused unless the
+user ticks that it is intended (``beat/task_names.py``). Each periodic task
+shows its last run's state and its failures of the last 24 hours from the
+task history (``history/periodic.py``: subqueries in the list's one query),
+and "Run now" links each task it sent to its history row. Rows that come
+from TASKQ_BEAT_SCHEDULE are read-only here, with a note saying why.
+
+The task history's own admin (TaskRecord) is in ``history/admin.py``,
+registered by importing it here.
 """
 
 from __future__ import annotations
@@ -20,9 +28,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from django_taskq.beat.task_names import is_registered
+from django_taskq.exceptions import BrokerUnavailable
+from django_taskq.history import admin as history_admin  # noqa: F401 - registers TaskRecordAdmin
+from django_taskq.history import periodic as history
+from django_taskq.history.links import changelist_url, record_url
 from django_taskq.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_taskq.registry import registry
 
@@ -75,6 +89,15 @@ def _signature_error(task_name: str, args: list[Any], kwargs: dict[str, Any]) ->
 
 
 class PeriodicTaskForm(TaskForm):
+    allow_unregistered = forms.BooleanField(
+        label=_("Save although no worker has registered this task"),
+        required=False,
+        help_text=_(
+            "Tick only if the name is right and its workers are not running yet: a periodic "
+            "task whose task no worker knows is dead-lettered at every run."
+        ),
+    )
+
     class Meta:
         model = PeriodicTask
         fields = "__all__"
@@ -105,6 +128,8 @@ class PeriodicTaskForm(TaskForm):
         elif headers is not None and not isinstance(headers, dict):
             self.add_error("headers", _("Enter a JSON object."))
         task = cleaned.get("task")
+        if task and not cleaned.get("allow_unregistered"):
+            self._check_registered(task)
         if task and args is not None and kwargs is not None:
             problem = _signature_error(task, args, kwargs)
             if problem:
@@ -114,6 +139,32 @@ class PeriodicTaskForm(TaskForm):
                     _("These arguments do not fit the task: %(problem)s") % {"problem": problem},
                 )
         return cleaned
+
+    def _check_registered(self, task: str) -> None:
+        """Refuse a task name nobody registered: every run of it would be dead-lettered."""
+        try:
+            if is_registered(task):
+                return
+        except BrokerUnavailable as exc:
+            self.add_error(
+                "task",
+                _(
+                    "Could not read which tasks the workers registered (%(error)s). Tick "
+                    '"Save although no worker has registered this task" to save anyway.'
+                )
+                % {"error": exc},
+            )
+            return
+        self.add_error(
+            "task",
+            _(
+                "No worker has registered a task named %(task)s, and this web process does "
+                "not know it either: check the spelling. Every run of it would be "
+                "dead-lettered. If the name is right (its workers are not running yet), tick "
+                '"Save although no worker has registered this task".'
+            )
+            % {"task": task},
+        )
 
 
 class ScheduleKindFilter(admin.SimpleListFilter):
@@ -130,6 +181,23 @@ class ScheduleKindFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RecentFailuresFilter(admin.SimpleListFilter):
+    """Periodic tasks with a failed, revoked or dead-lettered run in the last 24 hours."""
+
+    title = _("failures in the last 24 h")
+    parameter_name = "failing"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Some")), ("no", _("None"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(failures_24h__gt=0)
+        if self.value() == "no":
+            return queryset.filter(failures_24h=0)
+        return queryset
+
+
 @admin.register(PeriodicTask)
 class PeriodicTaskAdmin(TaskAdmin):
     form = PeriodicTaskForm
@@ -139,11 +207,13 @@ class PeriodicTaskAdmin(TaskAdmin):
         "task",
         "schedule_column",
         "last_run_at",
+        "last_run_column",
+        "failures_column",
         "total_run_count",
         "source",
     )
     list_display_links = ("name",)
-    list_filter = ("enabled", ScheduleKindFilter, "source", "one_off")
+    list_filter = ("enabled", ScheduleKindFilter, RecentFailuresFilter, "source", "one_off")
     search_fields = ("name", "task", "description")
     list_select_related = ("interval", "crontab", "clocked")
     autocomplete_fields = ("interval", "crontab", "clocked")
@@ -155,12 +225,14 @@ class PeriodicTaskAdmin(TaskAdmin):
         "schedule_description",
         "next_run_times",
         "last_run_at",
+        "last_run_detail",
+        "failures_detail",
         "total_run_count",
         "source",
         "date_changed",
     )
     fieldsets = (
-        (None, {"fields": ("name", "task", "enabled", "description")}),
+        (None, {"fields": ("name", "task", "allow_unregistered", "enabled", "description")}),
         (
             _("Schedule"),
             {
@@ -185,15 +257,71 @@ class PeriodicTaskAdmin(TaskAdmin):
         ),
         (
             _("State"),
-            {"fields": ("last_run_at", "total_run_count", "source", "date_changed")},
+            {
+                "fields": (
+                    "last_run_at",
+                    "last_run_detail",
+                    "failures_detail",
+                    "total_run_count",
+                    "source",
+                    "date_changed",
+                )
+            },
         ),
     )
+
+    class Media:
+        css = {"all": ("django_taskq/history.css",)}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PeriodicTask]:
+        # The last run and recent failures, from the history, in the list's one query.
+        return history.with_runs(super().get_queryset(request))
+
+    def get_fieldsets(self, request: HttpRequest, obj: PeriodicTask | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only page: the form's "save although unregistered" box means nothing there.
+            return [
+                (
+                    title,
+                    {**opts, "fields": [f for f in opts["fields"] if f != "allow_unregistered"]},
+                )
+                for title, opts in fieldsets
+            ]
+        return fieldsets
 
     # -- columns and read-only fields ------------------------------------------------
 
     @admin.display(description=_("schedule"))
     def schedule_column(self, obj: PeriodicTask) -> str:
         return obj.schedule_display
+
+    @admin.display(description=_("last run's state"))
+    def last_run_column(self, obj: PeriodicTask) -> SafeString:
+        return history.last_run_html(obj)
+
+    @admin.display(description=_("failures (24 h)"))
+    def failures_column(self, obj: PeriodicTask) -> SafeString:
+        return history.failures_html(obj)
+
+    @admin.display(description=_("last run's state"))
+    def last_run_detail(self, obj: PeriodicTask) -> SafeString:
+        if obj.pk is None:
+            return format_html("{}", "-")
+        if getattr(obj, "last_run_pk", None) is None:
+            return format_html("{}", _("No run in the task history yet."))
+        return format_html(
+            '{} · <a href="{}">{}</a>',
+            history.last_run_html(obj),
+            changelist_url(periodic_task_name=obj.name),
+            _("all its runs"),
+        )
+
+    @admin.display(description=_("failures in the last 24 hours"))
+    def failures_detail(self, obj: PeriodicTask) -> SafeString:
+        if obj.pk is None:
+            return format_html("{}", "-")
+        return history.failures_html(obj)
 
     @admin.display(description=_("schedule description"))
     def schedule_description(self, obj: PeriodicTask) -> str:
@@ -295,7 +423,7 @@ class PeriodicTaskAdmin(TaskAdmin):
         from django_taskq.beat.dispatch import send_now
         from django_taskq.beat.entry import Entry
 
-        sent: list[str] = []
+        sent: list[tuple[str, str]] = []
         for task in queryset.with_schedules():  # type: ignore[attr-defined]
             try:
                 envelope = send_now(Entry.from_model(task).options)
@@ -306,14 +434,22 @@ class PeriodicTaskAdmin(TaskAdmin):
                     messages.ERROR,
                 )
                 continue
-            sent.append(f"{task.name} ({envelope.id})")
+            sent.append((task.name, envelope.id))
         if sent:
+            # Each id links to its history row (written by the recorder moments later).
+            runs = format_html_join(
+                ", ",
+                '{} (<a href="{}">{}</a>)',
+                ((name, record_url(task_id), task_id) for name, task_id in sent),
+            )
             self.message_user(
                 request,
-                ngettext(
-                    "Sent %(count)d task: %(list)s", "Sent %(count)d tasks: %(list)s", len(sent)
-                )
-                % {"count": len(sent), "list": ", ".join(sent)},
+                format_html(
+                    "{} {}",
+                    ngettext("Sent %(count)d task:", "Sent %(count)d tasks:", len(sent))
+                    % {"count": len(sent)},
+                    runs,
+                ),
             )
 
 

@@ -5,6 +5,7 @@
 - taskq.W001 an unknown TASKQ_* setting (with the closest known name)
 - taskq.W002 pickle accepted (TASKQ_ACCEPT_CONTENT): unsafe with untrusted Redis
 - taskq.E003 a setting of the wrong type or range
+- taskq.E004 connection settings that cannot work together (broker/checks.py)
 - taskq.W003 metrics configured (TASKQ_METRICS_TOKEN, or the taskq-metrics URL
   routed) while prometheus_client is not installed
 - taskq.W004 TASKQ_METRICS_TOKEN set but empty: scraping is open
@@ -45,6 +46,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 validate_url(str(value), PREFIX + setting)
             except Exception as exc:
                 messages.append(Error(str(exc), id="taskq.E001"))
+    from django_taskq.broker.checks import topology_messages
+
+    messages += topology_messages(settings)
     alias = getattr(settings, PREFIX + "REDIS_CACHE_ALIAS", None)
     if alias and alias not in settings.CACHES:
         messages.append(

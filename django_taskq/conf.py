@@ -42,6 +42,13 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a send (delay(), apply_async(), delay_many(), a workflow) may
     # take in all, retries and their waits included, before BrokerUnavailable.
     "PUBLISH_TIMEOUT": 5.0,
+    # --- replication (Sentinel, Cluster; broker/durability.py) -------------
+    # Replicas that must have a write before a send or a worker's flush
+    # counts as done (WAIT); 0: Redis's asynchronous replication as it is.
+    "BROKER_MIN_REPLICAS": 0,
+    # Seconds to wait for them before the write is retried (then
+    # BrokerUnavailable for a send).
+    "BROKER_REPLICA_TIMEOUT": 1.0,
     # --- tasks and calling ------------------------------------------------
     "DEFAULT_QUEUE": "default",
     "DEFAULT_PRIORITY": 5,

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import redis
 
@@ -28,6 +28,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def make_certificate(directory: str) -> None:
+    """A self-signed cert.pem and key.pem for 127.0.0.1 in ``directory`` (needs openssl)."""
+    if not shutil.which("openssl"):
+        raise RuntimeError("a TLS test server needs the openssl command")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", f"{directory}/key.pem", "-out", f"{directory}/cert.pem",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def tls_args(certs: str) -> list[str]:
+    """redis-server options to serve TLS with ``certs``/cert.pem (clients need no certificate)."""
+    return [
+        "--tls-cert-file", f"{certs}/cert.pem", "--tls-key-file", f"{certs}/key.pem",
+        "--tls-ca-cert-file", f"{certs}/cert.pem", "--tls-auth-clients", "no",
+    ]  # fmt: skip
 
 
 class RedisServer:
@@ -41,10 +61,18 @@ class RedisServer:
         tls: bool = False,
         appendonly: bool = False,
         appendfsync: str = "always",
+        extra_args: Sequence[str] = (),
+        password: str | None = None,
+        certificate_dir: str | None = None,
     ) -> None:
         """``appendonly=True`` turns on the AOF (fsynced per ``appendfsync``:
         "always", "everysec" or "no"), so a restart, even after SIGKILL, keeps
-        what Redis acknowledged (with "always")."""
+        what Redis acknowledged (with "always"). ``extra_args`` are more
+        redis-server options (``--cluster-enabled yes``, ``--replicaof ...``),
+        kept for every restart. ``password`` is required of clients (and
+        used to reach a master when replicating). ``certificate_dir``: with
+        ``tls``, the cert.pem and key.pem to use (shared by the nodes of a
+        cluster) instead of a certificate of its own."""
         self.binary = binary or shutil.which("redis-server") or ""
         if not self.binary:
             raise RuntimeError(
@@ -57,34 +85,25 @@ class RedisServer:
         self.tls = tls
         self.appendonly = appendonly
         self.appendfsync = appendfsync
-        if tls:
-            self._make_certificate()
+        self.extra_args = list(extra_args)
+        self.password = password
+        if password:
+            self.extra_args += ["--requirepass", password, "--masterauth", password]
+        self.certs = certificate_dir or self.dir
+        if tls and certificate_dir is None:
+            make_certificate(self.dir)
 
     @property
     def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
         if self.tls:
-            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.dir}/cert.pem"
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _make_certificate(self) -> None:
-        """A self-signed certificate for 127.0.0.1 (needs the openssl command)."""
-        if not shutil.which("openssl"):
-            raise RuntimeError("a TLS test server needs the openssl command")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-keyout", f"{self.dir}/key.pem", "-out", f"{self.dir}/cert.pem",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.certs}/cert.pem"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def _listen_args(self) -> list[str]:
         if not self.tls:
             return ["--port", str(self.port)]
-        return [
-            "--port", "0", "--tls-port", str(self.port),
-            "--tls-cert-file", f"{self.dir}/cert.pem", "--tls-key-file", f"{self.dir}/key.pem",
-            "--tls-ca-cert-file", f"{self.dir}/cert.pem", "--tls-auth-clients", "no",
-        ]  # fmt: skip
+        return ["--port", "0", "--tls-port", str(self.port), *tls_args(self.certs)]
 
     def _persistence_args(self) -> list[str]:
         if not self.appendonly:
@@ -108,6 +127,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

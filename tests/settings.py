@@ -97,6 +97,7 @@ TASKQ_BROKER_URL = os.environ.get("TASKQ_BROKER_URL", "redis://127.0.0.1:1/0")
 TASKQ_KEY_PREFIX = os.environ.get("TASKQ_KEY_PREFIX", "taskq")
 TASKQ_WORKER_HEARTBEAT_TIMEOUT = float(os.environ.get("TASKQ_WORKER_HEARTBEAT_TIMEOUT", "6"))
 TASKQ_MAX_DELIVERIES = int(os.environ.get("TASKQ_MAX_DELIVERIES", "3"))
+TASKQ_BROKER_MIN_REPLICAS = int(os.environ.get("TASKQ_BROKER_MIN_REPLICAS", "0"))
 TASKQ_ROUTES = {"tests.testapp.tasks.routed_*": "routed"}
 # Worker subprocesses of the metrics tests are given a token this way.
 TASKQ_METRICS_TOKEN = os.environ.get("TASKQ_METRICS_TOKEN") or None

@@ -1,22 +1,26 @@
 """Redis clients for the broker and the result store.
 
-The broker is ``TASKQ_BROKER_URL`` (``redis://`` or ``rediss://``, with
-password, ACL user and db number), or the connection pool of a django-redis
+The broker is ``TASKQ_BROKER_URL``, or the connection pool of a django-redis
 cache named by ``TASKQ_REDIS_CACHE_ALIAS``. Results use the broker unless
-``TASKQ_RESULT_BACKEND`` names another Redis. Clients are made on first use,
-per process: redis-py pools notice a fork and reconnect in the child.
+``TASKQ_RESULT_BACKEND`` names another Redis. Either URL names one Redis
+(``redis://``, ``rediss://``, ``unix://``), the master of a Sentinel set-up
+(``redis+sentinel://``, see ``broker/sentinel.py``) or a Redis Cluster
+(``redis+cluster://``, see ``broker/cluster.py``); ``broker/urls.py`` reads
+them. Only the client differs: every other module runs the same code on
+each. Clients are made on first use, per process: redis-py pools notice a
+fork and reconnect in the child.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, cast
 
 import redis
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from django_taskq.broker import urls
 from django_taskq.broker.deadline import connection_class_for
 from django_taskq.conf import affects_taskq, taskq_settings
 from django_taskq.exceptions import ImproperlyConfiguredTaskq
@@ -31,8 +35,13 @@ _connects = 0
 
 def _counting_connect(connection: Any) -> None:
     """Run redis-py's own handshake, then count the connection."""
-    global _connects
     connection.on_connect_check_health(check_health=True)
+    _count_connect(connection)
+
+
+def _count_connect(connection: Any) -> None:
+    """Count a connection whose handshake has run (RedisCluster runs it itself)."""
+    global _connects
     _connects += 1
 
 
@@ -65,25 +74,31 @@ def broker_url() -> str:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for banners and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    """``url`` with its passwords replaced by ``***`` (for banners and logs)."""
+    return urls.redact(url)
 
 
 def validate_url(url: str, setting: str) -> None:
-    """Raise ImproperlyConfigured naming ``setting`` if ``url`` is not a Redis URL."""
-    scheme = urlsplit(url).scheme
-    if scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfiguredTaskq(
-            f"{setting}={url!r} is not a Redis URL: use redis://[user:password@]host:port/db, "
-            "rediss:// for TLS, or unix:///path/to/socket"
-        )
+    """Raise ImproperlyConfigured naming ``setting`` if ``url`` is not a usable Redis URL."""
+    urls.parse(url, setting)
+
+
+def topology() -> urls.Topology:
+    """Whether the broker is one Redis, a Sentinel master or a Redis Cluster."""
+    from django_taskq.broker.topology import is_cluster
+
+    if is_cluster(get_broker()):
+        return "cluster"
+    if is_sentinel(get_broker()):
+        return "sentinel"
+    return "single"
+
+
+def is_sentinel(client: Any) -> bool:
+    """True for a client of a Sentinel-managed master (a URL's or a django-redis cache's)."""
+    from redis.sentinel import SentinelConnectionPool
+
+    return isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
 
 
 def _pool_options() -> dict[str, Any]:
@@ -107,12 +122,31 @@ def _pool_options() -> dict[str, Any]:
 
 
 def _from_url(url: str, setting: str) -> redis.Redis:
-    validate_url(url, setting)
+    target = urls.parse(url, setting)
     options = _pool_options()
+    if target.topology == "cluster":
+        from django_taskq.broker import cluster
+
+        # A RedisCluster offers the command methods of redis.Redis; the rest
+        # of the code is written once, against that interface.
+        return cast(redis.Redis, cluster.make_client(target, options, on_connect=_count_connect))
+    if target.topology == "sentinel":
+        from django_taskq.broker import sentinel
+
+        return sentinel.make_client(target, options)
     # Connections that honour TASKQ_PUBLISH_TIMEOUT's deadline (broker/deadline.py);
     # without a deadline they are redis-py's own.
     options["connection_class"] = connection_class_for(url, options.get("connection_class"))
     return redis.Redis.from_url(url, **options)
+
+
+def client_for(url: str, setting: str = "the URL") -> redis.Redis:
+    """A new client of any Redis URL django_taskq accepts (one Redis, Sentinel, Cluster).
+
+    With the same connection options as the broker's. ``setting`` names
+    where the URL came from, for the error a malformed one raises.
+    """
+    return _from_url(url, setting)
 
 
 def _from_cache_alias(alias: str) -> redis.Redis:
@@ -174,11 +208,31 @@ def backend_is_broker() -> bool:
 
 
 def new_client() -> redis.Redis:
-    """A client with a pool of its own (for blocking reads and pub/sub)."""
+    """A broker client with a pool of its own (for blocking reads and pub/sub)."""
+    url = taskq_settings.BROKER_URL
+    if url and urls.topology_of(str(url)) != "single":
+        return _from_url(str(url), "TASKQ_BROKER_URL")
     broker = get_broker()
+    from django_taskq.broker import sentinel
+
+    clone = sentinel.clone(broker)  # a django-redis Sentinel cache
+    if clone is not None:
+        return clone
     kwargs = dict(broker.connection_pool.connection_kwargs)
     pool = redis.ConnectionPool(connection_class=broker.connection_pool.connection_class, **kwargs)
     return redis.Redis(connection_pool=pool)
+
+
+def close(client: Any) -> None:
+    """Close every connection of ``client`` (one Redis, Sentinel or Cluster)."""
+    from django_taskq.broker.topology import is_cluster
+
+    if is_cluster(client):
+        # Not client.close(): that forgets the cluster's nodes, and a caller
+        # still holding the client (a test, a thread) must keep a working one.
+        client.disconnect_connection_pools()
+    else:
+        client.connection_pool.disconnect()
 
 
 def reset() -> None:
@@ -186,7 +240,7 @@ def reset() -> None:
     with _lock:
         for client in _clients.values():
             try:
-                client.connection_pool.disconnect()
+                close(client)
             except Exception:
                 pass
         _clients.clear()

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import redis
 
 from django_taskq import states
-from django_taskq.broker import keys, scripts
+from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import Envelope, dumps
@@ -160,6 +160,7 @@ def register_queue(pipe: Any, client: redis.Redis, queue: str) -> int:
     now = time.monotonic()
     if now - memo.get(key, -REGISTER_EVERY) < REGISTER_EVERY:
         return 0
+    topology.barrier(pipe)  # after the message on Cluster too (one round trip more, rarely)
     pipe.sadd(keys.queues(), queue)
     memo[key] = now
     return 1
@@ -219,31 +220,49 @@ def run_pipeline(
 ) -> list[Any]:
     """Build a pipeline with ``build(pipe)`` and execute it; returns the replies.
 
+    With TASKQ_BROKER_MIN_REPLICAS, the round trip also waits until that many
+    replicas have the writes (broker/durability.py).
+
     Scripts are queued as bare EVALSHA (no SCRIPT EXISTS round trip). When
-    Redis has lost them (a restart, SCRIPT FLUSH), they are loaded and the
-    whole pipeline is sent again, which is safe because everything that goes
-    through here is idempotent: once keys, SET NX, forward-only result
-    writes, acks. With ``raise_on_error=False`` a command Redis refuses comes
-    back as an exception among the replies instead (connection errors are
-    raised either way).
+    Redis has lost them (a restart, SCRIPT FLUSH, a promoted replica), they
+    are loaded (on every primary of a Cluster) and the whole pipeline is
+    sent again, which is safe because everything that goes through here is
+    idempotent: once keys, SET NX, forward-only result writes, acks. With
+    ``raise_on_error=False`` a command Redis refuses comes back as an
+    exception among the replies instead. Connection errors are raised
+    either way, and on Cluster so is a part that did not reach its node (a
+    failover, a slot on the move): the caller sends the whole pipeline
+    again, as after a lost connection to one Redis.
     """
-    pipe = client.pipeline(transaction=False)
-    build(pipe)
     try:
-        replies: list[Any] = pipe.execute(raise_on_error=raise_on_error)
-        if not raise_on_error and any(
-            isinstance(r, redis.exceptions.NoScriptError) for r in replies
-        ):
-            raise redis.exceptions.NoScriptError("NOSCRIPT")
-    except redis.exceptions.NoScriptError:
-        scripts.load_all(client)
-        pipe = client.pipeline(transaction=False)
-        build(pipe)
-        replies = pipe.execute(raise_on_error=raise_on_error)
+        try:
+            replies = _execute(client, build, raise_on_error)
+        except redis.exceptions.NoScriptError:
+            scripts.load_all(client)
+            replies = _execute(client, build, raise_on_error)
     except (redis.ConnectionError, redis.TimeoutError):
         # Redis may have restarted without its data: register queues again.
         setattr(client, "_taskq_registered", {})  # noqa: B010
         raise
+    return replies
+
+
+def _execute(
+    client: redis.Redis, build: Callable[[Any], object], raise_on_error: bool
+) -> list[Any]:
+    from django_taskq.broker import durability
+
+    pipe = client.pipeline(transaction=False)
+    build(pipe)
+    replicas, timeout_ms = durability.wanted()  # TASKQ_BROKER_MIN_REPLICAS, 0 by default
+    waited = bool(replicas) and len(pipe) > 0 and durability.request(pipe, replicas, timeout_ms)
+    replies: list[Any] = pipe.execute(raise_on_error=raise_on_error)
+    if waited:
+        durability.check(replies.pop(), replicas, timeout_ms)
+    if not raise_on_error:
+        for reply in replies:
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                raise reply
     return replies
 
 
@@ -263,26 +282,28 @@ def publish(
     commands are queued on that broker pipeline and True is returned.
     """
     body = envelope.encode(serializer or taskq_settings.TASK_SERIALIZER)
-    client = get_broker()
     if pipe is not None:
+        client = get_broker()
         queue_publish(pipe, client, envelope, body, once=once, once_ttl=once_ttl)
         _record_pending_elsewhere([envelope])
         return True
-    replies = with_publish_retry(
-        f"send task {envelope.task}",
-        lambda: run_pipeline(
+
+    def send() -> list[Any]:
+        # The client inside the retried call: a Cluster client reads the slot
+        # map when it is made, which fails while the cluster is unreachable.
+        client = get_broker()
+        return run_pipeline(
             client,
             lambda p: queue_publish(p, client, envelope, body, once=once, once_ttl=once_ttl),
-        ),
-        task_ids=[envelope.id],
-    )
+        )
+
+    replies = with_publish_retry(f"send task {envelope.task}", send, task_ids=[envelope.id])
     _record_pending_elsewhere([envelope])
     return bool(replies[0])
 
 
 def publish_many(envelopes: Iterable[Envelope]) -> int:
     """Publish many messages in one pipelined round trip; returns how many were queued."""
-    client = get_broker()
     serializer = taskq_settings.TASK_SERIALIZER
     prepared = [(envelope, envelope.encode(serializer)) for envelope in envelopes]
     if not prepared:
@@ -290,6 +311,7 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
     firsts: list[int] = []
 
     def build(pipe: Any) -> None:
+        client = get_broker()
         firsts.clear()
         index = 0
         for envelope, body in prepared:
@@ -297,7 +319,7 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
             index += queue_publish(pipe, client, envelope, body)
 
     def send() -> int:
-        replies = run_pipeline(client, build)
+        replies = run_pipeline(get_broker(), build)  # made inside the retry, as in publish()
         return sum(1 for index in firsts if replies[index])
 
     count = with_publish_retry(

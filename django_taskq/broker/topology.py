@@ -1,12 +1,14 @@
-"""What the Redis topology allows one Lua call to touch: one slot on Cluster, anything elsewhere.
+"""Where the Redis topology changes how calls are grouped: slots and order on Cluster.
 
 On Redis Cluster a script may only touch keys of one hash slot, so work for
 many tasks (a worker flush storing a batch of results) is split into one
 call per slot. On one Redis or Sentinel there is one node and no slot rule,
 so the same batch goes in one call: the flush of a 256-message batch is one
-EVALSHA instead of 256 (measured in docs/benchmarks.md). The code that
-builds the calls is the same for every topology; only this grouping
-differs, by the client's class.
+EVALSHA instead of 256 (measured in docs/benchmarks.md). And a Cluster
+pipeline runs the commands of different nodes in no particular order, so
+``barrier()`` marks where order matters. The code that builds the calls is
+the same for every topology; only this grouping differs, by the client's
+class.
 """
 
 from __future__ import annotations
@@ -25,6 +27,36 @@ def is_cluster(client: Any) -> bool:
     from redis.cluster import ClusterPipeline, RedisCluster
 
     return isinstance(client, RedisCluster | ClusterPipeline)
+
+
+def barrier(pipe: Any) -> None:
+    """Make what was queued on ``pipe`` so far run before anything queued after.
+
+    One Redis runs a pipeline in order on one connection, so this is a
+    no-op there; a Cluster pipeline sends each node its share at once, so
+    there it ends one round trip and starts the next (broker/cluster.py).
+    The settle step uses it between the results and the acks, so that a
+    message is never acked before its result is stored.
+    """
+    mark = getattr(pipe, "barrier", None)
+    if mark is not None:
+        mark()
+
+
+def slot_groups(client: Any, names: Iterable[str]) -> list[list[str]]:
+    """``names`` split into groups of one hash slot each, in order of first appearance.
+
+    One group on one Redis or Sentinel, where any keys go together.
+    """
+    found = list(names)
+    if not is_cluster(client):
+        return [found] if found else []
+    from redis.crc import key_slot
+
+    by_slot: dict[int, list[str]] = {}
+    for name in found:
+        by_slot.setdefault(key_slot(name.encode()), []).append(name)
+    return list(by_slot.values())
 
 
 def script_batches(client: Any, items: Iterable[T], key_of: Callable[[T], str]) -> list[list[T]]:

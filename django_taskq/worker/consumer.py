@@ -60,6 +60,9 @@ BATCH_TARGET_SECONDS = 0.05
 #: After a task has run this long, unstarted messages are handed back.
 HOSTAGE_SECONDS = 1.0
 BLOCK_MS = 1000
+#: Longest wait between reconnect attempts: a failover (Sentinel, Cluster) is
+#: over in seconds, and the consumer must not sleep long after it.
+RECONNECT_MAX = 1.0
 #: Stands in for TimeLimits.applied() when no limit is set (the common case).
 NO_LIMITS = contextlib.nullcontext()
 #: Header of a message that was delayed by its rate limit and holds a token.
@@ -164,7 +167,7 @@ class Consumer:
                     )
                     self.reconnected = True
                     self.stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff = min(backoff * 2, RECONNECT_MAX)
                     groups_ready = False
                 except redis.ResponseError as exc:
                     if "NOGROUP" not in str(exc):

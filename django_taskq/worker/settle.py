@@ -32,7 +32,7 @@ from typing import Any
 import redis
 
 from django_taskq import states
-from django_taskq.broker import results
+from django_taskq.broker import results, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
 from django_taskq.exceptions import BrokerUnavailable
@@ -243,6 +243,7 @@ def _write(w: Writes) -> None:
             results.queue_store_many(pipe, broker, w.records)
         for envelope, body, once in w.publish:
             queue_publish(pipe, broker, envelope, body, once=once)
+        topology.barrier(pipe)  # Cluster: results and follow-ups are in before the acks
         for delivery, reason in w.dead:
             ops.queue_dead_letter(pipe, broker, delivery, reason)
         ops.queue_acks(pipe, w.acks)

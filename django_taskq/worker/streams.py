@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from django_taskq.broker import keys, scripts
+from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.publish import run_pipeline
 from django_taskq.conf import taskq_settings
 
@@ -99,8 +99,18 @@ def fetch(client: redis.Redis, queues: list[str], consumer: str, count: int) -> 
 def block_fetch(
     client: redis.Redis, streams: list[str], consumer: str, count: int, block_ms: int
 ) -> list[Delivery]:
-    """Block up to ``block_ms`` for new messages on any stream; sorted by preference."""
-    reply: Any = client.xreadgroup(
+    """Block up to ``block_ms`` for new messages on any stream; sorted by preference.
+
+    On Cluster, streams of several slots (several queues) are waited on
+    together by broker/cluster_wait.py, one read per slot.
+    """
+    groups = topology.slot_groups(client, streams)
+    if len(groups) > 1:
+        from django_taskq.broker import cluster_wait
+
+        reply: Any = cluster_wait.read_any(client, groups, keys.GROUP, consumer, count, block_ms)
+        return _deliveries(client, streams, reply)
+    reply = client.xreadgroup(
         keys.GROUP, consumer, {s: ">" for s in streams}, count=count, block=block_ms
     )
     return _deliveries(client, streams, reply)

@@ -148,11 +148,47 @@ def test_exactly_one_schedule_in_the_form(admin_client, hourly, weekday_cron):
         assert "Set exactly one schedule" in response.content.decode()
 
 
-def test_free_text_task_is_accepted_with_a_warning(admin_client, hourly):
+def test_unregistered_task_name_is_refused_unless_ticked(admin_client, hourly):
+    data = form_data(interval=hourly.pk, task="only.workers.know.this", args="[1, 2, 3, 4]")
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "No worker has registered a task named only.workers.know.this" in errors["task"][0]
+    assert not PeriodicTask.objects.exists()
+
+    response = admin_client.post(ADD, {**data, "allow_unregistered": "on"}, follow=True)
+    assert PeriodicTask.objects.filter(task="only.workers.know.this").exists()
+    assert "is not registered in this web process" in response.content.decode()
+
+
+def test_task_name_a_worker_registered_is_accepted_with_a_warning(
+    admin_client, hourly, monkeypatch
+):
+    # The workers' names come through one function (h3's registered_task_names once merged).
+    monkeypatch.setattr(
+        "django_taskq.beat.task_names.registered_by_workers", lambda: {"only.workers.know.this"}
+    )
     data = form_data(interval=hourly.pk, task="only.workers.know.this", args="[1, 2, 3, 4]")
     response = admin_client.post(ADD, data, follow=True)
     assert PeriodicTask.objects.filter(task="only.workers.know.this").exists()
     assert "is not registered in this web process" in response.content.decode()
+
+
+def test_task_names_unreadable_from_redis_need_the_tick(admin_client, hourly, monkeypatch):
+    from django_taskq.exceptions import BrokerUnavailable
+
+    def down():
+        raise BrokerUnavailable("Redis at redis://127.0.0.1:1/0 is unreachable")
+
+    monkeypatch.setattr("django_taskq.beat.task_names.registered_by_workers", down)
+    data = form_data(interval=hourly.pk, task="only.workers.know.this", args="[1, 2, 3, 4]")
+    response = admin_client.post(ADD, data)
+    [error] = response.context["adminform"].form.errors["task"]
+    assert error.startswith("Could not read which tasks the workers registered (Redis at")
+    assert admin_client.post(ADD, {**data, "allow_unregistered": "on"}).status_code == 302
+    # A name this process registered needs no Redis.
+    data = form_data(name="known", interval=hourly.pk, task="tests.testapp.tasks.add")
+    assert admin_client.post(ADD, data).status_code == 302
 
 
 def test_change_page_shows_description_and_next_five_runs(admin_client, weekday_cron):
@@ -215,7 +251,8 @@ def test_run_now_sends_with_every_option(admin_client, broker, hourly):
     response = admin_client.post(
         CHANGELIST, {"action": "run_now", "_selected_action": [task.pk]}, follow=True
     )
-    assert "Sent 1 task: report (" in response.content.decode()
+    content = response.content.decode()
+    assert "Sent 1 task: report (" in content
     [message] = sent_messages(broker)
     assert (message.task, message.queue, message.priority) == (
         "tests.testapp.tasks.add",

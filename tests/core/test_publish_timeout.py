@@ -29,6 +29,7 @@ from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.testing import RedisServer, free_port
 from tests.sick import Blackhole, SilentServer
 from tests.testapp.tasks import add
+from tests.topology import single_redis_only
 
 #: What the bound may be exceeded by: scheduling, not a second attempt.
 MARGIN = 1.5
@@ -191,6 +192,7 @@ def test_a_batch_whose_reply_is_lost_names_every_id(paused: Pause) -> None:
     assert "(5 in .task_ids)" in str(error)
 
 
+@single_redis_only
 def test_a_connection_keeps_its_own_timeouts_after_a_deadline(broker: Any) -> None:
     with override_settings(TASKQ_PUBLISH_TIMEOUT=0.3):
         add.delay(1, 2)

@@ -103,7 +103,10 @@ def result_states(client: redis.Redis, ids: list[str], chunk: int = 1000) -> dic
     states: dict[str, str | None] = {}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        for task_id, raw in zip(part, client.mget([keys.result(i) for i in part]), strict=True):
+        names = [keys.result(i) for i in part]
+        # On Redis Cluster the records live in many slots: one MGET per slot.
+        mget = getattr(client, "mget_nonatomic", client.mget)
+        for task_id, raw in zip(part, mget(names), strict=True):
             states[task_id] = json.loads(raw)["status"] if raw else None
     return states
 

@@ -11,9 +11,18 @@ import redis
 from django_taskq import shared_task
 from django_taskq.exceptions import SoftTimeLimitExceeded
 
+_clients: dict[tuple[str, int], redis.Redis] = {}
+
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["TASKQ_BROKER_URL"])
+    """A client of the test session's Redis, whatever its topology (one per process)."""
+    from django_taskq.broker.connection import client_for
+
+    url = os.environ["TASKQ_BROKER_URL"]
+    key = (url, os.getpid())
+    if key not in _clients:
+        _clients[key] = client_for(url)
+    return _clients[key]
 
 
 @shared_task
