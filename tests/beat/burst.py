@@ -5,11 +5,14 @@ Run from the repository root (it starts its own redis-server and database)::
     python -m tests.beat.burst                      # 10,000 runs, 5 bursts, SQLite
     python -m tests.beat.burst --workers 2          # also run them: when does each start?
     python -m tests.beat.burst --db postgres --json burst.json
+    python -m tests.beat.burst --topology cluster --queues 8   # a local 3-master Redis Cluster
 
 N periodic tasks (``tests.testapp.tasks.stamp``) share an interval of
 ``--period`` seconds and a last run one period before a whole second T0, so
 all N are due at exactly T0, T0 + period, ... (with ``--spread MS`` their due
-times are spread evenly over the MS milliseconds from T0 instead). A real ``taskq_beat``
+times are spread evenly over the MS milliseconds from T0 instead). With
+``--queues Q`` the tasks are sent to Q queues in turn (on a Cluster each
+queue lives in its own slot, so its delayed set is promoted by its master). A real ``taskq_beat``
 subprocess sends them (``--send-ahead`` sets TASKQ_BEAT_SEND_AHEAD for it).
 For every run it measures, relative to the run's due time:
 
@@ -107,7 +110,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def _create_tasks(count: int, period: int, t0: float, spread_ms: int) -> None:
+def _create_tasks(count: int, period: int, t0: float, spread_ms: int, queues: list[str]) -> None:
     from django_taskq.models import IntervalSchedule, PeriodicTask
 
     interval, _ = IntervalSchedule.objects.get_or_create(every=period, period="seconds")
@@ -118,6 +121,7 @@ def _create_tasks(count: int, period: int, t0: float, spread_ms: int) -> None:
             task="tests.testapp.tasks.stamp",
             args=[STAMP_KEY],
             interval=interval,
+            queue=queues[i % len(queues)],
             last_run_at=last + dt.timedelta(milliseconds=i * spread_ms // count),
         )
         for i in range(count)
@@ -179,15 +183,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from django_taskq.testing import RedisServer
     from tests.beat.loadtest import _setup
 
-    server = RedisServer().start()
+    server: Any
+    if args.topology == "cluster":
+        from django_taskq.testing_topologies import ClusterServers
+
+        server = ClusterServers(masters=args.masters).start()
+    else:
+        server = RedisServer().start()
     try:
         _setup(args.db, server.url)
         from django_taskq.broker import keys
+        from django_taskq.broker.connection import get_broker
 
-        client = server.client()
+        client = get_broker()
+        queues = [QUEUE] if args.queues == 1 else [f"burst{q}" for q in range(args.queues)]
         t0 = math.ceil(time.time()) + args.lead
-        _create_tasks(args.tasks, args.period, t0, args.spread)
-        probe = Probe(client, [keys.stream(QUEUE, p) for p in range(10)]).start()
+        _create_tasks(args.tasks, args.period, t0, args.spread, queues)
+        # One probe per queue: a queue's streams share a slot, queues need not.
+        probes = [
+            Probe(get_broker(), [keys.stream(q, p) for p in range(10)]).start() for q in queues
+        ]
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.beat.beat_settings",
@@ -196,7 +211,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if args.send_ahead is not None:
             env["TASKQ_TEST_SEND_AHEAD"] = str(args.send_ahead)
         beat = Output(_spawn(["taskq_beat", "--hostname", "burst-beat"], env))
-        worker_args = ["taskq_worker", "-Q", QUEUE, "-P", "prefork", "-c", "2", "-l", "WARNING"]
+        worker_args = ["taskq_worker", "-Q", ",".join(queues), "-P", "prefork", "-c", "2"]
+        worker_args += ["-l", "WARNING"]
         workers = [
             Output(_spawn([*worker_args, "-n", f"burst-{i}"], env)) for i in range(args.workers)
         ]
@@ -216,7 +232,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             beat.stop()
             for worker in workers:
                 worker.stop()
-            probe.stop.set()
+            for probe in probes:
+                probe.stop.set()
             if args.beat_log:
                 Path(args.beat_log).write_text("\n".join(beat.lines) + "\n")
         by_burst: dict[int, dict[str, list[float]]] = {
@@ -230,8 +247,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         # Every entry still in the streams (workers delete what they finish,
         # so with --workers only the started times are complete).
         seen_ids: set[str] = set()
-        for stream in probe.streams:
-            marks = [(t, tail) for t, name, tail in probe.marks if name == stream]
+        for stream, marks in (
+            (stream, [(t, tail) for t, name, tail in probe.marks if name == stream])
+            for probe in probes
+            for stream in probe.streams
+        ):
             index = 0
             for entry_id, fields in client.xrange(stream):
                 task_id, due_s = _id_and_due(fields[b"b"])
@@ -287,6 +307,9 @@ def main() -> None:
         "--spread", type=int, default=0, metavar="MS", help="spread due times over MS ms"
     )
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--topology", choices=["single", "cluster"], default="single")
+    parser.add_argument("--masters", type=int, default=3, help="Cluster masters (1 replica each)")
+    parser.add_argument("--queues", type=int, default=1, help="queues the tasks are spread over")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--beat-log", metavar="FILE", help="write beat's output to FILE")
     args = parser.parse_args()
@@ -296,7 +319,8 @@ def main() -> None:
     result["machine"] = f"{platform.python_version()} on {os.cpu_count()} CPUs"
     result["load_average"] = os.getloadavg()
     when = f"within {args.spread} ms" if args.spread else "at the same instant"
-    print(f"{args.tasks} runs due {when}, {args.bursts} bursts ({args.db})")
+    where = f"{args.topology}, {args.queues} queue(s)"
+    print(f"{args.tasks} runs due {when}, {args.bursts} bursts ({args.db}, {where})")
     for i, burst in enumerate(result["bursts"], 1):
         print(f"burst {i}:")
         for name, stats in burst.items():
