@@ -228,3 +228,17 @@ def test_beats_racing_on_a_burst_sent_ahead_queue_each_run_once(broker):
     messages = sent_messages(broker)
     assert sorted(m.name or "" for m in messages) == sorted(f"periodic-{pk}" for pk in range(200))
     assert delayed_ids(broker) == []
+
+
+def test_the_queues_of_a_burst_are_all_promoted(broker):
+    """On Cluster their slots may be on different masters (promoted in parallel there)."""
+    due = soon(0.3)
+    queues = ["burst-a", "burst-b", "burst-c"]
+    runs = [Run(options(pk, task="x.y", args=[], queue=queues[pk % 3]), due) for pk in range(30)]
+    send_runs(runs)
+    while time.time() * 1000 < epoch_ms(due):
+        time.sleep(0.005)
+    assert sendahead.promote_queues(broker, queues) == set()
+    for queue in queues:
+        assert broker.zcard(keys.delayed(queue)) == 0
+        assert broker.xlen(keys.stream(queue, 5)) == 10
