@@ -20,10 +20,12 @@ import os
 import socket
 import time
 import uuid
+from functools import cache
+from importlib import resources
 
 import redis
+from redis.commands.core import Script
 
-from django_taskq.beat.scripts import script
 from django_taskq.broker import keys
 
 
@@ -39,6 +41,23 @@ def led_key() -> str:
 def lease_channel() -> str:
     """Pub/sub channel told when the leader releases the lease."""
     return keys.global_key("beat:leader:released")
+
+
+@cache
+def _source(name: str) -> str:
+    return resources.files("django_taskq.beat").joinpath("lua", f"{name}.lua").read_text()
+
+
+def _script(client: redis.Redis, name: str) -> Script:
+    registry: dict[str, Script] | None = getattr(client, "_taskq_beat_scripts", None)
+    if registry is None:
+        registry = {}
+        client._taskq_beat_scripts = registry  # type: ignore[attr-defined]
+    found = registry.get(name)
+    if found is None:
+        found = client.register_script(_source(name))
+        registry[name] = found
+    return found
 
 
 def holder_id(hostname: str | None = None) -> str:
@@ -104,7 +123,7 @@ class Lease:
 
     def renew(self) -> bool:
         started = time.monotonic()
-        renewed = script(self.client, "lease_renew")(
+        renewed = _script(self.client, "lease_renew")(
             keys=[lease_key(), led_key()], args=[self.holder, self.ttl_ms, int(time.time() * 1000)]
         )
         if renewed:
@@ -115,7 +134,7 @@ class Lease:
 
     def release(self) -> bool:
         self._valid_until = 0.0
-        released = script(self.client, "lease_release")(
+        released = _script(self.client, "lease_release")(
             keys=[lease_key()], args=[self.holder, lease_channel()]
         )
         return bool(released)

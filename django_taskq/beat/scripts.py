@@ -1,8 +1,10 @@
-"""Beat's own Lua scripts (``beat/lua/``): the leader lease and withdrawing runs sent ahead.
+"""Beat's own Lua scripts (``beat/lua/``), here withdrawing runs sent ahead.
 
 Each script is read once per process and registered with redis-py on the
 client it runs on (redis-py calls it by EVALSHA and loads it again after a
-NOSCRIPT, so a restarted Redis needs nothing from us).
+NOSCRIPT, so a restarted Redis needs nothing from us). lease.py still has
+its own copy of these few lines for the lease scripts (it is being changed
+on another branch); it can use this module once both are merged.
 """
 
 from __future__ import annotations
