@@ -96,6 +96,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     messages += _check_metrics()
+    messages += _check_send_ahead()
     timeout = getattr(settings, PREFIX + "WORKER_HEARTBEAT_TIMEOUT", 30)
     if not isinstance(timeout, int | float) or timeout < 1:
         messages.append(
@@ -105,6 +106,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return messages
+
+
+def _check_send_ahead() -> list[CheckMessage]:
+    """TASKQ_BEAT_SEND_AHEAD: seconds from 0 to 60, well under TASKQ_BEAT_RUN_KEY_TTL."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_taskq.beat.ahead import send_ahead_seconds
+
+    try:
+        send_ahead_seconds()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="taskq.E003")]
+    return []
 
 
 def _check_metrics() -> list[CheckMessage]:

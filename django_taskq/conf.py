@@ -105,6 +105,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a run key (periodic task + due time) is kept in Redis; it only
     # has to outlive two beats briefly believing they lead.
     "BEAT_RUN_KEY_TTL": 3600,
+    # Seconds before its due time that the beat leader sends a run, as an ETA
+    # message promoted into its stream at the due time (so a burst of runs
+    # due at one instant is on time); 0 sends each run when it is due.
+    "BEAT_SEND_AHEAD": 5.0,
 }
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django_taskq.conf import taskq_settings
+from django_taskq.messages import Envelope
 from django_taskq.schedules import BaseSchedule, clocked, crontab, default_timezone, schedule
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class RunOptions:
     headers: dict[str, Any] = field(default_factory=dict)
     expires: dt.datetime | None = None
     expire_seconds: int | None = None
+    #: The message without its per-run parts, built once by dispatch.build_envelope.
+    template: Envelope | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

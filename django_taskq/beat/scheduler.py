@@ -1,11 +1,19 @@
 """The in-memory schedule: a heap of entries ordered by next due time.
 
 The leader asks ``seconds_until_next()`` how long to sleep, pops what is due
-with ``pop_due()``, sends it, and reports back with ``sent()``. Nothing here
-touches Redis or the database: it works from snapshots (``Entry``), records
-what must be written back in ``pending``, and is unit-testable with a fake
-clock. Changing an entry invalidates its old heap item lazily (a generation
-number), so a reload costs O(changed rows), not a heap rebuild.
+(or due within the send-ahead horizon) with ``pop_due()``, sends it, and
+reports back with ``sent()``. Nothing here touches Redis or the database: it
+works from snapshots (``Entry``), records what must be written back in
+``pending``, and is unit-testable with a fake clock. Changing an entry
+invalidates its old heap item lazily (a generation number), so a reload
+costs O(changed rows), not a heap rebuild.
+
+Runs sent ahead of their due time are kept in ``ahead`` (ahead.py) and
+count as sent only when their due time comes (``confirm()``). When their
+periodic task changes or goes away first, they move to ``withdrawals``: the
+leader takes them back from Redis before it sends anything else, and
+reports with ``withdrawn()``. The entry itself is recomputed from its last
+run *sent*, so an edited task's run is sent again with the new options.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import heapq
 import logging
 from dataclasses import dataclass, field
 
+from django_taskq.beat.ahead import AheadBook, AheadRun
 from django_taskq.beat.dispatch import Outcome, Run
 from django_taskq.beat.entry import Entry
 
@@ -41,6 +50,11 @@ class Scheduler:
     #: Due times up to this were the previous leader's to send (a handover):
     #: each one it did not send is sent, one by one, instead of collapsed.
     handover_until: dt.datetime | None = None
+    #: Runs queued ahead of their due time, not yet counted as sent.
+    ahead: AheadBook = field(default_factory=AheadBook)
+    #: Runs queued ahead whose periodic task changed or went away: to be
+    #: taken back from Redis before anything else is sent.
+    withdrawals: list[AheadRun] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -66,6 +80,9 @@ class Scheduler:
         old = self.entries.get(entry.id)
         if old is not None and old.fingerprint == entry.fingerprint:
             return 0
+        # Runs queued ahead were built from the old row: take them back; the
+        # due times are recomputed below from the last run actually sent.
+        self.withdrawals.extend(self.ahead.take_entry(entry.id))
         lasts = [t for t in (entry.last_run_at, last_sent) if t is not None]
         if old is not None and old.last_run_at is not None:
             lasts.append(old.last_run_at)
@@ -79,6 +96,7 @@ class Scheduler:
         return 1
 
     def remove(self, entry_id: int) -> None:
+        self.withdrawals.extend(self.ahead.take_entry(entry_id))
         self.entries.pop(entry_id, None)
         self.generations[entry_id] = self.generations.get(entry_id, 0) + 1
 
@@ -108,14 +126,19 @@ class Scheduler:
         entry = self.entries[self.heap[0][1]]
         return entry.next_due
 
-    def seconds_until_next(self, now: dt.datetime) -> float | None:
+    def seconds_until_next(self, now: dt.datetime, ahead: float = 0.0) -> float | None:
+        """Seconds until a run is to be sent: its due time, less ``ahead`` seconds."""
         due = self.next_due()
         if due is None:
             return None
-        return max(0.0, (due - now).total_seconds())
+        return max(0.0, (due - now).total_seconds() - ahead)
 
-    def pop_due(self, now: dt.datetime, limit: int = 500) -> list[Run]:
-        """Take up to ``limit`` due runs off the heap, missed runs collapsed into one.
+    def pop_due(self, now: dt.datetime, limit: int = 500, ahead: float = 0.0) -> list[Run]:
+        """Take up to ``limit`` runs due by ``now`` + ``ahead`` seconds off the heap.
+
+        Runs due by ``now`` are sent at once, missed runs collapsed into
+        one; runs due later, within ``ahead``, are sent ahead (queued until
+        their due time) and are never missed or stale.
 
         Runs the missed-run policy says to skip are skipped here (logged)
         and their entries moved on to the next due time. The policy is for
@@ -125,7 +148,7 @@ class Scheduler:
         too late; their once keys make any the old leader did send a no-op.
         """
         runs: list[Run] = []
-        horizon = now.timestamp()
+        horizon = now.timestamp() + ahead
         while self.heap and len(runs) < limit:
             item = self.heap[0]
             if not self._live(item):
@@ -157,6 +180,9 @@ class Scheduler:
                 )
                 self._advance(entry, due)
                 continue
+            if self.ahead.holds(entry.id, due):
+                self._advance(entry, due)  # queued ahead already
+                continue
             if due != entry.next_due:
                 logger.info(
                     "periodic task %r: runs due from %s to %s were missed; sending one",
@@ -172,7 +198,12 @@ class Scheduler:
         self._push(entry)
 
     def sent(self, outcomes: list[Outcome]) -> None:
-        """Record what happened to popped runs and move their entries on."""
+        """Record what happened to popped runs and move their entries on.
+
+        A run sent ahead (or found queued ahead by another beat) goes into
+        ``ahead`` and is recorded as sent when it comes due (``confirm``).
+        """
+        duplicates = 0
         for outcome in outcomes:
             run = outcome.run
             entry = self.entries.get(run.options.periodic_task_id)
@@ -184,22 +215,93 @@ class Scheduler:
                     outcome.error,
                 )
             elif outcome.duplicate:
-                logger.info(
+                duplicates += 1
+                logger.debug(
                     "periodic task %r: run due at %s was already sent (by another beat)",
                     run.options.name,
                     run.due.isoformat(),
                 )
-            if entry is None:
-                continue  # deleted or disabled while its run was in flight
-            if outcome.error is None:
-                entry.last_run_at = run.due
-                pending = self.pending.setdefault(entry.id, Pending())
-                pending.last_run_at = run.due
-                pending.runs += 1 if outcome.sent else 0
-                pending.disable = pending.disable or entry.one_off
+            if entry is None:  # deleted or disabled while its run was in flight
+                if outcome.error is None and outcome.ahead and outcome.queue and outcome.task_id:
+                    self.withdrawals.append(
+                        AheadRun(
+                            run.options.periodic_task_id,
+                            run.due,
+                            outcome.queue,
+                            outcome.task_id,
+                            sent=outcome.sent,
+                            name=run.options.name,
+                        )
+                    )
+                continue
+            if outcome.error is None and outcome.ahead:
+                assert outcome.queue is not None and outcome.task_id is not None
+                self.ahead.add(
+                    AheadRun(
+                        entry.id,
+                        run.due,
+                        outcome.queue,
+                        outcome.task_id,
+                        sent=outcome.sent,
+                        name=entry.name,
+                    )
+                )
+            elif outcome.error is None:
+                self._record(entry.id, run.due, outcome.sent, entry)
             self._advance(entry, run.due)
-            if entry.next_due is None:
-                self.remove(entry.id)
+            self._retire_if_done(entry)
+        if duplicates:
+            logger.info(
+                "%d run(s) were already sent (by another beat, or before a leader change)",
+                duplicates,
+            )
+
+    def confirm(self, runs: list[AheadRun]) -> None:
+        """Record runs queued ahead whose due time has come: they are sent now."""
+        for run in runs:
+            entry = self.entries.get(run.entry_id)
+            self._record(run.entry_id, run.due, run.sent, entry)
+            if entry is not None:
+                self._retire_if_done(entry)
+
+    def withdrawn(self, runs: list[AheadRun], results: list[bool]) -> None:
+        """Report on taken-back runs: True withdrawn, False promoted already (so sent)."""
+        for run, withdrawn in zip(runs, results, strict=True):
+            entry = self.entries.get(run.entry_id)
+            if withdrawn:
+                logger.info(
+                    "periodic task %r: took back the run due at %s, queued before the task "
+                    "changed (%s)",
+                    run.name or f"#{run.entry_id}",
+                    run.due.isoformat(),
+                    "to be sent as it is now" if entry is not None else "disabled or deleted",
+                )
+                continue
+            # Its due time came before the change reached us: it ran as queued.
+            self._record(run.entry_id, run.due, run.sent, entry)
+            if entry is not None and entry.next_due is not None and entry.next_due <= run.due:
+                self._advance(entry, run.due)
+                self._retire_if_done(entry)
+
+    def _record(self, entry_id: int, due: dt.datetime, sent: bool, entry: Entry | None) -> None:
+        """A run is sent: remember its due time for the write-back (and the entry)."""
+        if entry is not None:
+            entry.last_run_at = due if entry.last_run_at is None else max(entry.last_run_at, due)
+        pending = self.pending.setdefault(entry_id, Pending())
+        if pending.last_run_at is None or due > pending.last_run_at:
+            pending.last_run_at = due
+        pending.runs += 1 if sent else 0
+        pending.disable = pending.disable or (entry is not None and entry.one_off)
+
+    def _retire_if_done(self, entry: Entry) -> None:
+        """Drop an entry with no run left, once none of its runs waits to be confirmed."""
+        if entry.next_due is None and not self.ahead.has(entry.id):
+            self.remove(entry.id)
+
+    def drop_ahead(self) -> None:
+        """Forget runs queued ahead (this beat stopped leading; the next leader adopts them)."""
+        self.ahead.clear()
+        self.withdrawals.clear()
 
     def unsent(self, runs: list[Run]) -> None:
         """Put popped runs back (sending failed as a whole; they stay due)."""

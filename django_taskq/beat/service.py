@@ -2,9 +2,15 @@
 
 A beat is a follower until it wins the leader lease. The leader syncs
 TASKQ_BEAT_SCHEDULE, loads enabled periodic tasks into a heap and then
-blocks on a Redis pub/sub channel until the earliest of: the next due time,
-a change notice, the next lease renewal or version poll. It never scans
-every row per tick and never sleep-polls for changes.
+blocks on a Redis pub/sub channel until the earliest of: the next time to
+send (a due time less TASKQ_BEAT_SEND_AHEAD), the due time of a run sent
+ahead, a change notice, the next lease renewal or version poll. It never
+scans every row per tick and never sleep-polls for changes.
+
+Runs are sent up to TASKQ_BEAT_SEND_AHEAD seconds before they are due (see
+ahead.py), so that at the due instant the leader only has to promote their
+queues, the first thing it does when it wakes. A change to a periodic task
+takes back its runs sent ahead before anything else is sent.
 
 Failures are expected, logged and retried with backoff: Redis down (no
 lease, nothing sent; due runs stay due and are caught up per the missed-run
@@ -24,7 +30,8 @@ from typing import Any
 
 import redis
 
-from django_taskq.beat import dispatch, store, version
+from django_taskq.beat import dispatch, sendahead, store, version
+from django_taskq.beat.ahead import send_ahead_seconds
 from django_taskq.beat.lease import Lease, holder_id, lease_channel
 from django_taskq.beat.scheduler import Scheduler
 from django_taskq.beat.store import DatabaseUnavailable, guarded
@@ -37,6 +44,8 @@ logger = logging.getLogger("django_taskq.beat")
 MAX_WAIT = 1.0
 #: Minimum gap between two write-backs of last_run_at (they are batched).
 FLUSH_EVERY = 1.0
+#: A dispatch of at least this many runs is logged at INFO (with how long it took).
+BURST_LOG = 1000
 #: After a version poll finds a change no notice explained, how long the notice
 #: (which an ORM save publishes just after its commit) has to arrive before the
 #: next poll reloads everything.
@@ -77,6 +86,8 @@ class Beat:
             self.client, holder_id(hostname), float(taskq_settings.BEAT_LEASE_SECONDS)
         )
         self.scheduler = Scheduler()
+        #: Seconds before their due time that runs are sent (0: when due).
+        self.send_ahead = send_ahead_seconds()
         self.leading = False
         self.loaded = False
         self.pubsub: Any = None
@@ -105,9 +116,10 @@ class Beat:
 
         parse(taskq_settings.BEAT_SCHEDULE)
         logger.info(
-            "beat %s starting (lease %gs, holder %s)",
+            "beat %s starting (lease %gs, sending %gs ahead, holder %s)",
             self.hostname,
             self.lease.seconds,
+            self.send_ahead,
             self.lease.holder,
         )
         try:
@@ -162,8 +174,11 @@ class Beat:
         logger.warning("beat %s stopped leading: %s", self.hostname, reason)
         self.leading = False
         self.loaded = False
+        # Runs it sent ahead stay queued; the next leader adopts them.
+        self.scheduler.drop_ahead()
 
     def _lead(self, stop: threading.Event) -> None:
+        self._promote_ahead()  # the due instant of runs sent ahead: first, before anything
         now_m = time.monotonic()
         if now_m >= self.next_renew or not self.lease.held():
             if not self.lease.renew():
@@ -180,6 +195,8 @@ class Beat:
             self._apply_changes()
         if self.loaded and now_m >= self.next_poll:
             self._poll_versions()
+        self._withdraw_changed()
+        self._confirm_ahead()
         self._dispatch_due()
         self._flush()
         self._wait(stop, self._timeout())
@@ -189,11 +206,16 @@ class Beat:
         deadlines = [self.next_renew - now_m, MAX_WAIT]
         if self.loaded:
             deadlines.append(self.next_poll - now_m)
-            until_due = self.scheduler.seconds_until_next(utcnow())
+            until_due = self.scheduler.seconds_until_next(utcnow(), self.send_ahead)
             if until_due is not None:
                 deadlines.append(until_due)
         else:
             deadlines.append(self.next_load - now_m)
+        promotion = self.scheduler.ahead.next_promotion()
+        if promotion is not None:
+            deadlines.append(promotion / 1000 - time.time())
+        if self.scheduler.withdrawals:
+            deadlines.append(0.0)
         if self.scheduler.pending:
             deadlines.append(self.next_flush - now_m)
         return max(0.0, min(deadlines))
@@ -399,32 +421,94 @@ class Beat:
 
     def _dispatch_due(self) -> None:
         # A small first batch gets the earliest runs out at once; a burst of
-        # thousands then goes in batches of 500 (one round trip each).
+        # thousands then goes in batches of 500 (one round trip each). Runs
+        # due within send_ahead seconds are sent too, queued until due.
         limit = 50
-        while self.loaded:
-            runs = self.scheduler.pop_due(utcnow(), limit=limit)
-            limit = 500
-            if not runs:
-                return
-            if not self.lease.held():
-                self.scheduler.unsent(runs)
-                self.next_renew = 0.0
-                return
-            try:
-                outcomes = dispatch.send_runs(runs, self.client)
-            except redis.RedisError:
-                self.scheduler.unsent(runs)
-                raise
-            self.scheduler.sent(outcomes)
-            for outcome in outcomes:
-                if outcome.sent:
-                    logger.debug(
-                        "sent %s (%s) due %s as %s",
-                        outcome.run.options.name,
-                        outcome.run.options.task,
-                        outcome.run.due.isoformat(),
-                        outcome.task_id,
-                    )
+        started = time.perf_counter()
+        sent = ahead = overtaken = 0
+        try:
+            while self.loaded:
+                popped_at = utcnow()
+                runs = self.scheduler.pop_due(popped_at, limit=limit, ahead=self.send_ahead)
+                limit = 500
+                if not runs:
+                    return
+                if not self.lease.held():
+                    self.scheduler.unsent(runs)
+                    self.next_renew = 0.0
+                    return
+                try:
+                    outcomes = dispatch.send_runs(runs, self.client)
+                except redis.RedisError:
+                    self.scheduler.unsent(runs)
+                    raise
+                self.scheduler.sent(outcomes)
+                # A run found sent already whose due time has passed may be one
+                # a previous leader queued ahead and did not live to promote.
+                stale = {o.queue for o in outcomes if o.duplicate and not o.ahead and o.queue}
+                if stale:
+                    sendahead.promote_queues(self.client, stale)
+                for outcome in outcomes:
+                    if outcome.error is None and not outcome.ahead and outcome.run.due > popped_at:
+                        overtaken += 1  # meant to go ahead, but its due time came first
+                    if outcome.sent:
+                        sent += 1
+                        ahead += outcome.ahead
+                        logger.debug(
+                            "sent %s (%s) due %s as %s%s",
+                            outcome.run.options.name,
+                            outcome.run.options.task,
+                            outcome.run.due.isoformat(),
+                            outcome.task_id,
+                            " (ahead)" if outcome.ahead else "",
+                        )
+                # Sending a large burst ahead takes a while: runs sent ahead
+                # earlier may come due meanwhile.
+                self._promote_ahead()
+        finally:
+            if sent >= BURST_LOG:
+                logger.info(
+                    "beat: sent %d runs (%d ahead of their due time) in %.3fs",
+                    sent,
+                    ahead,
+                    time.perf_counter() - started,
+                )
+            if overtaken:
+                logger.warning(
+                    "beat: %d run(s) came due before they could be sent ahead, so they were "
+                    "late; raise TASKQ_BEAT_SEND_AHEAD (now %gs) above the time this burst "
+                    "took to send (%.1fs)",
+                    overtaken,
+                    self.send_ahead,
+                    time.perf_counter() - started,
+                )
+
+    # -- runs sent ahead ---------------------------------------------------------------
+
+    def _promote_ahead(self) -> None:
+        """At the due time of runs sent ahead, promote their queues (workers may beat us to it)."""
+        queues = self.scheduler.ahead.queues_due(int(time.time() * 1000))
+        if not queues:
+            return
+        left = sendahead.promote_queues(self.client, queues)
+        if left:
+            logger.debug("beat: left the rest of a large due backlog in %s to workers", left)
+
+    def _confirm_ahead(self) -> None:
+        """Count runs sent ahead whose due time has come as sent (write-back, beat:last)."""
+        runs = self.scheduler.ahead.take_due(int(time.time() * 1000))
+        if runs:
+            self.scheduler.confirm(runs)
+            sendahead.record_sent(self.client, runs)
+
+    def _withdraw_changed(self) -> None:
+        """Take back runs sent ahead for periodic tasks that changed; before any send."""
+        runs = list(self.scheduler.withdrawals)
+        if not runs:
+            return
+        results = sendahead.withdraw(self.client, runs)  # a Redis error keeps them for the retry
+        del self.scheduler.withdrawals[: len(runs)]
+        self.scheduler.withdrawn(runs, results)
 
     def _flush(self, force: bool = False) -> None:
         if not self.scheduler.pending:

@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from django_taskq.broker import keys, scripts
+from django_taskq.broker import delayed, keys
 from django_taskq.broker import queues as registry
 from django_taskq.broker.connection import get_broker, new_client
 from django_taskq.conf import taskq_settings
@@ -41,10 +41,6 @@ from django_taskq.worker import streams as ops
 
 logger = logging.getLogger("django_taskq.worker")
 
-#: Most delayed messages moved by one promote.lua call.
-PROMOTE_LIMIT = 1000
-#: Most promote.lua calls per queue in one pass (then the loop goes round again).
-PROMOTE_CALLS = 5
 #: How often workers and queues unused for long are pruned.
 PRUNE_EVERY = 600.0
 
@@ -174,23 +170,13 @@ class Maintenance(threading.Thread):
         """Move ``queue``'s due delayed messages into its streams, in bounded steps.
 
         Returns True when more are due than one pass moves (the caller comes
-        back at once, after its other duties).
+        back at once, after its other duties). The beat leader may be
+        promoting the same queue at the same moment (runs it sent ahead):
+        promote.lua moves each message once, whoever runs it.
         """
-        client = get_broker()
-        promote = scripts.script(client, "promote")
-        streams = [keys.stream(queue, p) for p in range(10)]
-        for _ in range(PROMOTE_CALLS):
-            moved, next_due = promote(
-                keys=[keys.delayed(queue), *streams],
-                args=[int(time.time() * 1000), PROMOTE_LIMIT],
-                client=client,
-            )
-            nd = float(next_due)
-            self.next_due[queue] = None if nd < 0 else nd / 1000.0
-            if int(moved) < PROMOTE_LIMIT:
-                return False
-        self.next_due[queue] = 0.0
-        return True
+        backlog, next_due = delayed.promote(get_broker(), queue)
+        self.next_due[queue] = 0.0 if backlog else next_due
+        return backlog
 
     def reclaim(self) -> None:
         """Give back messages held by consumers whose heartbeat has expired, on every queue."""

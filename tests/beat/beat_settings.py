@@ -20,3 +20,6 @@ elif os.environ.get("TASKQ_TEST_BEAT_SCHEDULE") == "demo":
     TASKQ_BEAT_SCHEDULE = {
         "settings-every-2s": {"task": "tests.testapp.tasks.echo", "schedule": 2, "args": ["s"]},
     }
+
+if os.environ.get("TASKQ_TEST_SEND_AHEAD"):
+    TASKQ_BEAT_SEND_AHEAD = float(os.environ["TASKQ_TEST_SEND_AHEAD"])

@@ -117,6 +117,66 @@ class BeatProcess:
             self.process.wait(10)
 
 
+@dataclass
+class Queued:
+    """One message waiting in a delayed set (a periodic run sent ahead, for instance)."""
+
+    name: str | None
+    due: str | None
+    task_id: str
+    due_ms: int
+    body: dict[str, Any]
+
+
+def queued_ahead(client: redis.Redis, queue: str = "default") -> list[Queued]:
+    """Every message waiting in ``queue``'s delayed set, earliest first."""
+    found = []
+    for member, score in client.zrange(keys.delayed(queue), 0, -1, withscores=True):
+        _, task_id, body_text = member.decode().split("\n", 2)
+        body = json.loads(body_text)
+        headers = body.get("headers") or {}
+        found.append(
+            Queued(
+                name=headers.get("periodic_task_name"),
+                due=headers.get("periodic_task_due"),
+                task_id=task_id,
+                due_ms=int(score),
+                body=body,
+            )
+        )
+    return found
+
+
+@dataclass
+class Started:
+    """One periodic run a worker started (recorded by ``tests.testapp.tasks.stamp``)."""
+
+    at: float
+    due: str
+    name: str
+
+
+def started_runs(client: redis.Redis, key: str) -> list[Started]:
+    """The runs ``stamp`` recorded in the list ``key``, in the order they started."""
+    runs = []
+    for raw in client.lrange(key, 0, -1):
+        at, due, name = raw.decode().split(" ", 2)
+        runs.append(Started(at=float(at), due=due, name=name))
+    return runs
+
+
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned); fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(interval)
+
+
 def leader_pid(client: redis.Redis) -> int | None:
     """The pid in the leader lease (holder is ``host:pid:random``)."""
     from django_taskq.beat.lease import lease_key

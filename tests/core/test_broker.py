@@ -13,9 +13,10 @@ from django.test import override_settings
 from django_taskq import states
 from django_taskq.broker import keys, results, topology
 from django_taskq.broker import queues as registry
+from django_taskq.broker.delayed import PROMOTE_CALLS, PROMOTE_LIMIT
 from django_taskq.broker.publish import publish, publish_many
 from django_taskq.messages import dumps
-from django_taskq.worker.maintenance import PROMOTE_CALLS, PROMOTE_LIMIT, Maintenance
+from django_taskq.worker.maintenance import Maintenance
 from tests.testapp.tasks import add
 
 

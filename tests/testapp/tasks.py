@@ -295,3 +295,22 @@ def gated(key: str, seconds: float = 60) -> int:
     client.rpush(f"{key}:started", os.getpid())
     client.blpop([key], timeout=seconds)
     return os.getpid()
+
+
+#: One client per process for ``stamp`` (a new connection per task would be its whole cost).
+_stamp_clients: dict[int, redis.Redis] = {}
+
+
+@shared_task(bind=True)
+def stamp(self: Any, key: str) -> None:
+    """Append "<start epoch s> <periodic due> <periodic name>" to the Redis list ``key``.
+
+    Beat's burst tests and benchmark read when each periodic run started.
+    """
+    started = time.time()
+    client = _stamp_clients.get(os.getpid())
+    if client is None:
+        client = _stamp_clients[os.getpid()] = _redis()
+    headers = self.request.headers
+    due, name = headers.get("periodic_task_due", ""), headers.get("periodic_task_name", "")
+    client.rpush(key, f"{started:.6f} {due} {name}")

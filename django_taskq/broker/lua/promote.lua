@@ -8,28 +8,40 @@
 -- ARGV[2]  limit     most messages to move in one call
 --
 -- Returns {moved, next_due_ms}; next_due_ms is -1 when the set is empty.
--- Any number of workers may run this at once: each member is removed and
--- added to its stream in the same atomic step, so it is moved exactly once.
--- A member that is not in the expected form is moved to priority 0 whole, as
--- its own body (the worker dead-letters it with its reason), never dropped.
+-- Any number of workers (and the beat leader, for the runs it sent ahead)
+-- may run this at once: each member is removed and added to its stream in
+-- the same atomic step, so it is moved exactly once. A member that is not in
+-- the expected form is moved to priority 0 whole, as its own body (the worker
+-- dead-letters it with its reason), never dropped.
+--
+-- This is the step that makes a burst of periodic runs fetchable at their
+-- due time, so it is kept lean: the due members are the lowest ranks of the
+-- set, so they are removed with one ZREMRANGEBYRANK (not a ZREM per member,
+-- which would hash and look up every body again), and the loop uses locals.
 
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(due) do
-  local nl1 = string.find(member, '\n', 1, true)
-  local nl2 = nl1 and string.find(member, '\n', nl1 + 1, true)
-  local priority = nl1 and tonumber(string.sub(member, 1, nl1 - 1))
-  if nl2 and priority and priority >= 0 and priority <= 9 and priority == math.floor(priority) then
-    local task_id = string.sub(member, nl1 + 1, nl2 - 1)
-    local body = string.sub(member, nl2 + 1)
-    redis.call('XADD', KEYS[2 + priority], '*', 'i', task_id, 'b', body, 'dc', 0)
+local call = redis.call
+local find, sub = string.find, string.sub
+local due = call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local count = #due
+for i = 1, count do
+  local member = due[i]
+  local nl1 = find(member, '\n', 1, true)
+  local nl2 = nl1 and find(member, '\n', nl1 + 1, true)
+  local priority = nl1 and tonumber(sub(member, 1, nl1 - 1))
+  if nl2 and priority and priority >= 0 and priority <= 9 and priority % 1 == 0 then
+    call('XADD', KEYS[2 + priority], '*', 'i', sub(member, nl1 + 1, nl2 - 1),
+      'b', sub(member, nl2 + 1), 'dc', '0')
   else
-    redis.call('XADD', KEYS[2], '*', 'i', '', 'b', member, 'dc', 0)
+    call('XADD', KEYS[2], '*', 'i', '', 'b', member, 'dc', '0')
   end
-  redis.call('ZREM', KEYS[1], member)
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if count > 0 then
+  -- ZRANGEBYSCORE from -inf returned ranks 0 .. count-1, in rank order.
+  call('ZREMRANGEBYRANK', KEYS[1], 0, count - 1)
+end
+local first = call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_due = -1
 if first[2] then
   next_due = first[2]
 end
-return {#due, next_due}
+return {count, next_due}
