@@ -25,6 +25,7 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:  # pragma: no cover - depends on the environment
     webdriver = None
@@ -66,7 +67,7 @@ def test_admin_shows_next_run_times_in_a_browser(live_server, browser, django_us
     task = PeriodicTask.objects.create(
         name="nightly-report", task="tests.testapp.tasks.add", crontab=cron, args=[1, 2]
     )
-    wait = WebDriverWait(browser, 15)
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(f"{live_server.url}/admin/login/")
     browser.find_element(By.NAME, "username").send_keys("admin")
     browser.find_element(By.NAME, "password").send_keys("secret-pass")

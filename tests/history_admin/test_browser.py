@@ -36,6 +36,7 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover - depends on the environment
     webdriver = None
@@ -86,7 +87,9 @@ class Admin:
     def __init__(self, browser: Any, base: str) -> None:
         self.browser = browser
         self.base = base
-        self.wait = WebDriverWait(browser, 15)
+        # A condition may read an element of the page a click is leaving: that
+        # read fails as stale, and the wait asks again on the new page.
+        self.wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
 
     def login(self, username: str) -> Admin:
         self.browser.get(f"{self.base}/admin/login/")
