@@ -13,6 +13,7 @@ stands by rules that do not depend on order:
   that ends twice (a duplicate delivery) shows its last ending.
 - **A later ``sent`` replaces the send fields** (beat sends a periodic run
   again under the same id); an earlier one read late only fills blanks.
+  The ETA is the latest one seen (a retry's comes after its send's).
 - ``progress`` sets the row's progress and custom state while the task has
   not ended; its ending clears the progress.
 - ``dead`` marks the row dead-lettered for good, with its reason.
@@ -91,7 +92,6 @@ SEND_FIELDS = (
     "args",
     "kwargs",
     "priority",
-    "eta",
     "expires",
     "sent_at",
     "parent_id",
@@ -269,7 +269,7 @@ def apply(row: dict[str, Any], event: dict[str, Any]) -> None:
     if kind in (RETRIED, REVOKED, EXPIRED, DEAD):
         _set(row, "reason", _text(event, "msg"), wins)
     if kind == RETRIED:
-        _set(row, "eta", _seconds(event, "eta"), wins)
+        _later_eta(row, _seconds(event, "eta"))
     if kind == DEAD:
         row["dead_lettered"] = True
 
@@ -281,7 +281,6 @@ def _apply_sent(row: dict[str, Any], event: dict[str, Any], ts: dt.datetime | No
         "args": _text(event, "a"),
         "kwargs": _text(event, "kw"),
         "priority": p if (p := _count(event, "pr")) is not None and p <= 9 else None,
-        "eta": _seconds(event, "eta"),
         "expires": _seconds(event, "exp"),
         "sent_at": ts,
         "parent_id": _text(event, "par", "parent_id"),
@@ -301,9 +300,16 @@ def _apply_sent(row: dict[str, Any], event: dict[str, Any], ts: dt.datetime | No
     else:
         for column in SEND_FIELDS:
             _set(row, column, values[column], overwrite=False)
+    _later_eta(row, _seconds(event, "eta"))
     retries = _count(event, "rty")
     if retries is not None:
         row["retries"] = max(row["retries"], retries)
+
+
+def _later_eta(row: dict[str, Any], eta: dt.datetime | None) -> None:
+    """Keep the latest due time: a retry's is after its send's, a re-send's after the first."""
+    if eta is not None and (row["eta"] is None or eta > row["eta"]):
+        row["eta"] = eta
 
 
 def _apply_progress(row: dict[str, Any], event: dict[str, Any]) -> None:
