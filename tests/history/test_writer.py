@@ -83,3 +83,23 @@ def test_unreadable_entries_are_counted_and_the_rest_written(broker: Any) -> Non
     written = writer.write(read_all(broker))
     assert (written.events, written.rows, written.dropped) == (1, 1, 3)
     assert TaskRecord.objects.filter(task_id="ok").exists()
+
+
+def test_retention_in_bounded_batches_and_none_keeps_all(settings: Any) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from django_taskq.history import retention
+
+    old = timezone.now() - dt.timedelta(days=40)
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"o{n}", task_name="x", sent_at=old) for n in range(25)
+    )
+    TaskRecord.objects.create(task_id="orphan", task_name="x", finished_at=old)
+    settings.TASKQ_HISTORY_RETENTION = None
+    assert retention.prune() == 0
+    settings.TASKQ_HISTORY_RETENTION = 30
+    assert retention.prune(batch=10, max_batches=2) == 20
+    assert retention.prune(batch=10, max_batches=2) == 6
+    assert not TaskRecord.objects.exists()
