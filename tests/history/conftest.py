@@ -50,8 +50,8 @@ def start_recorder() -> Iterator[Callable[..., Recorder]]:
         return recorder
 
     yield start
-    for stop, thread in running:
+    for stop, _ in running:
         stop.set()
-    for stop, thread in running:
+    for _, thread in running:
         thread.join(10)
         assert not thread.is_alive(), "the recorder did not stop"

@@ -1,4 +1,4 @@
-"""``manage.py taskq_recorder`` as real processes: recording, SIGTERM, a kill -9 and the takeover."""
+"""``manage.py taskq_recorder`` as real processes: recording, SIGTERM, kill -9 and takeover."""
 
 from __future__ import annotations
 
