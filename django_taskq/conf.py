@@ -109,6 +109,13 @@ DEFAULTS: dict[str, Any] = {
     # message promoted into its stream at the due time (so a burst of runs
     # due at one instant is on time); 0 sends each run when it is due.
     "BEAT_SEND_AHEAD": 5.0,
+    # --- history recorder (history/recorder.py) ---------------------------
+    # Workers run the history recorder (one records at a time, by a lease).
+    "HISTORY": True,
+    # Days history rows are kept (by send time); None keeps them all.
+    "HISTORY_RETENTION": 30,
+    # Stream entries the recorder reads and writes per batch (per queue).
+    "HISTORY_BATCH": 500,
 }
 
 

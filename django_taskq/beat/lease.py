@@ -66,14 +66,32 @@ def holder_id(hostname: str | None = None) -> str:
 
 
 class Lease:
-    """One beat's view of the leader lease."""
+    """One process's view of a lease: beat's leader lease unless other keys are given.
 
-    def __init__(self, client: redis.Redis, holder: str, seconds: float) -> None:
+    ``key``, ``led`` and ``channel`` name the lease, its "last held" time and
+    its release channel (all of one hash tag); the history recorder holds a
+    lease of its own this way.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        holder: str,
+        seconds: float,
+        *,
+        key: str | None = None,
+        led: str | None = None,
+        channel: str | None = None,
+        setting: str = "TASKQ_BEAT_LEASE_SECONDS",
+    ) -> None:
         if seconds < 1:
-            raise ValueError("TASKQ_BEAT_LEASE_SECONDS must be at least 1 second")
+            raise ValueError(f"{setting} must be at least 1 second")
         self.client = client
         self.holder = holder
         self.seconds = float(seconds)
+        self.key = key or lease_key()
+        self.led = led or led_key()
+        self.channel = channel or lease_channel()
         self._valid_until = 0.0  # monotonic; we lead while now < this
         #: When acquire() won the lease: when the leader before us last held
         #: it (epoch seconds), or None if no leader ever did.
@@ -100,11 +118,11 @@ class Lease:
 
     def acquire(self) -> bool:
         started = time.monotonic()
-        if self.client.set(lease_key(), self.holder, nx=True, px=self.ttl_ms):
+        if self.client.set(self.key, self.holder, nx=True, px=self.ttl_ms):
             self._granted(started)
             pipe = self.client.pipeline(transaction=False)
-            pipe.get(led_key())
-            pipe.set(led_key(), int(time.time() * 1000))
+            pipe.get(self.led)
+            pipe.set(self.led, int(time.time() * 1000))
             before = pipe.execute()[0]
             self.previous_leader_at = int(before) / 1000 if before is not None else None
             return True
@@ -124,7 +142,7 @@ class Lease:
     def renew(self) -> bool:
         started = time.monotonic()
         renewed = _script(self.client, "lease_renew")(
-            keys=[lease_key(), led_key()], args=[self.holder, self.ttl_ms, int(time.time() * 1000)]
+            keys=[self.key, self.led], args=[self.holder, self.ttl_ms, int(time.time() * 1000)]
         )
         if renewed:
             self._granted(started)
@@ -135,15 +153,15 @@ class Lease:
     def release(self) -> bool:
         self._valid_until = 0.0
         released = _script(self.client, "lease_release")(
-            keys=[lease_key()], args=[self.holder, lease_channel()]
+            keys=[self.key], args=[self.holder, self.channel]
         )
         return bool(released)
 
     def seconds_until_free(self) -> float:
         """How long until the current lease expires (0 if free)."""
-        ttl = self.client.pttl(lease_key())
+        ttl = self.client.pttl(self.key)
         return max(0.0, ttl / 1000.0) if ttl and ttl > 0 else 0.0
 
     def current_holder(self) -> str | None:
-        raw = self.client.get(lease_key())
+        raw = self.client.get(self.key)
         return raw.decode() if isinstance(raw, bytes) else raw

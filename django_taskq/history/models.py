@@ -263,6 +263,13 @@ class TaskRecord(models.Model):
             models.Index(
                 fields=["periodic_task_name", "-sent_at"], name="taskq_record_periodic_sent"
             ),
+            # The "failed" filter is state IN (FAILURE, REVOKED) OR dead_lettered:
+            # the state index serves one side, this small one the other.
+            models.Index(
+                fields=["-sent_at"],
+                name="taskq_record_dead_sent",
+                condition=models.Q(dead_lettered=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -204,6 +204,8 @@ class Worker:
         """Run until shut down; returns the process exit code."""
         from django.db import connections
 
+        from django_taskq.history.recorder import start_in_worker
+
         self.stdout.write(self.banner() + "\n")
         self.stdout.flush()
         self._install_signals()
@@ -215,6 +217,7 @@ class Worker:
             return 0
         self.heartbeat.start()
         connections.close_all()
+        start_in_worker(self.stopping, hostname=self.hostname)
         beat_thread = self._start_beat() if self.beat else None
         try:
             if self.pool == "prefork":

@@ -1,0 +1,166 @@
+"""The recorder's side of the events streams: a consumer group over every queue's stream.
+
+Each queue registered in ``keys.queues()`` has an events stream
+(``keys.events(queue)``); the recorder reads them all as the consumer group
+``taskq-recorder``, created from the start of each stream the first time a
+queue is seen, so events written before the recorder ever ran are recorded
+too. An entry stays in the group's pending list until it is acked after its
+rows are written: a recorder that dies (or whose database refuses a write)
+leaves it there, and the next one reads its pending entries back first.
+
+Only one recorder runs at a time (the lease, ``recorder.py``), so every
+recorder uses the same consumer name: "its own pending entries" are then
+whatever a previous recorder read and did not ack, read back with
+``XREADGROUP ... 0``, without a claim.
+
+New entries are read with one blocking ``XREADGROUP`` (``COUNT``); on
+Redis Cluster the streams of different queues live in different slots, which
+one command may not span, so the read is one blocking read per slot, waited
+on together (``broker/cluster_wait.py``, as the worker's fetch does).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.crc import key_slot
+
+from django_taskq.broker import keys
+from django_taskq.broker.cluster_wait import read_any
+from django_taskq.broker.topology import is_cluster
+
+logger = logging.getLogger("django_taskq.history")
+
+GROUP = "taskq-recorder"
+CONSUMER = "recorder"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stream entry read: its queue, stream, id and fields (empty if it was trimmed)."""
+
+    queue: str
+    stream: str
+    id: bytes
+    fields: dict[bytes, bytes]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class EventReader:
+    """Read the events streams of every queue as the recorder's consumer group."""
+
+    def __init__(self, client: Any, count: int, block_ms: int) -> None:
+        self.client = client
+        self.count = count
+        self.block_ms = block_ms
+        #: stream key -> queue, for every stream whose group exists
+        self.streams: dict[str, str] = {}
+        #: Read pending entries (from id 0) before new ones: at start and after a failed write.
+        self.backlog = True
+
+    def refresh(self) -> list[str]:
+        """Create the group on the streams of queues not seen yet; returns those queues."""
+        found = sorted(_text(q) for q in self.client.smembers(keys.queues()))
+        added = []
+        for queue in found:
+            stream = keys.events(queue)
+            if stream in self.streams:
+                continue
+            try:
+                self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self.streams[stream] = queue
+            added.append(queue)
+        return added
+
+    def read(self) -> list[Entry]:
+        """The next batch: pending entries while there are any, then new ones (blocking)."""
+        if self.backlog:
+            pending = self._read_pending()
+            if pending:
+                return pending
+            self.backlog = False
+        if not self.streams:
+            return []
+        try:
+            return self._read_new()
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # A stream was deleted with its group (its queue was forgotten):
+            # make the groups again on the next refresh.
+            logger.info("history recorder: an events stream lost its group (%s)", exc)
+            self.streams.clear()
+            return []
+
+    def _read_pending(self) -> list[Entry]:
+        entries: list[Entry] = []
+        for stream in list(self.streams):
+            try:
+                reply = self.client.xreadgroup(GROUP, CONSUMER, {stream: "0"}, count=self.count)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                del self.streams[stream]
+                continue
+            entries.extend(self._entries(reply))
+        return entries
+
+    def _read_new(self) -> list[Entry]:
+        streams = list(self.streams)
+        if not is_cluster(self.client):
+            reply = self.client.xreadgroup(
+                GROUP,
+                CONSUMER,
+                dict.fromkeys(streams, ">"),
+                count=self.count,
+                block=self.block_ms,
+            )
+            return self._entries(reply)
+        by_slot: dict[int, list[str]] = {}
+        for stream in streams:
+            by_slot.setdefault(key_slot(stream.encode()), []).append(stream)
+        reply = read_any(
+            self.client, list(by_slot.values()), GROUP, CONSUMER, self.count, self.block_ms
+        )
+        return self._entries(reply)
+
+    def _entries(self, reply: Any) -> list[Entry]:
+        if not reply:
+            return []
+        pairs = reply.items() if isinstance(reply, dict) else reply
+        out: list[Entry] = []
+        for name, items in pairs:
+            stream = _text(name)
+            queue = self.streams.get(stream)
+            if queue is None:
+                continue
+            for entry_id, fields in items or []:
+                out.append(Entry(queue, stream, entry_id, fields or {}))
+        return out
+
+    def ack(self, entries: list[Entry]) -> None:
+        """XACK ``entries`` (one pipeline; on Cluster one round trip to each node)."""
+        by_stream: dict[str, list[bytes]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.id)
+        pipe = self.client.pipeline(transaction=False)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, GROUP, *ids)
+        pipe.execute()
+
+    def pending(self) -> int:
+        """How many entries the group holds unacked, over every stream (for tests and logs)."""
+        total = 0
+        for stream in self.streams:
+            info = self.client.xpending(stream, GROUP)
+            total += int(info["pending"] if isinstance(info, dict) else info[0])
+        return total
