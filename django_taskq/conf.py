@@ -114,6 +114,8 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY": True,
     # Days history rows are kept (by send time); None keeps them all.
     "HISTORY_RETENTION": 30,
+    # Rows kept at most (the oldest go first); None for no cap.
+    "HISTORY_MAX_ROWS": 1_000_000,
     # Stream entries the recorder reads and writes per batch (per queue).
     "HISTORY_BATCH": 500,
 }

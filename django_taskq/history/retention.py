@@ -1,10 +1,16 @@
-"""Retention: the recorder deletes history rows older than TASKQ_HISTORY_RETENTION days.
+"""Retention: the recorder deletes rows older than TASKQ_HISTORY_RETENTION days,
+and the oldest rows beyond TASKQ_HISTORY_MAX_ROWS.
 
 A row is old when the task was sent before the cut-off and did not finish
 after it (a task sent long ago with a far ETA that ran yesterday stays); a
 row without a send time goes by its end, or by its last write. Rows are
 deleted in bounded batches (by primary key), so a first prune of a big
 table never holds a long transaction or locks the table for the admin.
+
+The row cap counts by primary key, which follows the order the recorder
+first wrote the rows: the row ``max_rows`` places below the newest key is
+found with one index scan (no ``COUNT(*)`` of the table), and every key at
+or below it goes, in the same bounded batches.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ def retention_days() -> float | None:
     return None if days is None else float(days)
 
 
+def max_rows() -> int | None:
+    """TASKQ_HISTORY_MAX_ROWS: rows kept at most, or None for no cap."""
+    cap = taskq_settings.HISTORY_MAX_ROWS
+    return None if cap is None else max(int(cap), 0)
+
+
 def old_rows(cutoff: dt.datetime) -> Q:
     """Rows whose task was sent (or ended, or was last written) before ``cutoff``."""
     ended_before = Q(finished_at__isnull=True) | Q(finished_at__lt=cutoff)
@@ -41,18 +53,29 @@ def old_rows(cutoff: dt.datetime) -> Q:
 def prune(
     now: dt.datetime | None = None, batch: int = BATCH, max_batches: int = MAX_BATCHES
 ) -> int:
-    """Delete up to ``batch * max_batches`` old rows; returns how many were deleted."""
+    """Delete up to ``batch * max_batches`` old rows and as many beyond the cap.
+
+    Returns how many were deleted.
+    """
+    deleted = 0
     days = retention_days()
-    if days is None:
-        return 0
-    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+    if days is not None:
+        cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+        deleted += _delete(Q(old_rows(cutoff)), batch, max_batches)
+    cap = max_rows()
+    if cap is not None:
+        keep_from = TaskRecord.objects.order_by("-pk").values_list("pk", flat=True)[cap : cap + 1]
+        beyond = list(keep_from)
+        if beyond:
+            deleted += _delete(Q(pk__lte=beyond[0]), batch, max_batches)
+    return deleted
+
+
+def _delete(rows: Q, batch: int, max_batches: int) -> int:
+    """Delete the rows ``rows`` selects, ``batch`` primary keys per statement."""
     deleted = 0
     for _ in range(max_batches):
-        pks = list(
-            TaskRecord.objects.filter(old_rows(cutoff))
-            .order_by()
-            .values_list("pk", flat=True)[:batch]
-        )
+        pks = list(TaskRecord.objects.filter(rows).order_by().values_list("pk", flat=True)[:batch])
         if not pks:
             break
         deleted += TaskRecord.objects.filter(pk__in=pks).delete()[0]

@@ -103,3 +103,18 @@ def test_retention_in_bounded_batches_and_none_keeps_all(settings: Any) -> None:
     assert retention.prune(batch=10, max_batches=2) == 20
     assert retention.prune(batch=10, max_batches=2) == 6
     assert not TaskRecord.objects.exists()
+
+
+def test_the_row_cap_deletes_the_oldest_rows_first(settings: Any) -> None:
+    from django_taskq.history import retention
+
+    TaskRecord.objects.bulk_create(TaskRecord(task_id=f"r{n}", task_name="x") for n in range(30))
+    settings.TASKQ_HISTORY_RETENTION = None
+    settings.TASKQ_HISTORY_MAX_ROWS = None
+    assert retention.prune() == 0
+    settings.TASKQ_HISTORY_MAX_ROWS = 12
+    assert retention.prune(batch=5, max_batches=2) == 10  # bounded per pass
+    assert retention.prune(batch=5, max_batches=10) == 8
+    kept = sorted(TaskRecord.objects.values_list("task_id", flat=True), key=lambda t: int(t[1:]))
+    assert kept == [f"r{n}" for n in range(18, 30)]
+    assert retention.prune() == 0
