@@ -216,6 +216,21 @@ def decode(raw: bytes | str) -> list[dict[str, Any]]:
     ]
 
 
+def write_progress(
+    queue: str, task_id: str, task_name: str, state: str, meta: Any, worker: str | None
+) -> None:
+    """Append the ``progress`` event of ``update_state()`` to ``queue``'s events stream."""
+    from django_taskq.broker import keys
+    from django_taskq.broker.connection import get_broker
+
+    client = get_broker()
+    pipe = client.pipeline(transaction=False)
+    queue_xadd(
+        pipe, keys.events(queue), [progress_event(task_id, task_name, state, meta)], worker=worker
+    )
+    pipe.execute()
+
+
 def queue_xadd(
     pipe: Any, key: str, events: Iterable[dict[str, Any]], *, worker: str | None = None
 ) -> None:

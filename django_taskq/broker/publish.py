@@ -140,6 +140,9 @@ def default_once_ttl() -> float:
     return max(10.0, 3 * timeout)
 
 
+#: A due time this close above a whole millisecond is that millisecond (float error).
+ETA_TOLERANCE_MS = 0.001
+
 #: How often a client adds a queue it publishes to to the registry again
 #: (so a Redis that lost its data has its queues back within this long).
 REGISTER_EVERY = 5.0
@@ -191,8 +194,9 @@ def queue_publish(
     """
     due_ms = 0
     if envelope.eta is not None and envelope.eta > time.time():
-        # Rounded up: a task never runs before its ETA.
-        due_ms = math.ceil(envelope.eta * 1000)
+        # Rounded up, so a task never runs before its ETA; a float a hair
+        # above a whole millisecond (beat's eta_of) stays on it.
+        due_ms = math.ceil(envelope.eta * 1000 - ETA_TOLERANCE_MS)
     queue = envelope.queue
     ttl = default_once_ttl() if once_ttl is None else once_ttl
     event = ""
