@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from django_taskq import signals, states
-from django_taskq.broker import keys, results
+from django_taskq.broker import keys
 from django_taskq.broker.connection import connects, get_broker
 from django_taskq.broker.publish import once_token
 from django_taskq.conf import taskq_settings
@@ -45,7 +45,7 @@ from django_taskq.messages import Envelope
 from django_taskq.registry import registry
 from django_taskq.request import Request
 from django_taskq.task import Task
-from django_taskq.trace import Outcome, execute, result_record
+from django_taskq.trace import Outcome, execute
 from django_taskq.worker import entries
 from django_taskq.worker import streams as ops
 from django_taskq.worker.limits import TimeLimits
@@ -437,12 +437,12 @@ class Consumer:
         if not acks_late:
             self.settler.ack(delivery)
             self.settler.flush()
-        if task.track_started:
-            record = result_record(envelope, Outcome(states.STARTED), self.hostname)
-            results.store(envelope.id, record, states.STARTED)
         began = time.time()
-        if task.track_started:  # flushed by the guard while the task runs
-            self.settler.started(delivery, envelope, began, message.delivery_count)
+        if task.track_started:
+            # The STARTED record and the started event, in one round trip
+            # (with what is pending), before the task can report progress.
+            self.settler.started(delivery, envelope, began, message.delivery_count, record=True)
+            self.settler.flush()
         running = self.running
         if running is not None:  # the task starts now: its time counts from here
             running.envelope, running.started = envelope, time.monotonic()

@@ -321,9 +321,24 @@ class Settler:
             w.touch()
 
     def started(
-        self, delivery: ops.Delivery, envelope: Envelope, started: float, deliveries: int
+        self,
+        delivery: ops.Delivery,
+        envelope: Envelope,
+        started: float,
+        deliveries: int,
+        *,
+        record: bool = False,
     ) -> None:
-        """Queue the ``started`` event of a running task (flushed by the guard while it runs)."""
+        """Queue the ``started`` event of a running task, and with ``record`` its STARTED record.
+
+        For ``track_started`` (the consumer flushes at once), or a task that
+        runs long (the guard flushes it while the task runs).
+        """
+        if record:
+            stored = result_record(envelope, Outcome(states.STARTED), self.hostname)
+            with self.lock:
+                self.writes.records.append((envelope.id, stored, states.STARTED))
+                self.writes.touch()
         if not self.events:
             return
         event = {
@@ -418,16 +433,18 @@ def _write(w: Writes, worker: str) -> None:
     def build(pipe: Any) -> None:
         if same:
             results.queue_store_many(pipe, broker, w.records)
+        # Counters before events: whoever sees an event sees its counts. Both
+        # before the publishes, so a retry's ``retried`` precedes its ``sent``.
+        if w.counts:
+            w.counts.queue_writes(pipe, broker)
+        for queue, found in w.events.items():
+            events.queue_xadd(pipe, keys.events(queue), found, worker=worker)
         for envelope, body, once in w.publish:
             queue_publish(pipe, broker, envelope, body, once=once)
         topology.barrier(pipe)  # Cluster: results and follow-ups are in before the acks
         for delivery, reason in w.dead:
             ops.queue_dead_letter(pipe, broker, delivery, reason)
         ops.queue_acks(pipe, w.acks)
-        for queue, found in w.events.items():
-            events.queue_xadd(pipe, keys.events(queue), found, worker=worker)
-        if w.counts:
-            w.counts.queue_writes(pipe, broker)
 
     # A write Redis refuses (a record over its size limit, say) would be
     # refused again at every retry: it is logged and dropped, never retried
