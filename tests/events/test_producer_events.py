@@ -124,3 +124,25 @@ def test_events_on_a_redis_cluster(on_cluster: Any, start_worker: Any) -> None:
         snapshot = counters.read(client, [queue])
         key = (counters.SUCCEEDED, queue, ADD, "taskq@cluster-events")
         assert snapshot.counters[key] == 3
+
+
+def test_a_run_withdrawn_by_beat_is_revoked(broker: Any) -> None:
+    from django_taskq.beat import sendahead
+    from django_taskq.beat.ahead import AheadRun
+    from django_taskq.beat.entry import from_epoch_ms
+
+    due = from_epoch_ms(int((time.time() + 30) * 1000))
+    runs = [
+        Run(RunOptions(periodic_task_id=pk, name=f"p{pk}", task=ADD, args=[1, 2]), due)
+        for pk in (1, 2)
+    ]
+    outcomes = send_runs(runs)
+    taken = [
+        AheadRun(pk, due, "default", o.task_id) for pk, o in zip((1, 2), outcomes, strict=True)
+    ]
+    assert sendahead.withdraw(broker, taken[:1] * 2) == [True, False]
+    found = read_events(broker)
+    gone = one(found, outcomes[0].task_id, events.REVOKED)
+    assert gone["n"] == ADD and gone["msg"].startswith("withdrawn before its due time")
+    assert isinstance(gone["ts"], int) and abs(gone["ts"] / 1000 - time.time()) < 60
+    assert not [e for e in found if e["id"] == outcomes[1].task_id and e["k"] != events.SENT]
