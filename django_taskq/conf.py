@@ -118,6 +118,22 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_MAX_ROWS": 1_000_000,
     # Stream entries the recorder reads and writes per batch (per queue).
     "HISTORY_BATCH": 500,
+    # --- task events ------------------------------------------------------
+    # Write task events (sent, started, progress, succeeded, ...) to each
+    # queue's capped events stream, in the writes producers and workers
+    # make anyway (events.py); the history recorder reads them.
+    "EVENTS": True,
+    # About how many entries each queue's events stream keeps (MAXLEN ~);
+    # an entry holds up to 128 events of one worker flush.
+    "EVENTS_MAXLEN": 100_000,
+    # Longest repr of args, kwargs and results kept in an event (characters).
+    "HISTORY_REPR_LIMIT": 1000,
+    # Longest message body (JSON) kept in a ``sent`` event; a longer one,
+    # or a pickled one, is left out.
+    "HISTORY_BODY_LIMIT": 16384,
+    # Keep the Prometheus task counters and histograms in Redis (written
+    # by enqueue.lua and each worker flush). Independent of TASKQ_EVENTS.
+    "METRICS": True,
 }
 
 

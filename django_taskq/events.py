@@ -8,6 +8,7 @@ writes they already make, so history costs the hot path almost nothing:
   (no extra command for the producer);
 - ``started``: for a task with ``track_started``, or one still running a
   second after it started (the consumer's guard thread adds it);
+- ``progress``: from ``Task.update_state()`` inside a running task;
 - ``retried``, ``succeeded``, ``failed``, ``revoked``, ``expired``,
   ``dead``: written by the worker's flush, one stream entry holding the
   events of every message the flush settles. Each carries when the message
@@ -40,7 +41,8 @@ FAILED = "failed"
 REVOKED = "revoked"
 EXPIRED = "expired"
 DEAD = "dead"
-KINDS = frozenset({SENT, STARTED, RETRIED, SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD})
+PROGRESS = "progress"
+KINDS = frozenset({SENT, STARTED, RETRIED, SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD, PROGRESS})
 #: Kinds that end a task.
 FINAL = frozenset({SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD})
 
@@ -69,10 +71,16 @@ FIELDS = {
     "exc": "exception type (failed, retried)",
     "msg": "exception message or reason",
     "tb": "traceback (failed), limited",
+    "rof": "the task this one is a retry of, from the admin (sent; headers retry_of)",
+    "body": "the message as encoded for Redis (sent; JSON only, up to HISTORY_BODY_LIMIT)",
+    "state": "the state name given to update_state() (progress)",
+    "meta": "the meta given to update_state(), as JSON (progress; dropped when too long)",
 }
 
 #: Longest traceback kept in an event.
 TRACEBACK_LIMIT = 8000
+#: Most events in one stream entry (a larger flush writes several entries).
+ENTRY_LIMIT = 128
 
 
 def enabled() -> bool:
@@ -94,8 +102,13 @@ def short_repr(value: Any, limit: int | None = None) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
-def sent_event(envelope: Any) -> dict[str, Any]:
-    """The ``sent`` event of an envelope about to be published."""
+def sent_event(envelope: Any, body: str | None = None) -> dict[str, Any]:
+    """The ``sent`` event of an envelope about to be published.
+
+    ``body`` is the message as encoded for Redis: kept when it is JSON and
+    no longer than TASKQ_HISTORY_BODY_LIMIT (so the admin can show and send
+    it again).
+    """
     event: dict[str, Any] = {
         "k": SENT,
         "id": envelope.id,
@@ -117,9 +130,37 @@ def sent_event(envelope: Any) -> dict[str, Any]:
         event["grp"] = envelope.group_id
     if envelope.retries:
         event["rty"] = envelope.retries
-    periodic = envelope.headers.get("periodic_task_name") if envelope.headers else None
-    if periodic:
-        event["per"] = str(periodic)
+    headers = envelope.headers
+    if headers:
+        periodic = headers.get("periodic_task_name")
+        if periodic:
+            event["per"] = str(periodic)
+        retry_of = headers.get("retry_of")
+        if retry_of:
+            event["rof"] = str(retry_of)
+    if body is not None and len(body) <= int(taskq_settings.HISTORY_BODY_LIMIT):
+        from django_taskq.messages import PICKLE_MARK
+
+        if not body.startswith(PICKLE_MARK):
+            event["body"] = body
+    return event
+
+
+def progress_event(task_id: str, task_name: str, state: str, meta: Any) -> dict[str, Any]:
+    """The ``progress`` event of ``update_state(state=..., meta=...)``."""
+    event: dict[str, Any] = {
+        "k": PROGRESS,
+        "id": task_id,
+        "n": task_name,
+        "ts": int(time.time() * 1000),
+        "state": state,
+    }
+    try:
+        text = json.dumps(meta, separators=(",", ":"), default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and len(text) <= int(taskq_settings.HISTORY_REPR_LIMIT) * 4:
+        event["meta"] = json.loads(text)
     return event
 
 
@@ -175,13 +216,29 @@ def decode(raw: bytes | str) -> list[dict[str, Any]]:
     ]
 
 
+def write_progress(
+    queue: str, task_id: str, task_name: str, state: str, meta: Any, worker: str | None
+) -> None:
+    """Append the ``progress`` event of ``update_state()`` to ``queue``'s events stream."""
+    from django_taskq.broker import keys
+    from django_taskq.broker.connection import get_broker
+
+    client = get_broker()
+    pipe = client.pipeline(transaction=False)
+    queue_xadd(
+        pipe, keys.events(queue), [progress_event(task_id, task_name, state, meta)], worker=worker
+    )
+    pipe.execute()
+
+
 def queue_xadd(
     pipe: Any, key: str, events: Iterable[dict[str, Any]], *, worker: str | None = None
 ) -> None:
-    """Queue one XADD of ``events`` (one entry, with the ``worker`` that wrote them)."""
+    """Queue the XADD of ``events``: one entry per ENTRY_LIMIT events, with the ``worker``."""
     batch = list(events)
-    if batch:
-        fields = {"e": encode(batch)}
+    cap = maxlen()
+    for start in range(0, len(batch), ENTRY_LIMIT):
+        fields = {"e": encode(batch[start : start + ENTRY_LIMIT])}
         if worker:
             fields["w"] = worker
-        pipe.xadd(key, fields, maxlen=maxlen(), approximate=True)
+        pipe.xadd(key, fields, maxlen=cap, approximate=True)

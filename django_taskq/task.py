@@ -530,7 +530,11 @@ class Task:
     def update_state(
         self, task_id: str | None = None, state: str | None = None, meta: Any = None
     ) -> None:
-        """Record a custom state (progress) for this task's result."""
+        """Record a custom state (progress) for this task's result.
+
+        Inside a running task, a ``progress`` event goes to its queue's
+        events stream too (TASKQ_EVENTS), for the task's history.
+        """
         from django_taskq.result import store_state
 
         if task_id is None and self.request.is_eager:
@@ -538,7 +542,16 @@ class Task:
         task_id = task_id or self.request.id
         if task_id is None:
             raise RuntimeError(f"{self.name}.update_state() needs a task_id outside a running task")
-        store_state(task_id, state or states.STARTED, meta, task_name=self.name)
+        state = state or states.STARTED
+        store_state(task_id, state, meta, task_name=self.name)
+        request = self.request
+        if task_id == request.id and request.queue and not request.called_directly:
+            from django_taskq import events
+
+            if events.enabled():
+                events.write_progress(
+                    request.queue, task_id, self.name, state, meta, request.hostname
+                )
 
     # -- canvas -------------------------------------------------------------
     def s(self, *args: Any, **kwargs: Any) -> Signature:

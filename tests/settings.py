@@ -98,6 +98,8 @@ TASKQ_KEY_PREFIX = os.environ.get("TASKQ_KEY_PREFIX", "taskq")
 TASKQ_WORKER_HEARTBEAT_TIMEOUT = float(os.environ.get("TASKQ_WORKER_HEARTBEAT_TIMEOUT", "6"))
 TASKQ_MAX_DELIVERIES = int(os.environ.get("TASKQ_MAX_DELIVERIES", "3"))
 TASKQ_BROKER_MIN_REPLICAS = int(os.environ.get("TASKQ_BROKER_MIN_REPLICAS", "0"))
+TASKQ_EVENTS = os.environ.get("TASKQ_EVENTS", "1") != "0"
+TASKQ_EVENTS_MAXLEN = int(os.environ.get("TASKQ_EVENTS_MAXLEN", "100000"))
 TASKQ_ROUTES = {"tests.testapp.tasks.routed_*": "routed"}
 # Worker subprocesses of the metrics tests are given a token this way.
 TASKQ_METRICS_TOKEN = os.environ.get("TASKQ_METRICS_TOKEN") or None

@@ -11,12 +11,14 @@
   times (a new leader reads it), as for runs sent when due.
 - ``withdraw``: runs of a periodic task that changed (edit, disable,
   delete) before they were due are taken back: withdraw.lua removes the
-  message and its once key together, per (queue, due millisecond).
+  message and its once key together, per (queue, due millisecond), and
+  writes a ``revoked`` event for each (TASKQ_EVENTS).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,7 @@ from django_taskq.beat.dispatch import last_key, run_key
 from django_taskq.beat.scripts import script
 from django_taskq.broker import delayed, keys
 from django_taskq.broker.topology import is_cluster
+from django_taskq.conf import taskq_settings
 
 logger = logging.getLogger("django_taskq.beat")
 
@@ -90,13 +93,15 @@ def withdraw(client: redis.Redis, runs: list[AheadRun]) -> list[bool]:
         groups[(run.queue, run.due_ms)].append(index)
     outcome = [False] * len(runs)
     withdraw_script = script(client, "withdraw")
+    cap = str(int(taskq_settings.EVENTS_MAXLEN)) if taskq_settings.EVENTS else ""
+    now_ms = int(time.time() * 1000)
     for (queue, due_ms), indexes in groups.items():
         for start in range(0, len(indexes), CHUNK):
             chunk = indexes[start : start + CHUNK]
             once_keys = [run_key(runs[i].entry_id, runs[i].due, queue) for i in chunk]
             replies = withdraw_script(
-                keys=[keys.delayed(queue), *once_keys],
-                args=[due_ms, *[runs[i].task_id for i in chunk]],
+                keys=[keys.delayed(queue), keys.events(queue), *once_keys],
+                args=[due_ms, cap, now_ms, *[runs[i].task_id for i in chunk]],
                 client=client,
             )
             for i, reply in zip(chunk, replies, strict=True):

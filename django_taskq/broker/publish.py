@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -22,11 +23,12 @@ from typing import Any, TypeVar
 
 import redis
 
-from django_taskq import states
+from django_taskq import events, states
 from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import Envelope, dumps
+from django_taskq.metrics import counters
 
 logger = logging.getLogger("django_taskq.publish")
 
@@ -138,6 +140,9 @@ def default_once_ttl() -> float:
     return max(10.0, 3 * timeout)
 
 
+#: A due time this close above a whole millisecond is that millisecond (float error).
+ETA_TOLERANCE_MS = 0.001
+
 #: How often a client adds a queue it publishes to to the registry again
 #: (so a Redis that lost its data has its queues back within this long).
 REGISTER_EVERY = 5.0
@@ -179,16 +184,25 @@ def queue_publish(
 
     One EVALSHA of enqueue.lua in the queue's slot, then (when results live
     on the broker) the PENDING record with SET NX in the task's slot, then
-    the queue registration. The caller executes the pipeline, with
-    ``run_pipeline`` so a Redis that lost its scripts is handled. Returns
+    the queue registration. The same EVALSHA appends the ``sent`` event to
+    the queue's events stream (TASKQ_EVENTS) and counts the publish
+    (TASKQ_METRICS), for a message that was queued only. The caller
+    executes the pipeline, with ``run_pipeline`` so a Redis that lost its
+    scripts is handled. Returns
     how many commands were queued; the first one's reply is 1 when the
     message was queued, 0 when its once key said it was already.
     """
     due_ms = 0
     if envelope.eta is not None and envelope.eta > time.time():
-        due_ms = int(envelope.eta * 1000)
+        # Rounded up, so a task never runs before its ETA; a float a hair
+        # above a whole millisecond (beat's eta_of) stays on it.
+        due_ms = math.ceil(envelope.eta * 1000 - ETA_TOLERANCE_MS)
     queue = envelope.queue
     ttl = default_once_ttl() if once_ttl is None else once_ttl
+    event = ""
+    if taskq_settings.EVENTS:
+        event = events.encode([events.sent_event(envelope, body)])
+    counter = counters.field(counters.SENT, envelope.task) if taskq_settings.METRICS else ""
     scripts.queue_evalsha(
         pipe,
         client,
@@ -197,6 +211,8 @@ def queue_publish(
             keys.stream(queue, envelope.priority),
             keys.delayed(queue),
             keys.once(queue, once or once_token(envelope)),
+            keys.events(queue),
+            keys.metrics(queue),
         ],
         [
             body,
@@ -206,6 +222,9 @@ def queue_publish(
             envelope.priority,
             keys.delayed_wake(),
             queue,
+            event,
+            int(taskq_settings.EVENTS_MAXLEN),
+            counter,
         ],
     )
     queued = 1

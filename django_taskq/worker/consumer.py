@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from django_taskq import signals, states
-from django_taskq.broker import keys, results
+from django_taskq.broker import keys
 from django_taskq.broker.connection import connects, get_broker
 from django_taskq.broker.publish import once_token
 from django_taskq.conf import taskq_settings
@@ -45,7 +45,7 @@ from django_taskq.messages import Envelope
 from django_taskq.registry import registry
 from django_taskq.request import Request
 from django_taskq.task import Task
-from django_taskq.trace import Outcome, execute, result_record
+from django_taskq.trace import Outcome, execute
 from django_taskq.worker import entries
 from django_taskq.worker import streams as ops
 from django_taskq.worker.limits import TimeLimits
@@ -59,6 +59,8 @@ FLUSH_INTERVAL = 0.005
 BATCH_TARGET_SECONDS = 0.05
 #: After a task has run this long, unstarted messages are handed back.
 HOSTAGE_SECONDS = 1.0
+#: A task still running this long after it started gets its ``started`` event.
+ANNOUNCE_SECONDS = 1.0
 BLOCK_MS = 1000
 #: Longest wait between reconnect attempts: a failover (Sentinel, Cluster) is
 #: over in seconds, and the consumer must not sleep long after it.
@@ -83,6 +85,11 @@ class Running:
     delivery: ops.Delivery
     envelope: Envelope | None
     started: float  # time.monotonic()
+    #: When the task started (epoch seconds; 0 until it does), and its delivery count.
+    began: float = 0.0
+    deliveries: int = 1
+    #: Its ``started`` event is written (or no longer wanted: the run is over).
+    announced: bool = False
 
 
 @dataclass
@@ -330,12 +337,27 @@ class Consumer:
                     self.settler.flush()
                 except REDIS_DOWN:
                     time.sleep(0.1)  # the consumer retries after its task
-            if self._watch and time.monotonic() - running.started >= HOSTAGE_SECONDS:
+            ran_for = time.monotonic() - running.started
+            if ran_for >= ANNOUNCE_SECONDS and not running.announced and running.began:
+                self._announce(running)
+            if self._watch and ran_for >= HOSTAGE_SECONDS:
                 try:
                     self._hand_back_local()
                 except REDIS_DOWN:
                     pass
                 self.batch_size = 1
+
+    def _announce(self, running: Running) -> None:
+        """Write the ``started`` event of a task that runs long (from the guard)."""
+        running.announced = True
+        envelope = running.envelope
+        if envelope is None:
+            return
+        self.settler.started(running.delivery, envelope, running.began, running.deliveries)
+        try:
+            self.settler.flush()
+        except REDIS_DOWN:
+            pass  # flushed with the next writes
 
     def _set_running(self, running: Running | None) -> None:
         self.running = running
@@ -415,12 +437,17 @@ class Consumer:
         if not acks_late:
             self.settler.ack(delivery)
             self.settler.flush()
+        began = time.time()
         if task.track_started:
-            record = result_record(envelope, Outcome(states.STARTED), self.hostname)
-            results.store(envelope.id, record, states.STARTED)
+            # The STARTED record and the started event, in one round trip
+            # (with what is pending), before the task can report progress.
+            self.settler.started(delivery, envelope, began, message.delivery_count, record=True)
+            self.settler.flush()
         running = self.running
         if running is not None:  # the task starts now: its time counts from here
             running.envelope, running.started = envelope, time.monotonic()
+            running.began, running.deliveries = began, message.delivery_count
+            running.announced = task.track_started
             self._set_running(running)
         close_old_connections()
         soft, hard = envelope.soft_time_limit, envelope.time_limit
@@ -429,6 +456,8 @@ class Consumer:
             outcome = execute(
                 task, envelope, hostname=self.hostname, delivery_count=message.delivery_count
             )
+        if running is not None:
+            running.announced = True  # the guard must not announce a run that is over
         self.tasks_done += 1
         _log_outcome(envelope, outcome)
         if isinstance(outcome.exception, Reject) and outcome.exception.requeue:
@@ -436,7 +465,7 @@ class Consumer:
             logger.info("Task %s[%s] rejected and requeued", envelope.task, envelope.id)
             self.settler.pass_on(delivery, envelope, f"{envelope.id}:{delivery.entry_id}")
             return
-        options: dict[str, Any] = {"serializer": task.serializer or "json"}
+        options: dict[str, Any] = {"serializer": task.serializer or "json", "started": began}
         if not acks_late:
             options["acked"] = True
         if outcome.state == states.RETRY and outcome.retry_envelope is not None:
@@ -448,6 +477,7 @@ class Consumer:
 
     def _end(self, message: entries.Message, outcome: Outcome, **options: Any) -> None:
         """Settle a message; if Redis fails meanwhile, keep it to settle again (never re-run)."""
+        options.setdefault("deliveries", message.delivery_count)
         try:
             self.settler.finish(message.delivery, message.envelope, outcome, **options)
         except REDIS_DOWN:
@@ -475,7 +505,7 @@ class Consumer:
     def _revoked(self, message: entries.Message, reason: str, expired: bool) -> None:
         envelope = message.envelope
         logger.info("task %s[%s] %s", envelope.task, envelope.id, reason)
-        self._end(message, Outcome(states.REVOKED, reject_reason=reason))
+        self._end(message, Outcome(states.REVOKED, reject_reason=reason), expired=expired)
         self._send_revoked(message, reason, expired=expired, terminated=False, signum=None)
 
     def _send_revoked(

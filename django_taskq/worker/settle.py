@@ -18,6 +18,14 @@ A crash anywhere before 4 leaves the message pending, so it is delivered
 again and ends the same way; nothing is lost and no workflow stalls.
 Messages without follow-ups (the hot path) queue their writes here and are
 flushed together, results before acks, within a few milliseconds.
+
+The same flush carries what history and metrics need (DESIGN 16, 17): one
+XADD per queue holding the final event of every message it settles
+(events.py; split every 128 events), and one counters.lua call per queue
+with the batch's counts and histograms (metrics/counters.py). A flush
+that is sent again after a lost connection writes them again: the
+recorder's upserts are idempotent, and the counters may count a few
+settles twice after a failure, never lose them.
 """
 
 from __future__ import annotations
@@ -31,13 +39,15 @@ from typing import Any
 
 import redis
 
-from django_taskq import states
-from django_taskq.broker import results, topology
+from django_taskq import events, states
+from django_taskq.broker import keys, results, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
+from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.followups import after_finish, needs_after_finish
 from django_taskq.messages import Envelope
+from django_taskq.metrics import counters
 from django_taskq.trace import Outcome, result_record
 from django_taskq.worker import streams as ops
 
@@ -52,6 +62,9 @@ class Writes:
     publish: list[tuple[Envelope, str, str | None]] = field(default_factory=list)  # + body, once
     dead: list[tuple[ops.Delivery, str]] = field(default_factory=list)
     acks: dict[str, list[str]] = field(default_factory=lambda: collections.defaultdict(list))
+    #: queue -> events of this flush, in the order they happened
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    counts: counters.Batch = field(default_factory=counters.Batch)
     count: int = 0
     since: float = 0.0  # time.monotonic() of the oldest write
 
@@ -70,6 +83,10 @@ class Writes:
         self.dead[:0] = older.dead
         for stream, ids in older.acks.items():
             self.acks[stream][:0] = ids
+        for queue, found in older.events.items():
+            self.events.setdefault(queue, [])[:0] = found
+        older.counts.merge(self.counts)
+        self.counts = older.counts
         self.since = older.since if older.count else self.since
         self.count += older.count
 
@@ -90,11 +107,71 @@ def outcome_of_record(record: dict[str, Any]) -> Outcome:
     )
 
 
+def ending(outcome: Outcome, dead: str | None, expired: bool) -> tuple[str, str]:
+    """The event kind and the counter of a message that ends with ``outcome``."""
+    if dead is not None:
+        return events.DEAD, counters.REJECTED
+    state = outcome.state
+    if state == states.SUCCESS:
+        return events.SUCCEEDED, counters.SUCCEEDED
+    if state == states.RETRY:
+        return events.RETRIED, counters.RETRIED
+    if state == states.REVOKED:
+        return (events.EXPIRED if expired else events.REVOKED), counters.REVOKED
+    return events.FAILED, counters.FAILED
+
+
+def final_event(
+    kind: str,
+    delivery: ops.Delivery,
+    envelope: Envelope,
+    outcome: Outcome,
+    *,
+    now: float,
+    started: float | None,
+    deliveries: int,
+    reason: str | None,
+    republish: Envelope | None,
+    repr_limit: int | None = None,
+) -> dict[str, Any]:
+    """The event that ends a message: what, when, its timings, and why."""
+    event: dict[str, Any] = {
+        "k": kind,
+        "id": envelope.id,
+        "n": envelope.task,
+        "ts": int(now * 1000),
+        "rcv": int(delivery.received * 1000),
+        "dc": deliveries,
+    }
+    if started is not None:
+        event["st"] = int(started * 1000)
+        event["rt"] = int(outcome.runtime * 1_000_000)
+    if envelope.retries:
+        event["rty"] = envelope.retries
+    if envelope.group_id:
+        event["grp"] = envelope.group_id
+    if kind == events.SUCCEEDED:
+        event["res"] = events.short_repr(outcome.value, repr_limit)
+    elif kind in (events.FAILED, events.RETRIED, events.DEAD):
+        event.update(events.exception_fields(outcome.exception, outcome.traceback))
+        if kind == events.RETRIED and republish is not None and republish.eta is not None:
+            event["eta"] = republish.eta
+    if kind in (events.REVOKED, events.EXPIRED, events.DEAD):
+        message = reason or outcome.reject_reason
+        if message:
+            event["msg"] = message
+    return event
+
+
 class Settler:
     """Ends messages for one consumer; its flush may run from the consumer's guard thread."""
 
     def __init__(self, hostname: str) -> None:
         self.hostname = hostname
+        # Read once: a worker's settings do not change while it runs.
+        self.events = bool(taskq_settings.EVENTS)
+        self.metrics = bool(taskq_settings.METRICS)
+        self.repr_limit = int(taskq_settings.HISTORY_REPR_LIMIT)
         self.writes = Writes()
         self.lock = threading.Lock()  # guards self.writes
         self.flushing = threading.Lock()  # one flush at a time, in order
@@ -111,6 +188,9 @@ class Settler:
         once: str | None = None,
         serializer: str = "json",
         acked: bool = False,
+        started: float | None = None,
+        deliveries: int = 1,
+        expired: bool = False,
     ) -> Outcome:
         """End ``delivery`` with ``outcome``; returns the outcome that stands.
 
@@ -118,6 +198,9 @@ class Settler:
         ``republish``: a message that continues this one (a retry, a
         requeue), published with the once key ``once`` before the ack.
         ``acked``: the message was acked on receipt (``acks_late=False``).
+        ``started``: when the run began (epoch seconds; None if it did not
+        run), ``deliveries`` its delivery count and ``expired`` whether a
+        revoke was its expiry: they go into its event and counters.
         Raises Redis errors only for the synchronous part (a message with
         follow-ups); the caller retries the whole call, which is idempotent.
         """
@@ -138,8 +221,45 @@ class Settler:
                 # make the task run again and again: the result stands.
                 logger.exception("the follow-ups of task %s[%s] failed", envelope.task, envelope.id)
         body = republish.encode(serializer) if republish is not None else None
+        kind, metric = ending(outcome, dead, expired)
+        event = None
+        if self.events:
+            event = final_event(
+                kind,
+                delivery,
+                envelope,
+                outcome,
+                now=time.time(),
+                started=started,
+                deliveries=deliveries,
+                reason=dead,
+                republish=republish,
+                repr_limit=self.repr_limit,
+            )
+        queue = delivery.queue
         with self.lock:
             w = self.writes
+            if event is not None:
+                found = w.events.get(queue)
+                if found is None:
+                    w.events[queue] = [event]
+                else:
+                    found.append(event)
+            if self.metrics:
+                wait = None
+                if started is not None:
+                    since = envelope.sent_at
+                    if envelope.eta is not None and envelope.eta > since:
+                        since = envelope.eta
+                    wait = max(0.0, started - since)
+                w.counts.task_ended(
+                    queue,
+                    envelope.task,
+                    self.hostname,
+                    metric,
+                    outcome.runtime if started is not None else None,
+                    wait,
+                )
             if record is not None:
                 w.records.append((envelope.id, record, outcome.state))
             if republish is not None and body is not None:
@@ -164,11 +284,31 @@ class Settler:
             self.writes.touch()
 
     def bad_entry(self, delivery: ops.Delivery, reason: str, task_id: str | None) -> None:
-        """Dead-letter an entry that cannot be read; its task's result says why."""
+        """Dead-letter an entry that cannot be read; its task's result says why.
+
+        Its ``dead`` event is written when its task id is known; it is
+        counted as rejected under its task's name if the body names one,
+        else under "<unknown>".
+        """
         from django_taskq.exceptions import DecodeError
 
+        name = _task_name_of(delivery)
+        queue = delivery.queue
         with self.lock:
             w = self.writes
+            if self.events and task_id:
+                event = {
+                    "k": events.DEAD,
+                    "id": task_id,
+                    "n": name,
+                    "ts": int(time.time() * 1000),
+                    "rcv": int(delivery.received * 1000),
+                    "msg": reason,
+                    "exc": "django_taskq.exceptions.DecodeError",
+                }
+                w.events.setdefault(queue, []).append(event)
+            if self.metrics:
+                w.counts.task_ended(queue, name, self.hostname, counters.REJECTED, None, None)
             if task_id:
                 stub = Envelope(id=task_id, task="?")
                 failure = Outcome(
@@ -179,6 +319,42 @@ class Settler:
                 )
             w.dead.append((delivery, reason))
             w.touch()
+
+    def started(
+        self,
+        delivery: ops.Delivery,
+        envelope: Envelope,
+        started: float,
+        deliveries: int,
+        *,
+        record: bool = False,
+    ) -> None:
+        """Queue the ``started`` event of a running task, and with ``record`` its STARTED record.
+
+        For ``track_started`` (the consumer flushes at once), or a task that
+        runs long (the guard flushes it while the task runs).
+        """
+        if record:
+            stored = result_record(envelope, Outcome(states.STARTED), self.hostname)
+            with self.lock:
+                self.writes.records.append((envelope.id, stored, states.STARTED))
+                self.writes.touch()
+        if not self.events:
+            return
+        event = {
+            "k": events.STARTED,
+            "id": envelope.id,
+            "n": envelope.task,
+            "ts": int(time.time() * 1000),
+            "rcv": int(delivery.received * 1000),
+            "st": int(started * 1000),
+            "dc": deliveries,
+        }
+        if envelope.retries:
+            event["rty"] = envelope.retries
+        with self.lock:
+            self.writes.events.setdefault(delivery.queue, []).append(event)
+            self.writes.touch()
 
     def ack(self, delivery: ops.Delivery) -> None:
         """Ack without a result (acks_late=False acks on receipt; the task ends later)."""
@@ -218,14 +394,30 @@ class Settler:
             if not w:
                 return
             try:
-                _write(w)
+                _write(w, self.hostname)
             except BaseException:
                 with self.lock:
                     self.writes.merge_older(w)
                 raise
 
 
-def _write(w: Writes) -> None:
+def _task_name_of(delivery: ops.Delivery) -> str:
+    """The task name an unreadable entry's body gives, if any (for its counter and event)."""
+    import json
+
+    try:
+        data = json.loads(delivery.fields.get(b"b", b""))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return UNKNOWN
+    name = data.get("task") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and 0 < len(name) <= 255 else UNKNOWN
+
+
+#: The task name of a dead letter whose body names none.
+UNKNOWN = "<unknown>"
+
+
+def _write(w: Writes, worker: str) -> None:
     broker = get_broker()
     same = backend_is_broker()
     if w.records and not same:
@@ -241,6 +433,12 @@ def _write(w: Writes) -> None:
     def build(pipe: Any) -> None:
         if same:
             results.queue_store_many(pipe, broker, w.records)
+        # Counters before events: whoever sees an event sees its counts. Both
+        # before the publishes, so a retry's ``retried`` precedes its ``sent``.
+        if w.counts:
+            w.counts.queue_writes(pipe, broker)
+        for queue, found in w.events.items():
+            events.queue_xadd(pipe, keys.events(queue), found, worker=worker)
         for envelope, body, once in w.publish:
             queue_publish(pipe, broker, envelope, body, once=once)
         topology.barrier(pipe)  # Cluster: results and follow-ups are in before the acks

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -30,6 +30,8 @@ class Delivery:
     entry_id: str
     fields: dict[bytes, bytes]
     revoked: bool = False
+    #: When this process read it (epoch seconds): the events' ``rcv``.
+    received: float = field(default_factory=time.time)
 
     @property
     def queue(self) -> str:

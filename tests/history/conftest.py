@@ -12,28 +12,7 @@ from typing import Any
 
 import pytest
 
-from django_taskq import conf
 from django_taskq.history.recorder import Recorder
-
-
-@pytest.fixture(autouse=True)
-def _event_settings() -> Iterator[None]:
-    """The task events' own settings, until the branch that adds them is merged.
-
-    ``events.queue_xadd`` reads TASKQ_EVENTS_MAXLEN, which the events branch
-    adds to conf.DEFAULTS; with it in the tree this does nothing.
-    """
-    added = {
-        name: value
-        for name, value in {"EVENTS": True, "EVENTS_MAXLEN": 100_000}.items()
-        if name not in conf.DEFAULTS
-    }
-    conf.DEFAULTS.update(added)
-    conf.taskq_settings.reload()
-    yield
-    for name in added:
-        del conf.DEFAULTS[name]
-    conf.taskq_settings.reload()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@
 -- KEYS[2]  delayed     the queue's sorted set of messages waiting for their ETA
 -- KEYS[3]  once        once key of this publish: set if absent together with the
 --                      publish; when it exists already the publish is a duplicate
+-- KEYS[4]  events      the queue's task events stream (events.py)
+-- KEYS[5]  metrics     the queue's counters hash (metrics/counters.py)
 -- ARGV[1]  body        message body (the JSON envelope)
 -- ARGV[2]  task id
 -- ARGV[3]  due ms      epoch milliseconds; 0 = ready now
@@ -15,13 +17,19 @@
 -- ARGV[6]  wake        pub/sub channel told (with the queue name in ARGV[7])
 --                      when this becomes the queue's earliest ETA
 -- ARGV[7]  queue       queue name
+-- ARGV[8]  event       the entry's field e (a JSON list: the ``sent`` event);
+--                      "" writes no event (TASKQ_EVENTS = False)
+-- ARGV[9]  maxlen      about how many entries KEYS[4] keeps (MAXLEN ~)
+-- ARGV[10] counter     field of KEYS[5] counting this publish ("" = none)
 --
 -- Returns 1 when published, 0 when KEYS[3] already existed. The once key
 -- and the publish are one step, so a publish retried after its reply was
 -- lost, a follow-up sent again by a re-run task, or a periodic run sent by
 -- two beats, is queued exactly once; a crash cannot leave one without the
 -- other. The PENDING result record is written by the caller with SET NX,
--- after this (a fast worker's state is never overwritten).
+-- after this (a fast worker's state is never overwritten). The event and
+-- the counter are written only for a message that was queued, in the same
+-- step: a producer pays no round trip for them.
 
 if not redis.call('SET', KEYS[3], 1, 'NX', 'PX', tonumber(ARGV[4])) then
   return 0
@@ -36,5 +44,11 @@ if due > 0 then
   end
 else
   redis.call('XADD', KEYS[1], '*', 'i', ARGV[2], 'b', ARGV[1], 'dc', 0)
+end
+if ARGV[8] and ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'e', ARGV[8])
+end
+if ARGV[10] and ARGV[10] ~= '' then
+  redis.call('HINCRBY', KEYS[5], ARGV[10], 1)
 end
 return 1
