@@ -254,10 +254,11 @@ def run_recorder(
 def start_in_worker(stop: threading.Event, hostname: str) -> threading.Thread | None:
     """Start the worker's recorder thread unless TASKQ_HISTORY is off; it ends with ``stop``.
 
-    At exit the thread is given a moment to release its lease, so another
+    With TASKQ_EVENTS off nothing writes events, so no recorder starts
+    either (it would only make empty streams and groups). At exit the thread is given a moment to release its lease, so another
     recorder takes over at once instead of after the lease lapses.
     """
-    if not taskq_settings.HISTORY:
+    if not taskq_settings.HISTORY or not taskq_settings.EVENTS:
         return None
     thread = threading.Thread(
         target=run_recorder,
