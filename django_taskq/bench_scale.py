@@ -273,6 +273,7 @@ class ScalingBench:
             "busiest_master_us_per_task": busiest / n * 1e6,
             "busiest_master_total_us_per_task": busiest_total / n * 1e6,
             "worker_us_per_task": worker_us,
+            "worker_gross_us_per_task": worker_cpu / n * 1e6,
             "worker_cpu_s": worker_cpu,
             "worker_startup_cpu_s": self.startup_cpu_s,
             "redis_drain_cpu_s_by_port": {str(p): round(c, 4) for p, c in drain_cpu.items()},

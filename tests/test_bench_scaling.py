@@ -1,0 +1,68 @@
+"""Smoke test of ``python -m django_taskq.bench --scaling``: one tiny cell, every figure reported.
+
+Single Redis, 2 workers, 2 queues, 300 tasks. No timing threshold is
+asserted (the figures depend on the machine); the benchmark starts its own
+redis-server and workers, so this test does not use the session's Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from django_taskq.bench_scale import COLUMNS, PROJECT_CORES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POSITIVE = (
+    "tasks_per_s",
+    "drain_s",
+    "redis_us_per_task",
+    "redis_enqueue_us_per_task",
+    "busiest_master_us_per_task",
+    "busiest_master_total_us_per_task",
+    "worker_cpu_s",
+    "worker_gross_us_per_task",
+    "worker_startup_cpu_s",
+)
+
+
+@pytest.mark.e2e
+def test_scaling_reports_every_figure(tmp_path: Path) -> None:
+    out_json = tmp_path / "scaling.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "django_taskq.bench", "--scaling",
+            "--tasks", "300", "--workers", "2", "--queues", "2",
+            "--topologies", "single", "--json", str(out_json),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for _key, label, _fmt in COLUMNS:
+        assert label in proc.stdout, f"{label!r} missing from:\n{proc.stdout}"
+    report = json.loads(out_json.read_text())
+    [cell] = report["cells"]
+    assert (cell["topology"], cell["masters"], cell["queues"], cell["workers"]) == (
+        "single", 1, 2, 2,
+    )  # fmt: skip
+    assert cell["tasks"] == 300
+    for key in POSITIVE:
+        assert cell[key] > 0, f"{key} = {cell[key]}"
+    # The workers' CPU less their start-up: positive unless the start-up
+    # baseline outweighs 300 tiny tasks, so only its presence is checked.
+    assert isinstance(cell["worker_us_per_task"], float)
+    [projection] = report["projections"]
+    for cores in PROJECT_CORES[1:]:
+        assert projection[f"{cores}_cores"] >= 0
+    assert report["machine"]["redis"]
