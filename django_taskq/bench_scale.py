@@ -29,9 +29,9 @@ solo -Q q0,...`` subprocesses start; the benchmark polls ``XLEN`` +
   queued, read when it first appears in the workers sorted set), / N.
 
 CPU time is what a task costs wherever it runs, so it holds on a busy or
-small machine; the rate does not. ``project()`` turns the CPU costs into
-the rate a machine with more cores would reach (docs/benchmarks.md,
-"Scaling").
+small machine (mostly: contention adds some); the rate does not.
+``project()`` turns the CPU costs into the rate a machine with more cores
+would reach (docs/benchmarks.md, "Scaling").
 """
 
 from __future__ import annotations
@@ -309,18 +309,21 @@ def verify_results(client: Any, expected: dict[str, int]) -> tuple[float, float]
 def project(cell: dict[str, Any], cores: int) -> float:
     """Tasks/s a machine of ``cores`` cores would drain and feed in steady state.
 
-    Each master is one core and saturates at 1e6 / (its µs per task,
-    enqueue and drain) tasks/s; the busiest master saturates first. The
-    other cores run worker processes, one core each at 1e6 / (worker µs per
-    task). The smaller of the two is the projection; the producer's own
-    CPU (building envelopes) is not counted.
+    Two bounds, from the CPU costs of ``cell``: each master runs on one
+    core, so the busiest master saturates at 1e6 / (its µs per task,
+    enqueue and drain); and every core is shared by the workers and the
+    masters, so the machine saturates at cores * 1e6 / (worker µs + Redis
+    µs per task, summed over the masters). The smaller bound is the
+    projection. It assumes enough worker processes (one busy process
+    drains about what one worker alone drains here) and counts neither the
+    producers' CPU (building envelopes) nor the network between hosts.
     """
-    redis_ceiling = 1e6 / float(cell["busiest_master_total_us_per_task"])
-    worker_cores = cores - int(cell["masters"])
     worker_us = float(cell["worker_us_per_task"])
-    if worker_cores < 1 or worker_us <= 0:
+    redis_us = float(cell["redis_us_per_task"]) + float(cell["redis_enqueue_us_per_task"])
+    if worker_us <= 0 or int(cell["masters"]) > cores:
         return 0.0
-    return min(redis_ceiling, worker_cores * 1e6 / worker_us)
+    redis_ceiling = 1e6 / float(cell["busiest_master_total_us_per_task"])
+    return min(redis_ceiling, cores * 1e6 / (worker_us + redis_us))
 
 
 # -- run -------------------------------------------------------------------------
@@ -414,7 +417,10 @@ def table(report: dict[str, Any]) -> str:
     for cell in report["cells"]:
         rows.append([fmt.format(cell[key]) for key, _, fmt in COLUMNS])
     lines += _aligned(rows)
-    lines.append("projected tasks/s with more cores (one core per master, the rest run workers):")
+    lines.append(
+        "projected tasks/s with more cores (min of the busiest master's core and "
+        "cores / (worker + Redis CPU per task)):"
+    )
     head = ["topology", "queues", "workers", *(f"{c} cores" for c in PROJECT_CORES)]
     rows = [head]
     for p in report["projections"]:
