@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from django_taskq.bench_scale import COLUMNS, PROJECT_CORES
+from django_taskq.bench_scale import COLUMNS, PROJECT_CORES, project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,3 +66,19 @@ def test_scaling_reports_every_figure(tmp_path: Path) -> None:
     for cores in PROJECT_CORES[1:]:
         assert projection[f"{cores}_cores"] >= 0
     assert report["machine"]["redis"]
+
+
+def test_projection_is_the_smaller_of_the_busiest_master_and_the_cores() -> None:
+    cell = {
+        "masters": 1,
+        "worker_us_per_task": 150.0,
+        "redis_us_per_task": 30.0,
+        "redis_enqueue_us_per_task": 20.0,
+        "busiest_master_total_us_per_task": 50.0,
+    }
+    # 2 cores: 2e6 / (150 + 50) = 10,000 tasks/s, under one master's 1e6 / 50.
+    assert project(cell, 2) == pytest.approx(10_000)
+    # 16 cores: the master's core is full at 20,000 tasks/s.
+    assert project(cell, 16) == pytest.approx(20_000)
+    # More masters than cores: no projection.
+    assert project({**cell, "masters": 3}, 2) == 0.0
