@@ -23,10 +23,14 @@ solo -Q q0,...`` subprocesses start; the benchmark polls ``XLEN`` +
   (INFO CPU) summed over every master, / N, in microseconds, for the drain
   and, separately, for the enqueue; and the busiest master's share (what
   saturates first on Cluster);
-- **worker CPU per task**: user + system CPU of the K workers from
-  /proc/<pid>/stat at the end of the drain, minus K times the start-up CPU
-  of one idle worker (measured once per topology: spawned with nothing
-  queued, read when it first appears in the workers sorted set), / N.
+- **worker CPU per task**: user + system CPU of the K workers
+  (/proc/<pid>/stat), / N.
+
+The drain's CPU is taken over the same window as the rate: the benchmark
+reads the masters' and the workers' CPU at every poll (every 50 ms) and
+interpolates it at the first and the last ``date_done``, so worker
+start-up, and Redis idling (cron, cluster bus) while the workers start,
+stay outside.
 
 CPU time is what a task costs wherever it runs, so it holds on a busy or
 small machine (mostly: contention adds some); the rate does not.
@@ -37,6 +41,7 @@ would reach (docs/benchmarks.md, "Scaling").
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -47,7 +52,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django_taskq.bench import (
     BULK_CHUNK,
@@ -61,7 +66,7 @@ from django_taskq.bench import (
     machine,
 )
 from django_taskq.testing import RedisServer
-from django_taskq.testing_topologies import HOST, ClusterServers, cluster_port, wait_until
+from django_taskq.testing_topologies import HOST, ClusterServers, cluster_port
 
 TOPOLOGIES = ("single", "cluster1", "cluster3")
 #: Cores a projection is made for.
@@ -156,7 +161,6 @@ class ScalingBench:
         self.prefetch = prefetch
         self.add = add
         self.client: Any = get_broker()
-        self.startup_cpu_s = 0.0
 
     def env(self) -> dict[str, str]:
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -176,24 +180,6 @@ class ScalingBench:
             args += ["--prefetch", str(self.prefetch)]
         logfile = self.workdir / f"worker-{self.topology.name}-{index}.log"
         return WorkerProcess(args, self.env(), logfile).start()
-
-    def measure_startup(self, queues: list[str]) -> float:
-        """CPU seconds one idle worker uses to start (until it first registers)."""
-        from django_taskq.broker import keys
-
-        self.topology.flush()
-        worker = self.spawn(0, queues)
-        try:
-
-            def registered() -> bool:
-                worker.check_alive()
-                return int(self.client.zcard(keys.workers())) >= 1
-
-            wait_until(registered, 120, "an idle worker to register")
-            self.startup_cpu_s = cpu_seconds(worker.pid)
-        finally:
-            worker.stop()
-        return self.startup_cpu_s
 
     def enqueue(self, queues: list[str]) -> dict[str, int]:
         """N add(i, i) round-robin over ``queues``; returns task id -> expected value."""
@@ -237,29 +223,39 @@ class ScalingBench:
         waiting, _ = self.queued(queues)
         if waiting != n:
             raise RuntimeError(f"expected {n} queued messages, found {waiting}")
-        workers = [self.spawn(i, queues) for i in range(worker_count)]
+        workers: list[WorkerProcess] = []
+        samples: list[Sample] = []
+
+        def sample() -> None:
+            worker_cpu = sum(cpu_seconds(w.pid) for w in workers)
+            samples.append(Sample(time.time(), worker_cpu, self.topology.redis_cpu()))
+
+        sample()
+        workers += [self.spawn(i, queues) for i in range(worker_count)]
         try:
             deadline = time.monotonic() + 120 + n / 100
             while True:
                 for worker in workers:
                     worker.check_alive()
                 waiting, pending = self.queued(queues)
+                sample()
                 if waiting == 0 and pending == 0:
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"drain did not finish: {waiting} queued, {pending} pending")
                 time.sleep(0.05)  # polls Redis state, as the drain of bench.py does
-            cpu2 = self.topology.redis_cpu()
-            worker_cpu = sum(cpu_seconds(w.pid) for w in workers)
+            worker_total = sum(cpu_seconds(w.pid) for w in workers)
         finally:
             for worker in workers:
                 worker.stop()
         first, last = verify_results(self.client, expected)
+        # CPU used between the first and the last result, as the rate: worker
+        # start-up, and Redis idling while the workers start, stay outside.
+        start, end = interpolate(samples, first), interpolate(samples, last)
+        drain_cpu = cpu_delta(start.redis, end.redis)
         enqueue_cpu = cpu_delta(cpu0, cpu1)
-        drain_cpu = cpu_delta(cpu1, cpu2)
         busiest = max(drain_cpu.values())
         busiest_total = max(enqueue_cpu[p] + drain_cpu[p] for p in drain_cpu)
-        worker_us = (worker_cpu - worker_count * self.startup_cpu_s) / n * 1e6
         return {
             "topology": self.topology.name,
             "masters": len(drain_cpu),
@@ -272,13 +268,37 @@ class ScalingBench:
             "redis_enqueue_us_per_task": sum(enqueue_cpu.values()) / n * 1e6,
             "busiest_master_us_per_task": busiest / n * 1e6,
             "busiest_master_total_us_per_task": busiest_total / n * 1e6,
-            "worker_us_per_task": worker_us,
-            "worker_gross_us_per_task": worker_cpu / n * 1e6,
-            "worker_cpu_s": worker_cpu,
-            "worker_startup_cpu_s": self.startup_cpu_s,
+            "worker_us_per_task": (end.workers - start.workers) / n * 1e6,
+            "worker_gross_us_per_task": worker_total / n * 1e6,
+            "worker_cpu_s": worker_total,
             "redis_drain_cpu_s_by_port": {str(p): round(c, 4) for p, c in drain_cpu.items()},
+            "samples": len(samples),
             "loadavg_1m": round(load, 2),
         }
+
+
+class Sample(NamedTuple):
+    """CPU seconds used so far, read at ``at`` (time.time(), the clock of date_done)."""
+
+    at: float
+    workers: float
+    redis: dict[int, float]
+
+
+def interpolate(samples: Sequence[Sample], at: float) -> Sample:
+    """The CPU used until ``at``, linear between the two samples around it."""
+    if at <= samples[0].at:
+        return samples[0]
+    for before, after in itertools.pairwise(samples):
+        if before.at <= at <= after.at:
+            share = (at - before.at) / (after.at - before.at) if after.at > before.at else 1.0
+            redis = {
+                port: before.redis[port] + (after.redis[port] - before.redis[port]) * share
+                for port in after.redis
+            }
+            workers = before.workers + (after.workers - before.workers) * share
+            return Sample(at, workers, redis)
+    return samples[-1]
 
 
 def verify_results(client: Any, expected: dict[str, int]) -> tuple[float, float]:
@@ -352,15 +372,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         text=True,
     ).stdout.strip()
     cells: list[dict[str, Any]] = []
-    startup: dict[str, float] = {}
     for name in args.topologies:
         log(f"starting {name}")
         topology = Topology(name).start()
         try:
             with broker_url(topology.url):
                 bench = ScalingBench(topology, workdir, args.tasks, args.prefetch)
-                all_queues = [f"q{i}" for i in range(max(args.queues))]
-                startup[name] = bench.measure_startup(all_queues)
                 for queue_count in args.queues:
                     for worker_count in args.workers:
                         cells.append(bench.cell(queue_count, worker_count))
@@ -381,7 +398,6 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "tasks": args.tasks,
         "prefetch": args.prefetch,
         "machine": info,
-        "worker_startup_cpu_s": startup,
         "cells": [
             {k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()} for c in cells
         ],
@@ -411,7 +427,7 @@ def table(report: dict[str, Any]) -> str:
         f"Python {m['python']}, {m['redis']}, hiredis {m.get('hiredis') or 'no'}; "
         f"load {m['loadavg_before'][0]:.2f} before, {m['loadavg_after'][0]:.2f} after",
         "(Redis µs/task: CPU summed over the masters; busiest master: enqueue + drain on "
-        "the master that does most; worker µs/task: the workers' CPU less start-up)",
+        "the master that does most; drain CPU between the first and the last result)",
     ]
     rows = [[label for _, label, _ in COLUMNS]]
     for cell in report["cells"]:

@@ -26,9 +26,9 @@ POSITIVE = (
     "redis_enqueue_us_per_task",
     "busiest_master_us_per_task",
     "busiest_master_total_us_per_task",
-    "worker_cpu_s",
+    "worker_us_per_task",
     "worker_gross_us_per_task",
-    "worker_startup_cpu_s",
+    "worker_cpu_s",
 )
 
 
@@ -59,9 +59,7 @@ def test_scaling_reports_every_figure(tmp_path: Path) -> None:
     assert cell["tasks"] == 300
     for key in POSITIVE:
         assert cell[key] > 0, f"{key} = {cell[key]}"
-    # The workers' CPU less their start-up: positive unless the start-up
-    # baseline outweighs 300 tiny tasks, so only its presence is checked.
-    assert isinstance(cell["worker_us_per_task"], float)
+    assert cell["samples"] >= 2
     [projection] = report["projections"]
     for cores in PROJECT_CORES[1:]:
         assert projection[f"{cores}_cores"] >= 0
