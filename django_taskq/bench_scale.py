@@ -45,6 +45,7 @@ import itertools
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -357,6 +358,18 @@ def broker_url(url: str) -> Iterator[None]:
         yield
 
 
+def median_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from its repeats: the median of each figure; every run kept under "runs"."""
+    if len(runs) == 1:
+        return runs[0]
+    cell = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            cell[key] = statistics.median(r[key] for r in runs)
+    cell["runs"] = runs
+    return cell
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import django
 
@@ -380,7 +393,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 bench = ScalingBench(topology, workdir, args.tasks, args.prefetch)
                 for queue_count in args.queues:
                     for worker_count in args.workers:
-                        cells.append(bench.cell(queue_count, worker_count))
+                        runs = [bench.cell(queue_count, worker_count) for _ in range(args.repeat)]
+                        cells.append(median_cell(runs))
                 bench.client.close()
         finally:
             topology.close()
@@ -396,6 +410,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     ]
     return {
         "tasks": args.tasks,
+        "repeat": args.repeat,
         "prefetch": args.prefetch,
         "machine": info,
         "cells": [
@@ -423,7 +438,8 @@ def table(report: dict[str, Any]) -> str:
     """The cells, then the projections, as text tables."""
     m = report["machine"]
     lines = [
-        f"django_taskq scaling: {report['tasks']} tasks a cell; {m['nproc']} CPU ({m['cpu']}), "
+        f"django_taskq scaling: {report['tasks']} tasks a cell, median of {report['repeat']}; "
+        f"{m['nproc']} CPU ({m['cpu']}), "
         f"Python {m['python']}, {m['redis']}, hiredis {m.get('hiredis') or 'no'}; "
         f"load {m['loadavg_before'][0]:.2f} before, {m['loadavg_after'][0]:.2f} after",
         "(Redis µs/task: CPU summed over the masters; busiest master: enqueue + drain on "
@@ -478,6 +494,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(TOPOLOGIES),
         help="Comma-separated: single, cluster1, cluster3 (default all).",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Run each cell this many times; each figure is the median (default 1).",
+    )
     parser.add_argument("--prefetch", type=int, default=None, help="--prefetch of the workers.")
     parser.add_argument(
         "--json",
@@ -492,8 +514,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = set(args.topologies) - set(TOPOLOGIES)
     if unknown or not args.topologies:
         parser.error(f"--topologies takes {', '.join(TOPOLOGIES)}, not {', '.join(unknown)}")
-    if args.tasks < 2:
-        parser.error("--tasks must be at least 2")
+    if args.tasks < 2 or args.repeat < 1:
+        parser.error("--tasks must be at least 2 and --repeat at least 1")
     return args
 
 
