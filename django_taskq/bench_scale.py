@@ -53,7 +53,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django_taskq.bench import (
     BULK_CHUNK,
@@ -68,6 +68,9 @@ from django_taskq.bench import (
 )
 from django_taskq.testing import RedisServer
 from django_taskq.testing_topologies import HOST, ClusterServers, cluster_port
+
+if TYPE_CHECKING:
+    import redis
 
 TOPOLOGIES = ("single", "cluster1", "cluster3")
 #: Cores a projection is made for.
@@ -110,12 +113,15 @@ class Topology:
         self.name = name
         self.single: RedisServer | None = None
         self.cluster: BenchCluster | None = None
+        #: One connection per master, kept: the CPU is read at every poll.
+        self.clients: dict[int, redis.Redis] = {}
 
     def start(self) -> Topology:
         if self.name == "single":
             self.single = RedisServer().start()
         else:
             self.cluster = BenchCluster(int(self.name.removeprefix("cluster"))).start()
+        self.clients = {node.port: node.client() for node in self.masters()}
         return self
 
     @property
@@ -126,18 +132,20 @@ class Topology:
         return [self.single] if self.single else self.cluster.primaries()  # type: ignore[union-attr]
 
     def flush(self) -> None:
-        for node in self.masters():
-            node.client().flushall()
+        for client in self.clients.values():
+            client.flushall()
 
     def redis_cpu(self) -> dict[int, float]:
         """CPU seconds (user + system) each master has used, by port."""
         out = {}
-        for node in self.masters():
-            info: dict[str, Any] = node.client().info("cpu")
-            out[node.port] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        for port, client in self.clients.items():
+            info: dict[str, Any] = client.info("cpu")
+            out[port] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
         return out
 
     def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
         if self.single:
             self.single.close()
         if self.cluster:
