@@ -21,6 +21,8 @@ and measures:
 
 The figures are printed as a table; ``--json`` prints them as JSON instead
 (``--json FILE`` writes the JSON to FILE and still prints the table).
+``--scaling`` runs the scaling benchmark of ``django_taskq.bench_scale``
+instead (worker processes x queues x single Redis and Cluster).
 docs/benchmarks.md explains the method and records measured figures.
 """
 
@@ -570,6 +572,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Pools to drain with, comma-separated: solo, prefork (default both).",
     )
     parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="Run the scaling benchmark instead (workers x queues x topologies; its options: "
+        "python -m django_taskq.bench --scaling --help).",
+    )
+    parser.add_argument(
         "--json",
         nargs="?",
         const="-",
@@ -592,6 +600,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--scaling" in given:
+        from django_taskq.bench_scale import main as scaling_main
+
+        return scaling_main([a for a in given if a != "--scaling"])
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="taskq-bench-"))
     from django_taskq.testing import RedisServer
