@@ -598,6 +598,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _migrate() -> None:
+    """Create the bench database's tables: the workers' history recorder writes rows."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     given = list(sys.argv[1:] if argv is None else argv)
@@ -619,6 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import django
 
         django.setup()
+        _migrate()
         bench = Bench(server, workdir, args.tasks, args.latency)
         if args.prefetch:
             bench.worker_extra = ["--prefetch", str(args.prefetch)]

@@ -385,6 +385,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     os.environ["TASKQ_BENCH_DIR"] = str(workdir)
     os.environ.setdefault("TASKQ_BROKER_URL", "redis://127.0.0.1:1/0")
     django.setup()
+    from django.core.management import call_command
+
+    # The tables the workers' history recorder writes (TASKQ_HISTORY).
+    call_command("migrate", verbosity=0)
     info = machine()
     info["hiredis"] = _hiredis_version()
     info["redis"] = subprocess.run(

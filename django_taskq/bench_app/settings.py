@@ -31,7 +31,9 @@ DATABASES = {
 TASKQ_BROKER_URL = os.environ.get("TASKQ_BROKER_URL", "redis://127.0.0.1:1/0")
 TASKQ_KEY_PREFIX = "taskqbench"
 
-# TASKQ_EVENTS=0 / TASKQ_METRICS=0 in the environment measure the hot path
-# without task events / counters (docs/benchmarks.md, "Task events").
+# TASKQ_EVENTS=0 / TASKQ_METRICS=0 / TASKQ_HISTORY=0 in the environment
+# measure the hot path without task events / counters / the workers' history
+# recorder (docs/benchmarks.md, "Task events and history on and off").
 TASKQ_EVENTS = os.environ.get("TASKQ_EVENTS", "1") != "0"
 TASKQ_METRICS = os.environ.get("TASKQ_METRICS", "1") != "0"
+TASKQ_HISTORY = os.environ.get("TASKQ_HISTORY", "1") != "0"

@@ -6,8 +6,9 @@ group (``reader.py``), folds each batch's events per task into the rows the
 database already holds and writes them with one bulk upsert
 (``writer.py``, ``fold.py``), then acks the batch. It runs:
 
-- in every worker by default (TASKQ_HISTORY): a daemon thread of the
-  worker's parent process, started by ``start_in_worker``;
+- in every worker by default (TASKQ_HISTORY): a process the worker forks
+  and watches (``process.py``, started by ``start_in_worker``), so its ORM
+  work never holds the worker's GIL;
 - or in the foreground, ``python manage.py taskq_recorder``.
 
 However many run, one records at a time: the one that holds the lease at
@@ -30,6 +31,7 @@ import atexit
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import redis
 from django.db import DatabaseError, close_old_connections, connections
@@ -40,6 +42,9 @@ from django_taskq.broker.connection import new_client
 from django_taskq.conf import taskq_settings
 from django_taskq.history import retention, writer
 from django_taskq.history.reader import EventReader
+
+if TYPE_CHECKING:
+    from django_taskq.history.process import RecorderProcess
 
 logger = logging.getLogger("django_taskq.history")
 
@@ -54,6 +59,8 @@ PRUNE_EVERY = 300.0
 #: Pauses after a failed write or an unreachable Redis.
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
+#: Seconds a worker's exit waits for its recorder process to stop.
+STOP_JOIN = 12.0
 
 
 def recorder_lease(client: redis.Redis, holder: str, seconds: float) -> Lease:
@@ -251,22 +258,26 @@ def run_recorder(
     Recorder(stop, hostname=hostname, lease_seconds=lease_seconds).run()
 
 
-def start_in_worker(stop: threading.Event, hostname: str) -> threading.Thread | None:
-    """Start the worker's recorder thread unless TASKQ_HISTORY is off; it ends with ``stop``.
+def start_in_worker(stop: threading.Event, hostname: str) -> RecorderProcess | None:
+    """Fork the worker's recorder process unless TASKQ_HISTORY is off; it ends with ``stop``.
 
     With TASKQ_EVENTS off nothing writes events, so no recorder starts
-    either (it would only make empty streams and groups). At exit the thread is given a moment to release its lease, so another
-    recorder takes over at once instead of after the lease lapses.
+    either (it would only make empty streams and groups). The recorder runs
+    in a process of its own so that its ORM work never holds the worker's
+    GIL (``process.py``). At exit the worker waits for it to release its
+    lease, so another recorder takes over at once instead of after the
+    lease lapses.
     """
-    if not taskq_settings.HISTORY or not taskq_settings.EVENTS:
+    from django_taskq.history.process import RecorderProcess, enabled
+
+    if not enabled():
         return None
-    thread = threading.Thread(
-        target=run_recorder,
-        args=(stop,),
-        kwargs={"hostname": hostname},
-        name="taskq-recorder",
-        daemon=True,
-    )
-    thread.start()
-    atexit.register(thread.join, 5)
-    return thread
+    recorder = RecorderProcess(stop, hostname)
+    recorder.start()
+
+    def at_exit() -> None:
+        stop.set()  # the worker is ending, whatever set it or not
+        recorder.join(STOP_JOIN)
+
+    atexit.register(at_exit)
+    return recorder

@@ -1,0 +1,70 @@
+"""The recorder a worker runs: a process of its own, restarted if it dies, ended with the worker."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from django_taskq.history.models import TaskRecord
+from tests.history.helpers import emit, sent, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def children(pid: int) -> set[int]:
+    """Child process ids of ``pid`` (every thread's), from /proc."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return found
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts: it no longer runs)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def recorded(task_id: str) -> TaskRecord:
+    return wait_for(lambda: TaskRecord.objects.filter(task_id=task_id).first(), what=task_id)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_the_worker_s_recorder_is_a_process_restarted_and_ended_with_it(
+    start_worker: Any, broker: Any
+) -> None:
+    worker = start_worker("-P", "solo")
+    emit(broker, "default", [sent("first")])
+    recorded("first")
+    (recorder,) = wait_for(lambda: children(worker.pid), what="the recorder process")
+    assert recorder != worker.pid
+
+    # A recorder that dies is started again, and records again.
+    os.kill(recorder, signal.SIGKILL)
+    replaced = wait_for(
+        lambda: children(worker.pid) - {recorder}, timeout=30, what="a new recorder process"
+    )
+    emit(broker, "default", [sent("second")])
+    recorded("second")
+    assert "history recorder process" in worker.output and "restarting it" in worker.output
+
+    # A worker killed with SIGKILL takes its recorder with it.
+    (current,) = replaced
+    exited = os.pidfd_open(current)  # readable once it exits
+    try:
+        os.kill(worker.pid, signal.SIGKILL)
+        readable, _, _ = select.select([exited], [], [], 20)
+    finally:
+        os.close(exited)
+    assert readable or gone(current), "the recorder outlived its worker"
