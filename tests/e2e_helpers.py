@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import pool_children
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -113,9 +115,8 @@ class WorkerProcess:
         raise AssertionError(f"no line containing {text!r} in worker output:\n{self.output}")
 
     def children(self) -> list[int]:
-        """PIDs of the worker's child processes."""
-        out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
+        """PIDs of the worker's pool children (not its history recorder process)."""
+        return pool_children(self.pid)
 
 
 @pytest.fixture

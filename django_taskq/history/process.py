@@ -34,6 +34,8 @@ logger = logging.getLogger("django_taskq.history")
 
 _ctx = multiprocessing.get_context("fork")
 
+#: The recorder process's name (``ps -o comm``, /proc/<pid>/comm), on Linux.
+PROCESS_NAME = "taskq-recorder"
 #: Longest pause before restarting a recorder that died.
 MAX_RESTART_PAUSE = 30.0
 #: Seconds the worker waits, at its end, for the recorder to release its lease.
@@ -47,6 +49,8 @@ def _recorder_main(hostname: str) -> None:
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: end with the worker
+        # PR_SET_NAME: `ps`, `top` and /proc/<pid>/comm tell it from the pool's children.
+        libc.prctl(15, PROCESS_NAME.encode())
     except OSError:  # pragma: no cover - not Linux
         pass
     stop = threading.Event()

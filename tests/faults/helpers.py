@@ -14,7 +14,6 @@ from __future__ import annotations
 import inspect
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import redis
 
 from django_taskq.broker import keys
+from tests.processes import pool_children
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05) -> bool:
@@ -118,8 +118,7 @@ def used_memory(client: redis.Redis) -> int:
 
 # -- processes --------------------------------------------------------------------
 def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+    return pool_children(pid)
 
 
 def rss_kib(pids: list[int]) -> int:

@@ -1,4 +1,5 @@
-"""The recorder a worker runs: a process of its own, restarted if it dies, ended with the worker."""
+"""The recorder a worker runs: a process of its own (named taskq-recorder), restarted if it
+dies, ended with the worker."""
 
 from __future__ import annotations
 
@@ -12,19 +13,9 @@ import pytest
 
 from django_taskq.history.models import TaskRecord
 from tests.history.helpers import emit, sent, wait_for
+from tests.processes import pool_children, recorder_children
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def children(pid: int) -> set[int]:
-    """Child process ids of ``pid`` (every thread's), from /proc."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.update(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return found
 
 
 def gone(pid: int) -> bool:
@@ -47,13 +38,15 @@ def test_the_worker_s_recorder_is_a_process_restarted_and_ended_with_it(
     worker = start_worker("-P", "solo")
     emit(broker, "default", [sent("first")])
     recorded("first")
-    (recorder,) = wait_for(lambda: children(worker.pid), what="the recorder process")
-    assert recorder != worker.pid
+    (recorder,) = wait_for(lambda: recorder_children(worker.pid), what="the recorder process")
+    assert pool_children(worker.pid) == []  # a solo worker: the recorder is its one child
 
     # A recorder that dies is started again, and records again.
     os.kill(recorder, signal.SIGKILL)
     replaced = wait_for(
-        lambda: children(worker.pid) - {recorder}, timeout=30, what="a new recorder process"
+        lambda: set(recorder_children(worker.pid)) - {recorder},
+        timeout=30,
+        what="a new recorder process",
     )
     emit(broker, "default", [sent("second")])
     recorded("second")
