@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -649,14 +649,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.close()
         server.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    show(report, args.json, table)
+    return 0
+
+
+def show(
+    report: dict[str, Any], json_arg: str | None, as_table: Callable[[dict[str, Any]], str]
+) -> None:
+    """Print the table (and write the JSON to ``json_arg``), or the JSON alone with ``-``."""
     text = json.dumps(report, indent=2, default=str)
-    if args.json == "-":
+    if json_arg == "-":
         print(text)
     else:
-        if args.json:
-            Path(args.json).write_text(text + "\n")
-        print(table(report))
-    return 0
+        if json_arg:
+            Path(json_arg).write_text(text + "\n")
+        print(as_table(report))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import shutil
 import statistics
@@ -65,6 +64,7 @@ from django_taskq.bench import (
     cpu_seconds,
     log,
     machine,
+    show,
 )
 from django_taskq.testing import RedisServer
 from django_taskq.testing_topologies import HOST, ClusterServers, cluster_port
@@ -539,13 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run(args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    text = json.dumps(report, indent=2, default=str)
-    if args.json == "-":
-        print(text)
-    else:
-        if args.json:
-            Path(args.json).write_text(text + "\n")
-        print(table(report))
+    show(report, args.json, table)
     return 0
 
 

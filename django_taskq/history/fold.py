@@ -33,16 +33,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django_taskq import states
-
-SENT = "sent"
-STARTED = "started"
-PROGRESS = "progress"
-RETRIED = "retried"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-REVOKED = "revoked"
-EXPIRED = "expired"
-DEAD = "dead"
+from django_taskq.events import (
+    DEAD,
+    EXPIRED,
+    FAILED,
+    PROGRESS,
+    RETRIED,
+    REVOKED,
+    SENT,
+    STARTED,
+    SUCCEEDED,
+)
 
 #: The state each kind of event puts a row in (``progress`` carries its own).
 KIND_STATE = {

@@ -8,17 +8,14 @@ written and the lease is released so a follower takes over at once.
 
 from __future__ import annotations
 
-import logging
-import signal
 import socket
-import threading
-from types import FrameType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_taskq.beat import run_beat
+from django_taskq.management.foreground import configure_logging, stop_on_signals
 from django_taskq.management.loglevel import add_loglevel_argument
 
 
@@ -36,29 +33,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        _configure_logging(options["loglevel"])
-        stop = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            logging.getLogger("django_taskq.beat").info(
-                "beat: got %s, stopping", signal.Signals(signum).name
-            )
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        configure_logging(options["loglevel"])
+        stop = stop_on_signals("django_taskq.beat", "beat")
         try:
             run_beat(stop, hostname=options["hostname"])
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
-
-
-def _configure_logging(level: str) -> None:
-    """Give django_taskq a console handler unless the project's LOGGING did."""
-    logger = logging.getLogger("django_taskq")
-    if logger.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s %(name)s] %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)

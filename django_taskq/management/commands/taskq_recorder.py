@@ -9,17 +9,13 @@ it is writing, and releases its lease so a standby takes over at once.
 
 from __future__ import annotations
 
-import logging
-import signal
 import socket
-import threading
-from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_taskq.history.recorder import LEASE_SECONDS, run_recorder
-from django_taskq.management.commands.taskq_beat import _configure_logging
+from django_taskq.management.foreground import configure_logging, stop_on_signals
 from django_taskq.management.loglevel import add_loglevel_argument
 
 
@@ -47,15 +43,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        _configure_logging(options["loglevel"])
-        stop = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            logging.getLogger("django_taskq.history").info(
-                "history recorder: got %s, stopping", signal.Signals(signum).name
-            )
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        configure_logging(options["loglevel"])
+        stop = stop_on_signals("django_taskq.history", "history recorder")
         run_recorder(stop, hostname=options["hostname"], lease_seconds=options["lease"])
