@@ -8,22 +8,16 @@ screenshot is saved to TASKQ_TEST_SCREENSHOT_DIR (default: pytest's tmp dir).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from django_taskq.models import CrontabSchedule, PeriodicTask
-
-CHROMIUM = (
-    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-)
-CHROMEDRIVER = shutil.which("chromedriver")
+from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium
 
 try:
     from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -36,29 +30,13 @@ pytestmark = [
     pytest.mark.skipif(
         webdriver is None, reason="selenium is not installed (pip install selenium)"
     ),
-    pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER),
-        reason="headless Chromium and chromedriver are not installed "
-        "(Debian/Ubuntu: apt-get install chromium chromium-driver)",
-    ),
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING),
 ]
 
 
 @pytest.fixture
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,2200",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    yield from chromium("1280,2200")
 
 
 def test_admin_shows_next_run_times_in_a_browser(live_server, browser, django_user_model, tmp_path):

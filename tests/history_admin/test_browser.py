@@ -8,8 +8,6 @@ Screenshots of the list and detail pages go to TASKQ_TEST_SCREENSHOT_DIR
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,19 +20,14 @@ from django_taskq.broker import keys
 from django_taskq.history.models import TaskRecord
 from django_taskq.models import IntervalSchedule, PeriodicTask
 from django_taskq.result import AsyncResult
+from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium, screenshot_dir
 from tests.testapp.tasks import record_slow
 
 from .conftest import PASSWORD, TRACEBACK, failed_record, make_record
 
-CHROMIUM = (
-    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-)
-CHROMEDRIVER = shutil.which("chromedriver")
-
 try:
     from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -47,11 +40,7 @@ pytestmark = [
     pytest.mark.skipif(
         webdriver is None, reason="selenium is not installed (pip install selenium)"
     ),
-    pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER),
-        reason="headless Chromium and chromedriver are not installed "
-        "(Debian/Ubuntu: apt-get install chromium chromium-driver)",
-    ),
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING),
 ]
 
 LIST_PATH = "/admin/django_taskq/taskrecord/"
@@ -59,26 +48,12 @@ LIST_PATH = "/admin/django_taskq/taskrecord/"
 
 @pytest.fixture
 def browser() -> Any:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1440,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    yield from chromium("1440,1000")
 
 
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
-    target = Path(os.environ.get("TASKQ_TEST_SCREENSHOT_DIR") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
+    return screenshot_dir(tmp_path)
 
 
 class Admin:

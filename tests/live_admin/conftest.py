@@ -9,8 +9,6 @@ client would.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from django.test import Client
 from django_taskq.broker import keys
 from django_taskq.broker.publish import run_pipeline
 from django_taskq.metrics import counters
+from tests.browser import chromium, screenshot_dir
 
 PASSWORD = "secret-pass"
 
@@ -174,42 +173,13 @@ def redis_data(broker: Any) -> Iterator[dict[str, Any]]:
 
 # -- a real browser ----------------------------------------------------------------------
 
-CHROMIUM = (
-    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-)
-CHROMEDRIVER = shutil.which("chromedriver")
-
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium (skips with the reason when selenium or Chromium is missing)."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip(
-            "headless Chromium and chromedriver are not installed "
-            "(Debian/Ubuntu: apt-get install chromium chromium-driver)"
-        )
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        "--force-device-scale-factor=1",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    yield from chromium("1400,1000", "--force-device-scale-factor=1")
 
 
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
-    """Where page screenshots go: TASKQ_TEST_SCREENSHOT_DIR (docs/monitoring for the docs)."""
-    target = Path(os.environ.get("TASKQ_TEST_SCREENSHOT_DIR") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
+    return screenshot_dir(tmp_path)
