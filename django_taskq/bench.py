@@ -275,16 +275,7 @@ class Bench:
         self.worker_extra: list[str] = []  # more taskq_worker arguments (--prefetch)
 
     def worker_env(self) -> dict[str, str]:
-        package_root = str(Path(__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        return {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-            "TASKQ_BROKER_URL": self.server.url,
-            "TASKQ_BENCH_DIR": str(self.workdir),
-            "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
-            "PYTHONUNBUFFERED": "1",
-        }
+        return worker_env(self.server.url, self.workdir)
 
     def start_worker(self, *args: str) -> WorkerProcess:
         name = "-".join(a.strip("-") for a in args)
@@ -596,6 +587,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown or not args.pools:
         parser.error(f"--pools takes solo and/or prefork, not {', '.join(sorted(unknown))}")
     return args
+
+
+def worker_env(broker_url: str, workdir: Path) -> dict[str, str]:
+    """Environment of a benchmark worker: the bench settings, this checkout first on the path."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        "TASKQ_BROKER_URL": broker_url,
+        "TASKQ_BENCH_DIR": str(workdir),
+        "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _migrate() -> None:

@@ -65,6 +65,7 @@ from django_taskq.bench import (
     log,
     machine,
     show,
+    worker_env,
 )
 from django_taskq.testing import RedisServer
 from django_taskq.testing_topologies import HOST, ClusterServers, cluster_port
@@ -172,16 +173,7 @@ class ScalingBench:
         self.client: Any = get_broker()
 
     def env(self) -> dict[str, str]:
-        package_root = str(Path(__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        return {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-            "TASKQ_BROKER_URL": self.topology.url,
-            "TASKQ_BENCH_DIR": str(self.workdir),
-            "PYTHONPATH": package_root + (os.pathsep + path if path else ""),
-            "PYTHONUNBUFFERED": "1",
-        }
+        return worker_env(self.topology.url, self.workdir)
 
     def spawn(self, index: int, queues: list[str]) -> WorkerProcess:
         args = ["-P", "solo", "-Q", ",".join(queues), "-n", f"scale{index}@bench"]
