@@ -180,9 +180,19 @@ def exception_fields(exc: BaseException | None, traceback: str | None) -> dict[s
     return fields
 
 
-def encode(events: list[dict[str, Any]]) -> str:
+_encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+
+#: A JSON string literal of a str (quoted and escaped; C code).
+quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+#: An event: a dict, or its JSON text already (the worker's hot path builds
+#: the text of a succeeded task's event directly: no dict, no encoder pass).
+Event = dict[str, Any] | str
+
+
+def encode(events: list[Event]) -> str:
     """One stream entry's ``e`` field."""
-    return json.dumps(events, separators=(",", ":"), default=str)
+    return "[" + ",".join(e if type(e) is str else _encoder.encode(e) for e in events) + "]"
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
@@ -231,9 +241,7 @@ def write_progress(
     pipe.execute()
 
 
-def queue_xadd(
-    pipe: Any, key: str, events: Iterable[dict[str, Any]], *, worker: str | None = None
-) -> None:
+def queue_xadd(pipe: Any, key: str, events: Iterable[Event], *, worker: str | None = None) -> None:
     """Queue the XADD of ``events``: one entry per ENTRY_LIMIT events, with the ``worker``."""
     batch = list(events)
     cap = maxlen()

@@ -13,6 +13,11 @@ every row. So the worker forks the recorder once it is up
 - is its parent thread for Linux's parent-death signal, so a worker killed
   with SIGKILL takes its recorder with it (its lease then lapses).
 
+The recorder runs at a lower CPU priority (``nice`` +RECORDER_NICE): history
+is written behind the work, so when the worker's tasks and the recorder want
+the same core the tasks come first and the recorder catches up when they
+leave it time. Its events wait in the capped events streams meanwhile.
+
 The child starts from the fork of a worker that has set Django up: it
 builds its own database connection (none is open at the fork) and its own
 Redis connections (redis-py's pools start afresh in a new process).
@@ -23,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -38,6 +44,8 @@ _ctx = multiprocessing.get_context("fork")
 PROCESS_NAME = "taskq-recorder"
 #: Longest pause before restarting a recorder that died.
 MAX_RESTART_PAUSE = 30.0
+#: How much lower the recorder's CPU priority is than its worker's (``nice``).
+RECORDER_NICE = 10
 #: Seconds the worker waits, at its end, for the recorder to release its lease.
 STOP_WAIT = 10.0
 
@@ -52,6 +60,10 @@ def _recorder_main(hostname: str) -> None:
         # PR_SET_NAME: `ps`, `top` and /proc/<pid>/comm tell it from the pool's children.
         libc.prctl(15, PROCESS_NAME.encode())
     except OSError:  # pragma: no cover - not Linux
+        pass
+    try:
+        os.nice(RECORDER_NICE)
+    except OSError:  # pragma: no cover - not allowed here: same priority then
         pass
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides on Ctrl-C

@@ -69,48 +69,42 @@ def bucket_of(seconds: float) -> str:
     return repr(BUCKETS[index]) if index < len(BUCKETS) else INF
 
 
-class _Series:
-    """The counts of one (queue, task, worker) in one flush."""
-
-    __slots__ = ("buckets", "counts", "observed", "sums")
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.buckets: dict[tuple[str, int], int] = {}  # (histogram, bucket index) -> n
-        self.sums: dict[str, float] = {}
-        self.observed: dict[str, int] = {}
+#: The counters of a series, in the order of its slots (received and started first).
+_COUNTED = (RECEIVED, STARTED, SUCCEEDED, FAILED, RETRIED, REVOKED, REJECTED, SENT)
+_SLOT = {name: index for index, name in enumerate(_COUNTED)}
+_BUCKETS = len(BUCKETS) + 1  # the last is +Inf
+_RUNTIME = len(_COUNTED)  # first runtime bucket slot
+_WAIT = _RUNTIME + _BUCKETS  # first wait bucket slot
+_SUMS = _WAIT + _BUCKETS  # runtime sum, then wait sum
+_WIDTH = _SUMS + 2
+_BOUNDS = (*(repr(b) for b in BUCKETS), INF)
 
 
 class Batch:
     """The counts of one flush, written with one counters.lua call per queue.
 
-    Counting is a few dictionary updates per task; the field names are made
-    once per flush, when the batch is written.
+    Counting a task is a few list increments (each (queue, task, worker)
+    series is one flat list of slots: the counters, then the runtime and
+    wait buckets, then the two sums); the field names are made once per
+    flush, when the batch is written. Every observed task is counted as
+    started, so a histogram's count is the series' ``started``.
     """
 
     def __init__(self) -> None:
-        self.series: dict[tuple[str, str, str], _Series] = {}
+        self.series: dict[tuple[str, str, str], list[float]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.series)
 
-    def _of(self, queue: str, task: str, worker: str) -> _Series:
-        key = (queue, task, worker)
-        series = self.series.get(key)
-        if series is None:
-            series = self.series[key] = _Series()
-        return series
+    def _row(self, key: tuple[str, str, str]) -> list[float]:
+        row = self.series.get(key)
+        if row is None:
+            row = self.series[key] = [0] * _WIDTH
+        return row
 
     def count(self, queue: str, metric: str, task: str, worker: str, n: int = 1) -> None:
-        counts = self._of(queue, task, worker).counts
-        counts[metric] = counts.get(metric, 0) + n
-
-    def observe(self, queue: str, metric: str, task: str, worker: str, seconds: float) -> None:
-        series = self._of(queue, task, worker)
-        key = (metric, bisect.bisect_left(BUCKETS, seconds))
-        series.buckets[key] = series.buckets.get(key, 0) + 1
-        series.sums[metric] = series.sums.get(metric, 0.0) + seconds
-        series.observed[metric] = series.observed.get(metric, 0) + 1
+        """Add ``n`` to one counter (enqueue.lua counts ``sent``; this is for the rest)."""
+        self._row((queue, task, worker))[_SLOT[metric]] += n
 
     def task_ended(
         self,
@@ -122,60 +116,57 @@ class Batch:
         wait: float | None,
     ) -> None:
         """Count one settled message: received, and (if it ran) started, its times, its end."""
-        series = self._of(queue, task, worker)
-        counts = series.counts
-        counts[RECEIVED] = counts.get(RECEIVED, 0) + 1
+        row = self.series.get((queue, task, worker))
+        if row is None:
+            row = self._row((queue, task, worker))
+        row[0] += 1  # received
         if metric is not None:
-            counts[metric] = counts.get(metric, 0) + 1
+            row[_SLOT[metric]] += 1
         if runtime is None:
             return
-        counts[STARTED] = counts.get(STARTED, 0) + 1
-        buckets, sums, observed = series.buckets, series.sums, series.observed
-        for name, seconds in ((RUNTIME, runtime), (WAIT, wait or 0.0)):
-            key = (name, bisect.bisect_left(BUCKETS, seconds))
-            buckets[key] = buckets.get(key, 0) + 1
-            sums[name] = sums.get(name, 0.0) + seconds
-            observed[name] = observed.get(name, 0) + 1
+        wait = wait or 0.0
+        row[1] += 1  # started
+        row[_RUNTIME + bisect.bisect_left(BUCKETS, runtime)] += 1
+        row[_WAIT + bisect.bisect_left(BUCKETS, wait)] += 1
+        row[_SUMS] += runtime
+        row[_SUMS + 1] += wait
 
     def merge(self, other: Batch) -> None:
         """Add ``other``'s counts (a flush that failed, to be written with the next)."""
         for key, theirs in other.series.items():
             mine = self.series.get(key)
             if mine is None:
-                self.series[key] = theirs
-                continue
-            for name, n in theirs.counts.items():
-                mine.counts[name] = mine.counts.get(name, 0) + n
-            for bucket, n in theirs.buckets.items():
-                mine.buckets[bucket] = mine.buckets.get(bucket, 0) + n
-            for name, total in theirs.sums.items():
-                mine.sums[name] = mine.sums.get(name, 0.0) + total
-            for name, n in theirs.observed.items():
-                mine.observed[name] = mine.observed.get(name, 0) + n
+                self.series[key] = list(theirs)
+            else:
+                self.series[key] = [a + b for a, b in zip(mine, theirs, strict=True)]
 
     def increments(self) -> dict[str, list[str]]:
         """queue -> flat [field, increment, ...] for the counters hash."""
         out: dict[str, list[str]] = {}
-        for (queue, task, worker), series in self.series.items():
+        for (queue, task, worker), row in self.series.items():
             flat = out.setdefault(queue, [])
-            for metric, n in series.counts.items():
-                flat += [field(metric, task, worker), str(n)]
-            for (metric, index), n in series.buckets.items():
-                bound = repr(BUCKETS[index]) if index < len(BUCKETS) else INF
-                flat += [field(metric, task, worker, bound), str(n)]
-            for metric, n in series.observed.items():
-                flat += [field(f"{metric}_count", task, worker), str(n)]
-            for metric, total in series.sums.items():
-                flat += [field(f"{metric}_sum", task, worker), f"{total:.6f}"]
+            for index, metric in enumerate(_COUNTED):
+                if row[index]:
+                    flat += [field(metric, task, worker), str(int(row[index]))]
+            started = int(row[1])
+            if not started:
+                continue
+            for metric, first, total in ((RUNTIME, _RUNTIME, _SUMS), (WAIT, _WAIT, _SUMS + 1)):
+                for index, bound in enumerate(_BOUNDS):
+                    n = row[first + index]
+                    if n:
+                        flat += [field(metric, task, worker, bound), str(int(n))]
+                flat += [field(f"{metric}_count", task, worker), str(started)]
+                flat += [field(f"{metric}_sum", task, worker), f"{row[total]:.6f}"]
         return out
 
     def endings(self) -> dict[str, dict[str, int]]:
         """queue -> {ending counter: n} for the minute's throughput hash."""
         out: dict[str, dict[str, int]] = {}
-        for (queue, _task, _worker), series in self.series.items():
+        for (queue, _task, _worker), row in self.series.items():
             minute = out.setdefault(queue, {})
             for metric in ENDINGS:
-                n = series.counts.get(metric)
+                n = int(row[_SLOT[metric]])
                 if n:
                     minute[metric] = minute.get(metric, 0) + n
         return out

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from django_taskq.history.models import TaskRecord
+from django_taskq.history.process import RECORDER_NICE
 from tests.history.helpers import emit, sent, wait_for
 from tests.processes import pool_children, recorder_children
 
@@ -40,6 +41,10 @@ def test_the_worker_s_recorder_is_a_process_restarted_and_ended_with_it(
     recorded("first")
     (recorder,) = wait_for(lambda: recorder_children(worker.pid), what="the recorder process")
     assert pool_children(worker.pid) == []  # a solo worker: the recorder is its one child
+    # It yields the CPU to the worker's tasks (nice +10 against its worker).
+    assert os.getpriority(os.PRIO_PROCESS, recorder) == os.getpriority(
+        os.PRIO_PROCESS, worker.pid
+    ) + min(RECORDER_NICE, 19 - os.getpriority(os.PRIO_PROCESS, worker.pid))
 
     # A recorder that dies is started again, and records again.
     os.kill(recorder, signal.SIGKILL)
