@@ -32,6 +32,16 @@ interpolates it at the first and the last ``date_done``, so worker
 start-up, and Redis idling (cron, cluster bus) while the workers start,
 stay outside.
 
+With ``--history-cost`` each cell is run three times a round, interleaved,
+with the workers' TASKQ_EVENTS / TASKQ_METRICS / TASKQ_HISTORY set to
+``off`` (all 0), ``events`` (events and counters, no recorder) and
+``history`` (all 1: the workers fork their recorder, which writes
+TaskRecord rows into the benchmark's SQLite database while they drain);
+each round starts with the next setting, so none is always first.
+Besides each setting's medians it reports, per setting, the median over
+the rounds of its rate and worker CPU against the ``off`` run of the same
+round: paired, so a slow minute of a shared machine hits both sides.
+
 CPU time is what a task costs wherever it runs, so it holds on a busy or
 small machine (mostly: contention adds some); the rate does not.
 ``project()`` turns the CPU costs into the rate a machine with more cores
@@ -74,6 +84,12 @@ if TYPE_CHECKING:
     import redis
 
 TOPOLOGIES = ("single", "cluster1", "cluster3")
+#: The workers' settings --history-cost compares, in the order each round runs them.
+HISTORY_CONFIGS: dict[str, dict[str, str]] = {
+    "off": {"TASKQ_EVENTS": "0", "TASKQ_METRICS": "0", "TASKQ_HISTORY": "0"},
+    "events": {"TASKQ_EVENTS": "1", "TASKQ_METRICS": "1", "TASKQ_HISTORY": "0"},
+    "history": {"TASKQ_EVENTS": "1", "TASKQ_METRICS": "1", "TASKQ_HISTORY": "1"},
+}
 #: Cores a projection is made for.
 PROJECT_CORES = (2, 4, 8, 16, 32)
 
@@ -171,9 +187,11 @@ class ScalingBench:
         self.prefetch = prefetch
         self.add = add
         self.client: Any = get_broker()
+        self.config = ""  # a HISTORY_CONFIGS name, or "" for the environment's settings
+        self.overrides: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
-        return worker_env(self.topology.url, self.workdir)
+        return {**worker_env(self.topology.url, self.workdir), **self.overrides}
 
     def spawn(self, index: int, queues: list[str]) -> WorkerProcess:
         args = ["-P", "solo", "-Q", ",".join(queues), "-n", f"scale{index}@bench"]
@@ -217,6 +235,10 @@ class ScalingBench:
         queues = [f"q{i}" for i in range(queue_count)]
         log(f"{self.topology.name}: {n} tasks, {queue_count} queue(s), {worker_count} worker(s)")
         self.topology.flush()
+        if self.overrides.get("TASKQ_HISTORY") == "1":
+            from django_taskq.history.models import TaskRecord
+
+            TaskRecord.objects.all().delete()  # each cell's recorder starts on an empty table
         load = os.getloadavg()[0]
         cpu0 = self.topology.redis_cpu()
         expected = self.enqueue(queues)
@@ -259,6 +281,7 @@ class ScalingBench:
         busiest_total = max(enqueue_cpu[p] + drain_cpu[p] for p in drain_cpu)
         return {
             "topology": self.topology.name,
+            "config": self.config,
             "masters": len(drain_cpu),
             "queues": queue_count,
             "workers": worker_count,
@@ -389,6 +412,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         text=True,
     ).stdout.strip()
     cells: list[dict[str, Any]] = []
+    costs: list[dict[str, Any]] = []
+    configs = HISTORY_CONFIGS if args.history_cost else {"": {}}
     for name in args.topologies:
         log(f"starting {name}")
         topology = Topology(name).start()
@@ -397,8 +422,18 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 bench = ScalingBench(topology, workdir, args.tasks, args.prefetch)
                 for queue_count in args.queues:
                     for worker_count in args.workers:
-                        runs = [bench.cell(queue_count, worker_count) for _ in range(args.repeat)]
-                        cells.append(median_cell(runs))
+                        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+                        order = list(configs)
+                        for round_ in range(args.repeat):
+                            # Each round starts with another setting: no setting
+                            # is always the first (or last) of a round.
+                            shift = round_ % len(order)
+                            for config in order[shift:] + order[:shift]:
+                                bench.config, bench.overrides = config, configs[config]
+                                runs[config].append(bench.cell(queue_count, worker_count))
+                        cells += [median_cell(r) for r in runs.values()]
+                        if args.history_cost:
+                            costs += paired_costs(runs)
                 bench.client.close()
         finally:
             topology.close()
@@ -421,12 +456,48 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             {k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()} for c in cells
         ],
         "projections": projections,
+        "history_cost": costs,
     }
+
+
+def paired_costs(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each setting against ``off`` in the same round; the median over the rounds."""
+    out = []
+    for config, theirs in runs.items():
+        if config == "off":
+            continue
+        pairs = list(zip(runs["off"], theirs, strict=True))
+        slower = [1 - t["tasks_per_s"] / o["tasks_per_s"] for o, t in pairs if o["tasks_per_s"]]
+        more = [t["worker_us_per_task"] - o["worker_us_per_task"] for o, t in pairs]
+        share = [
+            t["worker_us_per_task"] / o["worker_us_per_task"] - 1
+            for o, t in pairs
+            if o["worker_us_per_task"]
+        ]
+        first = theirs[0]
+        out.append(
+            {
+                "topology": first["topology"],
+                "queues": first["queues"],
+                "workers": first["workers"],
+                "config": config,
+                "rounds": len(pairs),
+                "drain_slower_pct": round(statistics.median(slower) * 100, 1),
+                "drain_slower_pct_range": [
+                    round(min(slower) * 100, 1),
+                    round(max(slower) * 100, 1),
+                ],
+                "worker_us_more": round(statistics.median(more), 1),
+                "worker_cpu_more_pct": round(statistics.median(share) * 100, 1),
+            }
+        )
+    return out
 
 
 # -- output ----------------------------------------------------------------------
 COLUMNS = (
     ("topology", "topology", "{}"),
+    ("config", "settings", "{}"),
     ("queues", "queues", "{}"),
     ("workers", "workers", "{}"),
     ("tasks_per_s", "tasks/s", "{:,.0f}"),
@@ -449,10 +520,32 @@ def table(report: dict[str, Any]) -> str:
         "(Redis µs/task: CPU summed over the masters; busiest master: enqueue + drain on "
         "the master that does most; drain CPU between the first and the last result)",
     ]
-    rows = [[label for _, label, _ in COLUMNS]]
+    columns = COLUMNS if report["history_cost"] else [c for c in COLUMNS if c[0] != "config"]
+    rows = [[label for _, label, _ in columns]]
     for cell in report["cells"]:
-        rows.append([fmt.format(cell[key]) for key, _, fmt in COLUMNS])
+        rows.append([fmt.format(cell[key]) for key, _, fmt in columns])
     lines += _aligned(rows)
+    if report["history_cost"]:
+        lines.append(
+            "history cost against off, paired by round (median over the rounds; "
+            "drain: how much lower the rate; worker: more CPU per task):"
+        )
+        rows = [["topology", "queues", "workers", "settings", "rounds", "drain", "range", "worker"]]
+        for c in report["history_cost"]:
+            low, high = c["drain_slower_pct_range"]
+            rows.append(
+                [
+                    c["topology"],
+                    str(c["queues"]),
+                    str(c["workers"]),
+                    c["config"],
+                    str(c["rounds"]),
+                    f"{c['drain_slower_pct']:+.1f} %",
+                    f"{low:+.1f}..{high:+.1f} %",
+                    f"{c['worker_us_more']:+.1f} µs ({c['worker_cpu_more_pct']:+.1f} %)",
+                ]
+            )
+        lines += _aligned(rows)
     lines.append(
         "projected tasks/s with more cores (min of the busiest master's core and "
         "cores / (worker + Redis CPU per task)):"
@@ -505,6 +598,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Run each cell this many times; each figure is the median (default 1).",
     )
     parser.add_argument("--prefetch", type=int, default=None, help="--prefetch of the workers.")
+    parser.add_argument(
+        "--history-cost",
+        action="store_true",
+        help="Run each cell with task events, counters and the history recorder off, "
+        "events and counters on, and all on, interleaved; report the cost against off.",
+    )
     parser.add_argument(
         "--json",
         nargs="?",
