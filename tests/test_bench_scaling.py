@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from django_taskq.bench_scale import COLUMNS, PROJECT_CORES, project
+from django_taskq.bench_scale import COLUMNS, HISTORY_CONFIGS, PROJECT_CORES, project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,8 +49,9 @@ def test_scaling_reports_every_figure(tmp_path: Path) -> None:
         timeout=180,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for _key, label, _fmt in COLUMNS:
-        assert label in proc.stdout, f"{label!r} missing from:\n{proc.stdout}"
+    for key, label, _fmt in COLUMNS:
+        if key != "config":  # the settings column is --history-cost's
+            assert label in proc.stdout, f"{label!r} missing from:\n{proc.stdout}"
     report = json.loads(out_json.read_text())
     [cell] = report["cells"]
     assert (cell["topology"], cell["masters"], cell["queues"], cell["workers"]) == (
@@ -64,6 +65,37 @@ def test_scaling_reports_every_figure(tmp_path: Path) -> None:
     for cores in PROJECT_CORES[1:]:
         assert projection[f"{cores}_cores"] >= 0
     assert report["machine"]["redis"]
+
+
+@pytest.mark.e2e
+def test_history_cost_runs_each_setting_and_pairs_them_by_round(tmp_path: Path) -> None:
+    """--history-cost: off, events and history cells, with each against off."""
+    out_json = tmp_path / "cost.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "django_taskq.bench", "--scaling", "--history-cost",
+            "--tasks", "200", "--workers", "1", "--queues", "1", "--repeat", "2",
+            "--topologies", "single", "--json", str(out_json),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "history cost against off" in proc.stdout, proc.stdout
+    report = json.loads(out_json.read_text())
+    assert [c["config"] for c in report["cells"]] == list(HISTORY_CONFIGS)
+    for cell in report["cells"]:
+        assert len(cell["runs"]) == 2 and cell["tasks_per_s"] > 0
+    costs = {c["config"]: c for c in report["history_cost"]}
+    assert set(costs) == {"events", "history"}
+    for cost in costs.values():
+        assert cost["rounds"] == 2
+        low, high = cost["drain_slower_pct_range"]
+        assert low <= cost["drain_slower_pct"] <= high
 
 
 def test_projection_is_the_smaller_of_the_busiest_master_and_the_cores() -> None:
