@@ -19,7 +19,6 @@ registered by importing it here.
 
 from __future__ import annotations
 
-import inspect
 import zoneinfo
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from django_taskq.arguments import task_call_error
 from django_taskq.beat.task_names import is_registered
 from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.history import admin as history_admin  # noqa: F401 - registers TaskRecordAdmin
@@ -68,24 +68,6 @@ class DatalistInput(forms.TextInput):
         html = super().render(name, value, attrs, renderer)
         options = format_html_join("", '<option value="{}">', ((o,) for o in self.options()))
         return format_html('{}<datalist id="{}">{}</datalist>', html, list_id, options)
-
-
-def _signature_error(task_name: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
-    """Why ``task(*args, **kwargs)`` would fail to bind, or None (or if unknown here)."""
-    if task_name not in registry:
-        return None
-    task = registry.get(task_name)
-    try:
-        signature = inspect.signature(task.run)
-    except (TypeError, ValueError):  # builtins without a signature
-        return None
-    if task.bind:
-        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        return f"{task_name}{signature}: {exc}"
-    return None
 
 
 class PeriodicTaskForm(TaskForm):
@@ -131,7 +113,7 @@ class PeriodicTaskForm(TaskForm):
         if task and not cleaned.get("allow_unregistered"):
             self._check_registered(task)
         if task and args is not None and kwargs is not None:
-            problem = _signature_error(task, args, kwargs)
+            problem = task_call_error(task, args, kwargs)
             if problem:
                 field = "kwargs" if "keyword" in problem else "args"
                 self.add_error(

@@ -9,6 +9,10 @@
 - taskq.W003 metrics configured (TASKQ_METRICS_TOKEN, or the taskq-metrics URL
   routed) while prometheus_client is not installed
 - taskq.W004 TASKQ_METRICS_TOKEN set but empty: scraping is open
+- taskq.W005 a Celery setting (CELERY_*) left behind, with what replaces it
+- taskq.E005 a TASKQ_BEAT_SCHEDULE entry that cannot be read, or whose
+  arguments its task cannot take
+- taskq.W006 a TASKQ_BEAT_SCHEDULE entry naming no task this project defines
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     messages += _check_metrics()
     messages += _check_send_ahead()
+    messages += _check_celery_settings()
+    messages += _check_beat_schedule()
     timeout = getattr(settings, PREFIX + "WORKER_HEARTBEAT_TIMEOUT", 30)
     if not isinstance(timeout, int | float) or timeout < 1:
         messages.append(
@@ -105,6 +111,71 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E003",
             )
         )
+    return messages
+
+
+def _check_celery_settings() -> list[CheckMessage]:
+    """Celery settings left behind: django_taskq never reads them (taskq.W005)."""
+    from django_taskq import celery_names
+
+    return [
+        Warning(
+            f"{name} is a Celery setting; django_taskq does not read it.",
+            hint=celery_names.hint(name),
+            id="taskq.W005",
+        )
+        for name in sorted(dir(settings))
+        if celery_names.is_celery_setting(name)
+    ]
+
+
+def _check_beat_schedule() -> list[CheckMessage]:
+    """TASKQ_BEAT_SCHEDULE: well-formed entries, calling known tasks with arguments they take.
+
+    Checked here, so ``manage.py check`` and ``taskq_beat``'s start say it,
+    not an ERROR at every run. An entry that cannot be read, or whose
+    arguments its task cannot take, is an error (taskq.E005); a task name
+    this project does not define is a warning (taskq.W006): its workers may
+    run code this project does not import.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_taskq.arguments import task_call_error
+    from django_taskq.beat.sync import parse
+    from django_taskq.registry import registry
+
+    schedule = getattr(settings, PREFIX + "BEAT_SCHEDULE", None)
+    if not schedule:
+        return []
+    try:
+        entries = parse(schedule)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="taskq.E005")]
+    messages: list[CheckMessage] = []
+    for entry in entries:
+        where = f"TASKQ_BEAT_SCHEDULE[{entry.name!r}]"
+        if entry.task not in registry:
+            close = difflib.get_close_matches(entry.task, list(registry), n=1)
+            messages.append(
+                Warning(
+                    f"{where}: no task named {entry.task!r} is defined in this project; "
+                    "every run would be dead-lettered unless the workers define it.",
+                    hint=f"Did you mean {close[0]!r}?"
+                    if close
+                    else "Check the name (Task.name: the module path and the function name).",
+                    id="taskq.W006",
+                )
+            )
+            continue
+        problem = task_call_error(entry.task, entry.values["args"], entry.values["kwargs"])
+        if problem:
+            messages.append(
+                Error(
+                    f"{where}: {problem}",
+                    hint="Fix its 'args' and 'kwargs' to match the task's parameters.",
+                    id="taskq.E005",
+                )
+            )
     return messages
 
 

@@ -12,10 +12,14 @@ import datetime as dt
 import fnmatch
 import functools
 import inspect
+import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
+
+from django.conf import settings
 
 from django_taskq import request as requests
 from django_taskq import states
@@ -66,11 +70,34 @@ def _to_epoch(value: dt.datetime | float | None, what: str, task: str) -> float 
         if value.tzinfo is None:
             from django.utils import timezone
 
+            if settings.USE_TZ:
+                _warn_naive(value, what, task, timezone.get_current_timezone_name())
             value = timezone.make_aware(value)
         return value.timestamp()
     if isinstance(value, int | float):
         return float(value)
     raise TypeError(f"{task}: {what} must be a datetime or a number, not {type(value).__name__}")
+
+
+def _warn_naive(value: dt.datetime, what: str, task: str, zone: str) -> None:
+    """A RuntimeWarning at the caller's line (once per line, as Django warns of naive datetimes).
+
+    ``datetime.utcnow() + ...`` under a TIME_ZONE other than UTC would
+    otherwise run hours early or late, silently.
+    """
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is _to_epoch's line
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(
+        f"{task}: {what}={value.isoformat()} is a naive datetime while time zone support "
+        f"is active; it is read in the current time zone ({zone}). Pass an aware datetime "
+        f"(django.utils.timezone.now() + timedelta(...)) or countdown=seconds.",
+        RuntimeWarning,
+        stacklevel=level,
+    )
 
 
 def _or_setting(value: Any, setting: str) -> Any:
@@ -352,20 +379,16 @@ class Task:
             return None
 
     def _check_signature(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        from django_taskq.arguments import check
+
         sig = self._run_signature
         if sig is None:
             return
-        try:
-            if self.bind:
-                sig.bind(None, *args, **kwargs)
-            else:
-                sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            bare = sig.replace(
-                parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
-                return_annotation=sig.empty,
-            )
-            raise TypeError(f"{self.name}{bare}: {exc}") from None
+        if self.bind:  # the first parameter is the task itself
+            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+        error = check(sig, args, kwargs, self.name)
+        if error is not None:
+            raise TypeError(error)
 
     def delay_many(self, calls: Iterable[Sequence[Any]]) -> list[AsyncResult]:
         """Send one call per argument tuple in a single pipelined round trip."""

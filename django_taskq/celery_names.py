@@ -1,0 +1,65 @@
+"""Celery's Django settings, and what replaces each here.
+
+A project moving from Celery often keeps its ``CELERY_*`` settings for a
+while; django_taskq never reads them, so a setting left behind silently
+does nothing. ``manage.py check`` names each one with its ``TASKQ_*``
+replacement (``taskq.W005``). The table is the code form of the settings
+table in docs/migrating-from-celery.md; a test keeps the two the same.
+"""
+
+from __future__ import annotations
+
+#: Celery setting -> the TASKQ_* setting that replaces it (None: none does).
+SETTINGS: dict[str, str | None] = {
+    "CELERY_BROKER_URL": "TASKQ_BROKER_URL",
+    "CELERY_RESULT_BACKEND": "TASKQ_RESULT_BACKEND",
+    "CELERY_RESULT_EXPIRES": "TASKQ_RESULT_EXPIRES",
+    "CELERY_TASK_ALWAYS_EAGER": "TASKQ_TASK_ALWAYS_EAGER",
+    "CELERY_TASK_EAGER_PROPAGATES": "TASKQ_TASK_EAGER_PROPAGATES",
+    "CELERY_TASK_ROUTES": "TASKQ_ROUTES",
+    "CELERY_TASK_DEFAULT_QUEUE": "TASKQ_DEFAULT_QUEUE",
+    "CELERY_TASK_DEFAULT_PRIORITY": "TASKQ_DEFAULT_PRIORITY",
+    "CELERY_TASK_ACKS_LATE": "TASKQ_TASK_ACKS_LATE",
+    "CELERY_TASK_TRACK_STARTED": "TASKQ_TASK_TRACK_STARTED",
+    "CELERY_TASK_IGNORE_RESULT": "TASKQ_TASK_IGNORE_RESULT",
+    "CELERY_TASK_TIME_LIMIT": "TASKQ_TASK_TIME_LIMIT",
+    "CELERY_TASK_SOFT_TIME_LIMIT": "TASKQ_TASK_SOFT_TIME_LIMIT",
+    "CELERY_TASK_DEFAULT_RETRY_DELAY": "TASKQ_TASK_DEFAULT_RETRY_DELAY",
+    "CELERY_TASK_PUBLISH_RETRY_POLICY": "TASKQ_PUBLISH_RETRY",
+    "CELERY_ACCEPT_CONTENT": "TASKQ_ACCEPT_CONTENT",
+    "CELERY_TASK_SERIALIZER": "TASKQ_TASK_SERIALIZER",
+    "CELERY_WORKER_CONCURRENCY": "TASKQ_WORKER_CONCURRENCY",
+    "CELERY_WORKER_POOL": "TASKQ_WORKER_POOL",
+    "CELERY_WORKER_PREFETCH_MULTIPLIER": "TASKQ_WORKER_PREFETCH",
+    "CELERY_WORKER_MAX_TASKS_PER_CHILD": "TASKQ_WORKER_MAX_TASKS_PER_CHILD",
+    "CELERY_WORKER_MAX_MEMORY_PER_CHILD": "TASKQ_WORKER_MAX_MEMORY_PER_CHILD",
+    "CELERY_BROKER_TRANSPORT_OPTIONS": None,
+    "CELERY_BEAT_SCHEDULE": "TASKQ_BEAT_SCHEDULE",
+    "CELERY_TIMEZONE": "TASKQ_TIMEZONE",
+}
+
+#: Why a setting in SETTINGS has no replacement.
+NO_REPLACEMENT = {
+    "CELERY_BROKER_TRANSPORT_OPTIONS": (
+        "there is no visibility timeout: a lost worker's tasks come back after "
+        "TASKQ_WORKER_HEARTBEAT_TIMEOUT (docs/delivery.md)"
+    ),
+}
+
+
+def is_celery_setting(name: str) -> bool:
+    """A name Celery reads from Django settings (its CELERY_ namespace, or the old CELERYBEAT_)."""
+    return name.startswith(("CELERY_", "CELERYBEAT_"))
+
+
+def hint(name: str) -> str:
+    """What to do about the Celery setting ``name``."""
+    if name in SETTINGS:
+        replacement = SETTINGS[name]
+        if replacement is None:
+            return f"Remove it: {NO_REPLACEMENT[name]}."
+        return f"Use {replacement} (docs/migrating-from-celery.md), then remove {name}."
+    return (
+        "django_taskq reads TASKQ_* settings only: docs/migrating-from-celery.md says what "
+        f"replaces {name}, if anything; then remove it."
+    )
