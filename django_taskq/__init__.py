@@ -10,6 +10,7 @@ the import name is ``django_taskq``.
 """
 
 from django_taskq import states
+from django_taskq.by_name import send_task
 from django_taskq.canvas import (
     Signature,
     chain,
@@ -21,6 +22,7 @@ from django_taskq.canvas import (
     xmap,
     xstarmap,
 )
+from django_taskq.log import get_task_logger
 from django_taskq.result import AsyncResult, EagerResult
 from django_taskq.result_group import GroupResult
 from django_taskq.task import Task, shared_task
@@ -39,8 +41,10 @@ __all__ = [
     "chain",
     "chord",
     "chunks",
+    "get_task_logger",
     "group",
     "maybe_signature",
+    "send_task",
     "shared_task",
     "signature",
     "states",

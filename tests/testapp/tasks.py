@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from django_taskq import shared_task
+from django_taskq import get_task_logger, shared_task
 from django_taskq.exceptions import SoftTimeLimitExceeded
 
 _clients: dict[tuple[str, int], redis.Redis] = {}
@@ -314,3 +314,13 @@ def stamp(self: Any, key: str) -> None:
     headers = self.request.headers
     due, name = headers.get("periodic_task_due", ""), headers.get("periodic_task_name", "")
     client.rpush(key, f"{started:.6f} {due} {name}")
+
+
+task_logger = get_task_logger(__name__)
+
+
+@shared_task
+def logged(message: str) -> str:
+    """Log ``message`` through get_task_logger (its record names this task)."""
+    task_logger.warning(message)
+    return message
