@@ -1,13 +1,18 @@
-"""Celery's Django settings, and what replaces each here.
+"""Celery's names (settings, task options, call options), and what replaces each here.
 
 A project moving from Celery often keeps its ``CELERY_*`` settings for a
 while; django_taskq never reads them, so a setting left behind silently
 does nothing. ``manage.py check`` names each one with its ``TASKQ_*``
 replacement (``taskq.W005``). The table is the code form of the settings
 table in docs/migrating-from-celery.md; a test keeps the two the same.
+
+The option tables serve the "unknown option" errors of ``@shared_task``
+and ``apply_async()``: a Celery option named there gets what to do instead.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 #: Celery setting -> the TASKQ_* setting that replaces it (None: none does).
 SETTINGS: dict[str, str | None] = {
@@ -63,3 +68,42 @@ def hint(name: str) -> str:
         "django_taskq reads TASKQ_* settings only: docs/migrating-from-celery.md says what "
         f"replaces {name}, if anything; then remove it."
     )
+
+
+#: Celery task options (``@app.task(...)``) not taken here -> what to do instead.
+CELERY_TASK_OPTIONS = {
+    "base": "custom Task classes are not supported yet; use signals (django_taskq.signals) "
+    "for before/after hooks",
+    "reject_on_worker_lost": "a message whose worker died is redelivered after "
+    "TASKQ_WORKER_HEARTBEAT_TIMEOUT and dead-lettered after TASKQ_MAX_DELIVERIES "
+    "(docs/delivery.md)",
+    "acks_on_failure_or_timeout": "a failed task is always acked, its failure stored",
+    "compression": "bodies are not compressed",
+    "shadow_name": "not supported: a task's name in logs and results is its registered name",
+    "store_errors_even_if_ignored": "not supported: ignore_result=True stores nothing",
+    "trail": "not supported: results do not track children",
+    "send_events": "task events are written for every task (TASKQ_EVENTS)",
+}
+
+#: Celery ``apply_async()`` options not taken here -> what to do instead.
+CELERY_CALL_OPTIONS = {
+    "retry": "publishing is always retried, for at most TASKQ_PUBLISH_TIMEOUT seconds",
+    "retry_policy": "publishing is always retried, for at most TASKQ_PUBLISH_TIMEOUT seconds",
+    "shadow": "not supported: a task's name in logs and results is its registered name",
+    "add_to_parent": "not supported: results do not track children; "
+    "link the calls with a chain or a group (docs/workflows.md)",
+    "compression": "bodies are not compressed",
+    "connection": "connections come from TASKQ_BROKER_URL",
+    "producer": "connections come from TASKQ_BROKER_URL",
+    "publisher": "connections come from TASKQ_BROKER_URL",
+    "reply_to": "results go to TASKQ_RESULT_BACKEND",
+    "mandatory": "not an option on Redis",
+    "immediate": "not an option on Redis",
+}
+
+
+def option_hints(names: Iterable[str], kind: str) -> str:
+    """`` (Celery's X: ...)`` for each Celery option among ``names`` (``kind``: task or call)."""
+    table = CELERY_TASK_OPTIONS if kind == "task" else CELERY_CALL_OPTIONS
+    hints = [f"{name}: {table[name]}" for name in sorted(names) if name in table]
+    return f" (Celery's {'; '.join(hints)})" if hints else ""

@@ -48,6 +48,8 @@ TASK_OPTIONS: dict[str, Any] = {
     "default_retry_delay": None,
     "autoretry_for": (),
     "dont_autoretry_for": (),
+    "retry_kwargs": None,  # Celery's: {"max_retries": n, "countdown": s}
+    "throws": (),  # expected errors: logged without a traceback
     "retry_backoff": False,
     "retry_backoff_max": 600,
     "retry_jitter": True,
@@ -100,6 +102,32 @@ def _warn_naive(value: dt.datetime, what: str, task: str, zone: str) -> None:
     )
 
 
+def _queue_alias(task: str, queue: str | None, extra: dict[str, Any]) -> str | None:
+    """Celery's ``routing_key`` and ``exchange`` taken as ``queue`` (removed from ``extra``).
+
+    On Redis, Celery routes by queue name; a ported call that still names
+    the routing key or the exchange sends to the queue of that name, with a
+    DeprecationWarning saying to write ``queue=``.
+    """
+    import warnings
+
+    for name in ("routing_key", "exchange"):
+        if name not in extra:
+            continue
+        value = extra.pop(name)
+        if value is None:
+            continue
+        warnings.warn(
+            f"{task}.apply_async({name}={value!r}) is Celery's; it is taken as "
+            f"queue={value!r}. Write queue= instead.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        if queue is None:
+            queue = value
+    return queue
+
+
 def _or_setting(value: Any, setting: str) -> Any:
     """A task's own option, or the TASKQ_ setting that defaults it when unset (None)."""
     return getattr(taskq_settings, setting) if value is None else value
@@ -128,11 +156,25 @@ class Task:
     def __init__(self, func: Callable[..., Any], **options: Any) -> None:
         unknown = set(options) - set(TASK_OPTIONS)
         if unknown:
+            from django_taskq.celery_names import option_hints
+
             raise TypeError(
                 f"@shared_task on {func.__module__}.{func.__qualname__}: unknown option(s) "
                 f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(TASK_OPTIONS))}"
+                + option_hints(unknown, "task")
             )
         opts = {**TASK_OPTIONS, **options}
+        where = f"@shared_task on {func.__module__}.{func.__qualname__}"
+        retry_kwargs = opts["retry_kwargs"] or {}
+        if not isinstance(retry_kwargs, dict) or set(retry_kwargs) - {"max_retries", "countdown"}:
+            raise TypeError(
+                f"{where}: retry_kwargs takes a dict with 'max_retries' and/or 'countdown', "
+                f"not {retry_kwargs!r}"
+            )
+        if "max_retries" in retry_kwargs and "max_retries" not in options:
+            opts["max_retries"] = retry_kwargs["max_retries"]
+        if "countdown" in retry_kwargs and "default_retry_delay" not in options:
+            opts["default_retry_delay"] = retry_kwargs["countdown"]
         self.run = func
         self.name: str = opts["name"] or f"{func.__module__}.{func.__name__}"
         self.bind: bool = bool(opts["bind"])
@@ -144,6 +186,7 @@ class Task:
         self._default_retry_delay = opts["default_retry_delay"]
         self.autoretry_for: tuple[type[BaseException], ...] = tuple(opts["autoretry_for"])
         self.dont_autoretry_for: tuple[type[BaseException], ...] = tuple(opts["dont_autoretry_for"])
+        self.throws: tuple[type[BaseException], ...] = tuple(opts["throws"])
         self.retry_backoff: bool | int = opts["retry_backoff"]
         self.retry_backoff_max: float = opts["retry_backoff_max"]
         self.retry_jitter: bool = bool(opts["retry_jitter"])
@@ -156,11 +199,11 @@ class Task:
         self.expires: float | dt.timedelta | None = opts["expires"]
         self.serializer: str | None = opts["serializer"]
         self.typing: bool = bool(opts["typing"])
-        for exc_type in (*self.autoretry_for, *self.dont_autoretry_for):
+        for exc_type in (*self.autoretry_for, *self.dont_autoretry_for, *self.throws):
             if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
                 raise TypeError(
-                    f"{self.name}: autoretry_for/dont_autoretry_for take exception classes, "
-                    f"not {exc_type!r}"
+                    f"{self.name}: autoretry_for, dont_autoretry_for and throws take exception "
+                    f"classes, not {exc_type!r}"
                 )
         if self.rate_limit is not None:
             from django_taskq.ratelimit import parse_rate
@@ -300,8 +343,13 @@ class Task:
     ) -> Envelope:
         """The message for one call, with every option resolved and checked."""
         if extra:
+            queue = _queue_alias(self.name, queue, extra)
+        if extra:
+            from django_taskq.celery_names import option_hints
+
             raise TypeError(
                 f"{self.name}.apply_async() got unknown option(s) {', '.join(sorted(extra))}"
+                + option_hints(extra, "call")
             )
         if args is not None and not isinstance(args, list | tuple):
             raise TypeError(

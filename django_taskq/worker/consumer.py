@@ -552,6 +552,10 @@ def _log_outcome(envelope: Envelope, outcome: Outcome) -> None:
             )
     elif outcome.state == states.RETRY:
         logger.info("Task %s[%s] retry: %r", envelope.task, envelope.id, outcome.exception)
+    elif _expected(envelope.task, outcome.exception):
+        logger.info(
+            "Task %s[%s] raised an expected %r", envelope.task, envelope.id, outcome.exception
+        )
     else:
         logger.error(
             "Task %s[%s] failed: %r\n%s",
@@ -560,6 +564,16 @@ def _log_outcome(envelope: Envelope, outcome: Outcome) -> None:
             outcome.exception,
             outcome.traceback or "",
         )
+
+
+def _expected(task_name: str, exc: BaseException | None) -> bool:
+    """True for an error the task lists in ``throws``: logged at INFO, without a traceback."""
+    from django_taskq.registry import registry
+
+    if exc is None or task_name not in registry:
+        return False
+    throws = registry.get(task_name).throws
+    return bool(throws) and isinstance(exc, throws)
 
 
 def close_old_connections() -> None:

@@ -165,3 +165,44 @@ def test_a_naive_eta_warns_at_the_callers_line(broker: Any) -> None:
             echo.apply_async((1,), countdown=60)
     [warning] = caught  # only the naive one
     assert warning.filename == __file__  # the caller's line, not django_taskq's
+
+
+# -- Celery's task and call options ------------------------------------------------
+def test_retry_kwargs_set_max_retries_and_the_delay() -> None:
+    from django_taskq.task import Task
+
+    def job() -> None: ...
+
+    task = Task(job, autoretry_for=(OSError,), retry_kwargs={"max_retries": 7, "countdown": 4})
+    assert (task.max_retries, task.default_retry_delay) == (7, 4.0)
+    own = Task(job, max_retries=2, retry_kwargs={"max_retries": 7})  # the task's own option wins
+    assert own.max_retries == 2
+    with pytest.raises(TypeError, match="retry_kwargs takes a dict with 'max_retries'"):
+        Task(job, retry_kwargs={"delay": 1})
+
+
+def test_celery_options_we_do_not_take_say_what_to_do_instead(broker: Any) -> None:
+    from django_taskq.task import Task
+
+    def job() -> None: ...
+
+    with pytest.raises(TypeError, match="Celery's reject_on_worker_lost: a message whose worker"):
+        Task(job, reject_on_worker_lost=True)
+    with pytest.raises(TypeError, match="Celery's retry_policy: publishing is always retried"):
+        add.apply_async((1, 2), retry_policy={"max_retries": 3})
+    with pytest.raises(TypeError, match=r"unknown option\(s\) nonsense$"):
+        add.apply_async((1, 2), nonsense=1)
+
+
+def test_routing_key_and_exchange_are_taken_as_the_queue(broker: Any) -> None:
+    from django_taskq.broker import keys
+
+    with pytest.warns(
+        DeprecationWarning, match=r"apply_async\(routing_key='reports'\) is Celery's"
+    ):
+        add.apply_async((1, 2), routing_key="reports")
+    with pytest.warns(DeprecationWarning, match="exchange"):
+        add.apply_async((1, 2), exchange="other", queue="mine")  # queue= wins
+    assert broker.xlen(keys.stream("reports", 5)) == 1
+    assert broker.xlen(keys.stream("mine", 5)) == 1
+    assert broker.xlen(keys.stream("other", 5)) == 0

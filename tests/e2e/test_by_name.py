@@ -63,3 +63,21 @@ def test_task_logger_in_a_worker_s_output(start_worker: Any) -> None:
     result = logged.delay("from the worker")
     assert result.get(timeout=10) == "from the worker"
     worker.wait_for_line(f"tests.testapp.tasks.logged[{result.id}]: from the worker")
+
+
+def test_an_expected_error_is_logged_without_a_traceback(start_worker: Any) -> None:
+    from django_taskq.exceptions import TimeoutError as TaskqTimeout
+    from tests.testapp.tasks import expected_failure, fail
+
+    worker = start_worker("-P", "solo", "-l", "INFO")
+    expected = expected_failure.delay("missing")
+    with pytest.raises(KeyError):
+        expected.get(timeout=10)
+    worker.wait_for_line(f"[{expected.id}] raised an expected KeyError('missing')")
+    unexpected = fail.delay()
+    with pytest.raises(Exception) as caught:
+        unexpected.get(timeout=10)
+    assert not isinstance(caught.value, TaskqTimeout)
+    worker.wait_for_line(f"[{unexpected.id}] failed")
+    # Only the unexpected failure printed a traceback.
+    assert worker.output.count("Traceback (most recent call last)") == 1, worker.output

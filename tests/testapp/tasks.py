@@ -324,3 +324,9 @@ def logged(message: str) -> str:
     """Log ``message`` through get_task_logger (its record names this task)."""
     task_logger.warning(message)
     return message
+
+
+@shared_task(throws=(KeyError,))
+def expected_failure(key: str) -> None:
+    """Fail with an error the task declares as expected (``throws``)."""
+    raise KeyError(key)
