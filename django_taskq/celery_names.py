@@ -72,8 +72,6 @@ def hint(name: str) -> str:
 
 #: Celery task options (``@app.task(...)``) not taken here -> what to do instead.
 CELERY_TASK_OPTIONS = {
-    "base": "custom Task classes are not supported yet; use signals (django_taskq.signals) "
-    "for before/after hooks",
     "reject_on_worker_lost": "a message whose worker died is redelivered after "
     "TASKQ_WORKER_HEARTBEAT_TIMEOUT and dead-lettered after TASKQ_MAX_DELIVERIES "
     "(docs/delivery.md)",

@@ -102,6 +102,10 @@ def _warn_naive(value: dt.datetime, what: str, task: str, zone: str) -> None:
     )
 
 
+#: The methods a Task subclass may override to run code around each run.
+HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
+
+
 def _queue_alias(task: str, queue: str | None, extra: dict[str, Any]) -> str | None:
     """Celery's ``routing_key`` and ``exchange`` taken as ``queue`` (removed from ``extra``).
 
@@ -151,7 +155,28 @@ def check_priority(priority: Any, where: str) -> int:
 
 
 class Task:
-    """A function that can run in a worker. Made by ``@shared_task``."""
+    """A function that can run in a worker. Made by ``@shared_task``.
+
+    A subclass, given as ``@shared_task(base=MyTask)``, may override the
+    hooks (``before_start``, ``on_success``, ``on_failure``, ``on_retry``,
+    ``after_return``) and set options as class attributes
+    (``max_retries = 5``): the defaults of its tasks, below the options
+    given to ``@shared_task``.
+    """
+
+    #: Options a subclass sets as class attributes (see __init_subclass__).
+    class_options: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found = dict(cls.class_options)  # a parent subclass's, inherited
+        for name in TASK_OPTIONS:
+            if name == "name" or name not in cls.__dict__:
+                continue
+            found[name] = cls.__dict__[name]
+            if isinstance(getattr(Task, name, None), property):
+                delattr(cls, name)  # the value is read through Task's property
+        cls.class_options = found
 
     def __init__(self, func: Callable[..., Any], **options: Any) -> None:
         unknown = set(options) - set(TASK_OPTIONS)
@@ -163,7 +188,7 @@ class Task:
                 f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(TASK_OPTIONS))}"
                 + option_hints(unknown, "task")
             )
-        opts = {**TASK_OPTIONS, **options}
+        opts = {**TASK_OPTIONS, **self.class_options, **options}
         where = f"@shared_task on {func.__module__}.{func.__qualname__}"
         retry_kwargs = opts["retry_kwargs"] or {}
         if not isinstance(retry_kwargs, dict) or set(retry_kwargs) - {"max_retries", "countdown"}:
@@ -209,11 +234,55 @@ class Task:
             from django_taskq.ratelimit import parse_rate
 
             parse_rate(self.rate_limit, self.name)
+        #: The hooks a subclass overrides (execute() calls only those).
+        self.hooks = frozenset(
+            name for name in HOOKS if getattr(type(self), name) is not getattr(Task, name)
+        )
         self.__doc__ = func.__doc__
         self.__name__ = func.__name__
         self.__module__ = func.__module__
         self.__qualname__ = func.__qualname__
         self.__wrapped__ = func
+
+    # -- hooks (override in a base class: @shared_task(base=MyTask)) ----------------
+    def before_start(self, task_id: str, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        """Called in the worker just before the task runs; raising fails the task."""
+
+    def on_success(
+        self, retval: Any, task_id: str, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """Called after the task returned ``retval``."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        einfo: str | None,
+    ) -> None:
+        """Called after the task failed with ``exc`` (``einfo``: its formatted traceback)."""
+
+    def on_retry(
+        self,
+        exc: BaseException | None,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        einfo: str | None,
+    ) -> None:
+        """Called after the task asked to be retried (``exc``: why, if it said)."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        einfo: str | None,
+    ) -> None:
+        """Called after every run, whatever its end (``status``: the state it ended in)."""
 
     def __repr__(self) -> str:
         return f"<@task {self.name}>"
@@ -689,8 +758,15 @@ def shared_task(**options: Any) -> Callable[[Callable[..., Any]], Task]: ...
 def shared_task(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Turn a function into a task: ``@shared_task`` or ``@shared_task(**options)``."""
 
+    base = options.pop("base", Task)
+    if not (isinstance(base, type) and issubclass(base, Task)):
+        raise TypeError(
+            f"@shared_task(base={base!r}): base must be a subclass of django_taskq.Task "
+            "(from django_taskq import Task)"
+        )
+
     def decorate(fn: Callable[..., Any]) -> Task:
-        return registry.register(Task(fn, **options))
+        return registry.register(base(fn, **options))
 
     if func is not None:
         if options:

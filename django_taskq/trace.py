@@ -7,6 +7,7 @@ the outcome (store, ack, schedule the retry) is the caller's business.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback as tb
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from django_taskq.messages import Envelope, dumps
 
 if TYPE_CHECKING:
     from django_taskq.task import Task
+
+logger = logging.getLogger("django_taskq.worker")
 
 #: Return values that are always JSON: no trial encoding needed.
 _JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
@@ -105,9 +108,13 @@ def execute(
     signals.send(
         signals.task_prerun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs
     )
+    hooks = task.hooks
+    outcome: Outcome | None = None
     started = time.perf_counter()
     try:
         try:
+            if "before_start" in hooks:
+                task.before_start(envelope.id, args, kwargs)
             value = task.run(task, *args, **kwargs) if task.bind else task.run(*args, **kwargs)
         except Retry:
             raise
@@ -160,8 +167,12 @@ def execute(
             einfo=outcome.traceback,
         )
     finally:
+        elapsed = time.perf_counter() - started
+        if hooks and outcome is not None:
+            _call_hooks(task, envelope, outcome)  # with self.request still set, as in Celery
         requests.pop()
-    outcome.runtime = time.perf_counter() - started
+    assert outcome is not None  # every way out of the try above set it, or raised
+    outcome.runtime = elapsed
     if outcome.state == states.SUCCESS:
         signals.send(signals.task_success, task, result=outcome.value)
     signals.send(
@@ -175,6 +186,34 @@ def execute(
         state=outcome.state,
     )
     return outcome
+
+
+def _call_hooks(task: Task, envelope: Envelope, outcome: Outcome) -> None:
+    """The overridden hooks of ``task`` for this run's outcome, then ``after_return``.
+
+    A hook that raises is logged and does not change the outcome (the
+    result is what the task did, not what a hook did after it).
+    """
+    args, kwargs, task_id = envelope.args, envelope.kwargs, envelope.id
+    state = outcome.state
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+    if state == states.SUCCESS:
+        calls.append(("on_success", (outcome.value, task_id, args, kwargs)))
+    elif state == states.RETRY:
+        calls.append(("on_retry", (outcome.exception, task_id, args, kwargs, outcome.traceback)))
+    else:
+        calls.append(("on_failure", (outcome.exception, task_id, args, kwargs, outcome.traceback)))
+    retval = outcome.value if state == states.SUCCESS else outcome.exception
+    calls.append(("after_return", (state, retval, task_id, args, kwargs, outcome.traceback)))
+    for name, call_args in calls:
+        if name not in task.hooks:
+            continue
+        try:
+            getattr(task, name)(*call_args)
+        except Exception:
+            logger.exception(
+                "%s.%s of task %s[%s] raised", type(task).__name__, name, task.name, task_id
+            )
 
 
 def _should_autoretry(task: Task, exc: Exception) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from django_taskq import get_task_logger, shared_task
+from django_taskq import Task, get_task_logger, shared_task
 from django_taskq.exceptions import SoftTimeLimitExceeded
 
 _clients: dict[tuple[str, int], redis.Redis] = {}
@@ -330,3 +330,41 @@ def logged(message: str) -> str:
 def expected_failure(key: str) -> None:
     """Fail with an error the task declares as expected (``throws``)."""
     raise KeyError(key)
+
+
+class Audited(Task):
+    """A Task base class that records each hook it gets, in order, in Redis (``base=``)."""
+
+    max_retries = 1  # an option as a class attribute: the default of its tasks
+
+    def _note(self, task_id: str, what: str) -> None:
+        _redis().rpush(f"hooks:{task_id}", what)
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        self._note(task_id, "before_start")
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        self._note(task_id, f"on_success:{retval}")
+
+    def on_failure(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        self._note(task_id, f"on_failure:{type(exc).__name__}:{'ValueError' in (einfo or '')}")
+
+    def on_retry(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        self._note(task_id, "on_retry")
+
+    def after_return(
+        self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        self._note(task_id, f"after_return:{status}:{self.request.id == task_id}")
+        if args and args[0] == "hook-raises":
+            raise RuntimeError("a hook that raises does not change the result")
+
+
+@shared_task(base=Audited, bind=True)
+def audited(self: Any, mode: str) -> str:
+    """Succeed, fail, retry once or have after_return raise, by ``mode``."""
+    if mode == "fail":
+        raise ValueError("asked to fail")
+    if mode == "retry" and self.request.retries == 0:
+        raise self.retry(countdown=0)
+    return mode
