@@ -126,6 +126,21 @@ class group(Signature):
     def __repr__(self) -> str:
         return f"group([{', '.join(repr(t) for t in self.tasks)}])"
 
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Spread the members' starts: countdown ``start``, ``start + step``, ... (Celery's).
+
+        With ``stop``, countdowns stay below it: once the next one would
+        reach it, the last one is repeated. Returns the group.
+        """
+        countdown = float(start)
+        for index, member in enumerate(self.tasks):
+            if index:
+                following = countdown + step
+                if stop is None or following < stop:
+                    countdown = following
+            member.set(countdown=countdown)
+        return self
+
     def __call__(self, *args: Any, **options: Any) -> Any:
         """Apply the group (like Celery, calling a group sends it)."""
         return self.apply_async(args, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -244,3 +245,16 @@ def test_group_result_save_restore_and_ttl(broker: Any) -> None:
     assert restored.results[0].task_name == "t.a"
     restored.delete()
     assert GroupResult.restore("outer") is None
+
+
+def test_group_skew_spreads_the_members_starts(broker: Any) -> None:
+    g = group(add.s(i, i) for i in range(4)).skew(start=1, step=10)
+    assert [t.options["countdown"] for t in g.tasks] == [1.0, 11.0, 21.0, 31.0]
+    capped = group(add.s(i, i) for i in range(4)).skew(start=0, stop=15, step=10)
+    assert [t.options["countdown"] for t in capped.tasks] == [0.0, 10.0, 10.0, 10.0]
+    result = g.apply_async()
+    due = sorted(
+        score for _, score in broker.zrange(keys.delayed("default"), 0, -1, withscores=True)
+    )
+    assert len(due) == 4 == len(result.results)
+    assert [round((b - a) / 1000) for a, b in itertools.pairwise(due)] == [10, 10, 10]
