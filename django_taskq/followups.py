@@ -318,7 +318,11 @@ class FollowUps:
         ttl = _ttl_ms() / 1000
 
         def send() -> None:
-            results.store_many((i, r, states.FAILURE) for i, r in self.records)
+            # The steps in the order fail() met them; the last one (a failed
+            # chain's final step, the result its caller waits on) written last.
+            results.store_many(
+                ((i, r, states.FAILURE) for i, r in self.records), last_after_the_rest=True
+            )
             if self.envelopes:
                 run_pipeline(
                     get_broker(),

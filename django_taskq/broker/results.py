@@ -58,15 +58,37 @@ def queue_store(pipe: Any, client: redis.Redis, task_id: str, record: str, state
     queue_store_many(pipe, client, [(task_id, record, state)])
 
 
-def store_many(items: Iterable[tuple[str, str, str]], client: redis.Redis | None = None) -> None:
-    """Write ``(task id, record, state)`` items in one round trip (forward only)."""
+def store_many(
+    items: Iterable[tuple[str, str, str]],
+    client: redis.Redis | None = None,
+    *,
+    last_after_the_rest: bool = False,
+) -> None:
+    """Write ``(task id, record, state)`` items in one round trip (forward only).
+
+    ``last_after_the_rest``: the last item is written only once the others
+    are. One Redis writes a pipeline in order anyway; a Cluster pipeline
+    writes each node's share at once, so there this costs a second round
+    trip. For a failed chain's remaining steps: whoever waits on its last
+    step, and is woken by it, then finds every step before it settled.
+    """
+    from django_taskq.broker import topology
     from django_taskq.broker.publish import run_pipeline
 
     batch = list(items)
     if not batch:
         return
     target = client or get_backend()
-    run_pipeline(target, lambda pipe: queue_store_many(pipe, target, batch))
+
+    def build(pipe: Any) -> None:
+        if last_after_the_rest and len(batch) > 1:
+            queue_store_many(pipe, target, batch[:-1])
+            topology.barrier(pipe)
+            queue_store_many(pipe, target, batch[-1:])
+        else:
+            queue_store_many(pipe, target, batch)
+
+    run_pipeline(target, build)
 
 
 def store(
