@@ -48,6 +48,7 @@ from django_taskq.broker.connection import get_broker
 from django_taskq.worker import streams as ops
 from django_taskq.worker.consumer import Consumer, Running
 from django_taskq.worker.inspection import Running as RunningTask
+from django_taskq.worker.lifeline import die_with_parent
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.overrides import RuntimeLimits
 
@@ -117,15 +118,6 @@ class Child:
     retiring: bool = False
 
 
-def _set_parent_death_signal() -> None:
-    """Ask Linux to SIGKILL this child if the parent dies (no orphans consuming)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # pragma: no cover - not Linux
-        pass
-
-
 def child_main(
     name: str,
     queues: list[str],
@@ -133,9 +125,10 @@ def child_main(
     options: dict[str, Any],
     slot: Slot,
     runtime: RuntimeLimits | None = None,
+    parent: int = 0,
 ) -> None:
-    """Entry point of a child process (runs after fork)."""
-    _set_parent_death_signal()
+    """Entry point of a child process (runs after fork); ``parent`` is the worker's pid."""
+    die_with_parent(signal.SIGKILL, parent)  # no orphans consuming
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides on Ctrl-C
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -208,6 +201,7 @@ class PreforkPool:
                     self.worker.options,
                     child.slot,
                     self.worker.runtime_limits,
+                    os.getpid(),
                 ),
                 name=f"taskq-child-{index}",
                 daemon=False,
