@@ -210,7 +210,8 @@ def _call_hooks(task: Task, envelope: Envelope, outcome: Outcome) -> None:
             continue
         try:
             getattr(task, name)(*call_args)
-        except Exception:
+        # sys.exit() in a hook is the hook's error, as in a task's body: never the worker's end.
+        except (Exception, SystemExit, KeyboardInterrupt):
             logger.exception(
                 "%s.%s of task %s[%s] raised", type(task).__name__, name, task.name, task_id
             )

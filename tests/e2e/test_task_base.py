@@ -42,6 +42,9 @@ def test_a_base_class_s_hooks_run_in_the_worker(start_worker: Any, broker: Any) 
 
     raising = audited.delay("hook-raises")
     assert raising.get(timeout=10) == "hook-raises"  # the hook's error is only logged
+    exiting = audited.delay("hook-exits")
+    assert exiting.get(timeout=10) == "hook-exits"  # sys.exit() in a hook ends neither
+    assert audited.delay("fine").get(timeout=10) == "fine"  # the worker still serves
 
 
 def test_class_attributes_are_option_defaults_and_shared_task_options_win() -> None:

@@ -358,6 +358,8 @@ class Audited(Task):
         self._note(task_id, f"after_return:{status}:{self.request.id == task_id}")
         if args and args[0] == "hook-raises":
             raise RuntimeError("a hook that raises does not change the result")
+        if args and args[0] == "hook-exits":
+            raise SystemExit(3)  # nor does one that calls sys.exit()
 
 
 @shared_task(base=Audited, bind=True)
