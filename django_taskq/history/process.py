@@ -53,15 +53,16 @@ STOP_WAIT = 10.0
 def _recorder_main(hostname: str, parent: int) -> None:
     """Entry point of the recorder process (runs after the fork); ``parent``: the worker's pid."""
     from django_taskq.history.recorder import run_recorder
-    from django_taskq.worker.lifeline import die_with_parent
 
-    die_with_parent(signal.SIGTERM, parent)  # end with the worker (releasing the lease)
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: end with the worker
         # PR_SET_NAME: `ps`, `top` and /proc/<pid>/comm tell it from the pool's children.
         libc.prctl(15, PROCESS_NAME.encode())
     except OSError:  # pragma: no cover - not Linux
         pass
+    if os.getppid() != parent:  # the worker died before the signal was set (worker/lifeline.py)
+        os._exit(1)
     try:
         os.nice(RECORDER_NICE)
     except OSError:  # pragma: no cover - not allowed here: same priority then
