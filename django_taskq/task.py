@@ -23,6 +23,7 @@ from django.conf import settings
 
 from django_taskq import request as requests
 from django_taskq import states
+from django_taskq.arguments import check as check_call
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import MaxRetriesExceededError, Retry
 from django_taskq.messages import Envelope, check_encodable, new_id
@@ -489,21 +490,23 @@ class Task:
 
     @functools.cached_property
     def _run_signature(self) -> inspect.Signature | None:
-        """The function's signature, computed once (``delay()`` checks arguments with it)."""
+        """The parameters a caller passes, computed once (``delay()`` checks arguments with it).
+
+        For ``bind=True`` the first parameter (the task itself) is left out.
+        """
         try:
-            return inspect.signature(self.run)
+            sig = inspect.signature(self.run)
         except (TypeError, ValueError):  # pragma: no cover - builtins
             return None
+        if self.bind:
+            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+        return sig
 
     def _check_signature(self, args: list[Any], kwargs: dict[str, Any]) -> None:
-        from django_taskq.arguments import check
-
         sig = self._run_signature
         if sig is None:
             return
-        if self.bind:  # the first parameter is the task itself
-            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
-        error = check(sig, args, kwargs, self.name)
+        error = check_call(sig, args, kwargs, self.name)
         if error is not None:
             raise TypeError(error)
 

@@ -32,23 +32,28 @@ POSITIVE = (
 )
 
 
-@pytest.mark.e2e
-def test_scaling_reports_every_figure(tmp_path: Path) -> None:
-    out_json = tmp_path / "scaling.json"
+def run_scaling(out_json: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m django_taskq.bench --scaling`` on one private Redis, the JSON to ``out_json``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
     proc = subprocess.run(
         [
-            sys.executable, "-m", "django_taskq.bench", "--scaling",
-            "--tasks", "300", "--workers", "2", "--queues", "2",
+            sys.executable, "-m", "django_taskq.bench", "--scaling", *args,
             "--topologies", "single", "--json", str(out_json),
         ],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.mark.e2e
+def test_scaling_reports_every_figure(tmp_path: Path) -> None:
+    out_json = tmp_path / "scaling.json"
+    proc = run_scaling(out_json, "--tasks", "300", "--workers", "2", "--queues", "2")
     for key, label, _fmt in COLUMNS:
         if key != "config":  # the settings column is --history-cost's
             assert label in proc.stdout, f"{label!r} missing from:\n{proc.stdout}"
@@ -71,20 +76,10 @@ def test_scaling_reports_every_figure(tmp_path: Path) -> None:
 def test_history_cost_runs_each_setting_and_pairs_them_by_round(tmp_path: Path) -> None:
     """--history-cost: off, events and history cells, with each against off."""
     out_json = tmp_path / "cost.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "django_taskq.bench", "--scaling", "--history-cost",
-            "--tasks", "200", "--workers", "1", "--queues", "1", "--repeat", "2",
-            "--topologies", "single", "--json", str(out_json),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_scaling(
+        out_json, "--history-cost", "--tasks", "200", "--workers", "1", "--queues", "1",
+        "--repeat", "2",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "history cost against off" in proc.stdout, proc.stdout
     report = json.loads(out_json.read_text())
     assert [c["config"] for c in report["cells"]] == list(HISTORY_CONFIGS)
