@@ -28,8 +28,6 @@ def send_task(
     ``options`` are ``apply_async``'s: countdown, eta, expires, queue,
     priority, task_id, headers, link, link_error, time limits, serializer.
     """
-    from django_taskq.broker.publish import publish, publish_deadline
-    from django_taskq.result import AsyncResult
     from django_taskq.signatures import task_for
 
     if not isinstance(name, str) or not name:
@@ -42,7 +40,4 @@ def send_task(
         raise TypeError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
     task = task_for(name)
     serializer = options.pop("serializer", None)
-    envelope = task.build_envelope(args, kwargs, **options)
-    with publish_deadline():  # one bound for the message and its PENDING record
-        publish(envelope, serializer=serializer or task.serializer)
-    return AsyncResult(envelope.id, task_name=name)
+    return task.send_envelope(task.build_envelope(args, kwargs, **options), serializer)

@@ -379,6 +379,10 @@ class Task:
         )
         if taskq_settings.TASK_ALWAYS_EAGER:
             return self._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
+        return self.send_envelope(envelope, serializer)
+
+    def send_envelope(self, envelope: Envelope, serializer: str | None = None) -> AsyncResult:
+        """Publish a built message to Redis (never eagerly); return its AsyncResult."""
         from django_taskq.broker.publish import publish, publish_deadline
         from django_taskq.result import AsyncResult
 
