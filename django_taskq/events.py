@@ -241,12 +241,21 @@ def write_progress(
     pipe.execute()
 
 
-def queue_xadd(pipe: Any, key: str, events: Iterable[Event], *, worker: str | None = None) -> None:
-    """Queue the XADD of ``events``: one entry per ENTRY_LIMIT events, with the ``worker``."""
+def entries(events: Iterable[Event]) -> list[str]:
+    """The ``e`` fields of the stream entries that hold ``events``: one per ENTRY_LIMIT."""
     batch = list(events)
+    return [encode(batch[i : i + ENTRY_LIMIT]) for i in range(0, len(batch), ENTRY_LIMIT)]
+
+
+def queue_xadd(pipe: Any, key: str, events: Iterable[Event], *, worker: str | None = None) -> None:
+    """Queue the XADD of ``events``: one entry per ENTRY_LIMIT events, with the ``worker``.
+
+    For events written on their own (``progress``); a worker's flush passes
+    ``entries()`` to its settle.lua call instead (broker/queue_flush.py).
+    """
     cap = maxlen()
-    for start in range(0, len(batch), ENTRY_LIMIT):
-        fields = {"e": encode(batch[start : start + ENTRY_LIMIT])}
+    for text in entries(events):
+        fields = {"e": text}
         if worker:
             fields["w"] = worker
         pipe.xadd(key, fields, maxlen=cap, approximate=True)

@@ -6,14 +6,15 @@ process (a Django view, a worker's ``--metrics-port``). So they are kept in
 one hash per queue, ``{<prefix>:<queue>}:metrics``: a producer's ``sent``
 count is incremented by enqueue.lua in the publishing step, and a worker's
 flush increments the counts of the whole batch it settles, aggregated in
-Python first (one HINCRBY per distinct field, not per task).
+Python first (one HINCRBY per distinct field, not per task), in the
+settle.lua call that also acks the batch (broker/queue_flush.py).
 
 A field is ``<metric>\\t<task name>\\t<worker>`` (the worker is empty for
 ``sent``); histograms add the bucket's upper bound as a fourth part and keep
 per-bucket counts (the reader sums them into Prometheus's cumulative form),
 plus ``<metric>_sum`` and ``<metric>_count`` fields.
 
-The same counters.lua call adds the flush's endings (succeeded, failed,
+The same call adds the flush's endings (succeeded, failed,
 retried, revoked, rejected) to the queue's hash of the current minute,
 ``{<prefix>:<queue>}:tput:<epoch minute>``, kept two hours: the admin's
 dashboard reads the last hour of them. ``read()`` and ``throughput()`` are
@@ -43,8 +44,6 @@ COUNTERS = (SENT, RECEIVED, STARTED, SUCCEEDED, FAILED, RETRIED, REVOKED, REJECT
 
 #: Counters that end a task, also counted per minute for the dashboard.
 ENDINGS = (SUCCEEDED, FAILED, RETRIED, REVOKED, REJECTED)
-#: Seconds a minute's throughput hash lives (the dashboard shows one hour).
-THROUGHPUT_TTL = 7200
 
 #: Histogram names: seconds a task ran, seconds it waited in its queue.
 RUNTIME = "runtime"
@@ -81,7 +80,7 @@ _BOUNDS = (*(repr(b) for b in BUCKETS), INF)
 
 
 class Batch:
-    """The counts of one flush, written with one counters.lua call per queue.
+    """The counts of one flush, written with the flush's settle.lua call per queue.
 
     Counting a task is a few list increments (each (queue, task, worker)
     series is one flat list of slots: the counters, then the runtime and
@@ -160,34 +159,32 @@ class Batch:
                 flat += [field(f"{metric}_sum", task, worker), f"{row[total]:.6f}"]
         return out
 
-    def endings(self) -> dict[str, dict[str, int]]:
-        """queue -> {ending counter: n} for the minute's throughput hash."""
-        out: dict[str, dict[str, int]] = {}
+    def endings(self) -> dict[str, list[str]]:
+        """queue -> flat [ending counter, n, ...] for the minute's throughput hash."""
+        totals: dict[str, dict[str, int]] = {}
         for (queue, _task, _worker), row in self.series.items():
-            minute = out.setdefault(queue, {})
+            minute = totals.setdefault(queue, {})
             for metric in ENDINGS:
                 n = int(row[_SLOT[metric]])
                 if n:
                     minute[metric] = minute.get(metric, 0) + n
-        return out
+        return {
+            queue: [str(part) for pair in minute.items() for part in pair]
+            for queue, minute in totals.items()
+        }
 
     def queue_writes(self, pipe: Any, client: Any, now: float | None = None) -> None:
-        """Queue one counters.lua call per queue (a bare EVALSHA; see run_pipeline)."""
-        from django_taskq.broker import keys, scripts
+        """Queue one settle.lua call per queue with only these counts (a bare EVALSHA).
 
-        minute = int((time.time() if now is None else now) // 60)
+        The worker's flush instead passes ``increments()`` and ``endings()``
+        to the settle.lua call that also holds its acks and events.
+        """
+        from django_taskq.broker.queue_flush import queue_settle
+
         endings = self.endings()
         for queue, flat in self.increments().items():
-            tail: list[str] = []
-            for metric, n in endings.get(queue, {}).items():
-                tail += [metric, str(n)]
-            scripts.queue_evalsha(
-                pipe,
-                client,
-                "counters",
-                [keys.metrics(queue), keys.throughput(queue, minute)],
-                [str(THROUGHPUT_TTL), str(len(flat) // 2), *flat, *tail],
-            )
+            ending = endings.get(queue, ())
+            queue_settle(pipe, client, queue, counters=flat, endings=ending, now=now)
 
 
 def parse(name: str) -> tuple[str, str, str, str | None] | None:

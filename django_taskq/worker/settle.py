@@ -19,10 +19,10 @@ again and ends the same way; nothing is lost and no workflow stalls.
 Messages without follow-ups (the hot path) queue their writes here and are
 flushed together, results before acks, within a few milliseconds.
 
-The same flush carries what history and metrics need (DESIGN 16, 17): one
-XADD per queue holding the final event of every message it settles
-(events.py; split every 128 events), and one counters.lua call per queue
-with the batch's counts and histograms (metrics/counters.py). A flush
+The same flush carries what history and metrics need (DESIGN 16, 17): per
+queue, one settle.lua call holds the acks, the final event of every message
+it settles (events.py; split every 128 events) and the batch's counts and
+histograms (metrics/counters.py; broker/queue_flush.py). A flush
 that is sent again after a lost connection writes them again: the
 recorder's upserts are idempotent, and the counters may count a few
 settles twice after a failure, never lose them.
@@ -34,15 +34,17 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from django_taskq import events, states
-from django_taskq.broker import keys, results, topology
+from django_taskq.broker import keys, queue_flush, results, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
+from django_taskq.broker.queue_flush import queue_settle
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.followups import after_finish, needs_after_finish
@@ -121,6 +123,13 @@ def ending(outcome: Outcome, dead: str | None, expired: bool) -> tuple[str, str]
     return events.FAILED, counters.FAILED
 
 
+#: The start of a final event of each kind, up to its id (final_event()).
+_HEADS = {kind: f'{{"k":"{kind}","id":' for kind in events.FINAL | {events.RETRIED}}
+#: Its fixed fields (%d truncates a float as int() does), with and without a run.
+_TIMED = '%s%s,"n":%s,"ts":%d,"rcv":%d,"dc":%d,"st":%d,"rt":%d'
+_UNTIMED = '%s%s,"n":%s,"ts":%d,"rcv":%d,"dc":%d'
+
+
 def final_event(
     kind: str,
     delivery: ops.Delivery,
@@ -136,36 +145,49 @@ def final_event(
 ) -> str:
     """The event that ends a message (what, when, its timings, and why), as JSON text.
 
-    Built as text, not as a dict to encode later: it is written for every
-    task a worker runs, and this halves its cost (docs/benchmarks.md).
+    Built as text by one format, not as a dict to encode later: it is
+    written for every task a worker runs (docs/benchmarks.md).
     """
     quote = events.quote
-    parts = [
-        f'{{"k":{quote(kind)},"id":{quote(str(envelope.id))},"n":{quote(str(envelope.task))}'
-        f',"ts":{int(now * 1000)},"rcv":{int(delivery.received * 1000)},"dc":{int(deliveries)}'
-    ]
+    head = _HEADS.get(kind) or f'{{"k":{quote(kind)},"id":'
     if started is not None:
-        parts.append(f',"st":{int(started * 1000)},"rt":{int(outcome.runtime * 1_000_000)}')
-    if envelope.retries:
-        parts.append(f',"rty":{int(envelope.retries)}')
-    if envelope.group_id:
-        parts.append(f',"grp":{quote(str(envelope.group_id))}')
-    if kind == events.SUCCEEDED:
-        parts.append(f',"res":{quote(events.short_repr(outcome.value, repr_limit))}')
+        text = _TIMED % (
+            head,
+            quote(str(envelope.id)),
+            quote(str(envelope.task)),
+            now * 1000,
+            delivery.received * 1000,
+            deliveries,
+            started * 1000,
+            outcome.runtime * 1_000_000,
+        )
     else:
-        extra: dict[str, Any] = {}
-        if kind in (events.FAILED, events.RETRIED, events.DEAD):
-            extra.update(events.exception_fields(outcome.exception, outcome.traceback))
-            if kind == events.RETRIED and republish is not None and republish.eta is not None:
-                extra["eta"] = republish.eta
-        if kind in (events.REVOKED, events.EXPIRED, events.DEAD):
-            message = reason or outcome.reject_reason
-            if message:
-                extra["msg"] = message
-        if extra:
-            parts.append("," + events.encode([extra])[2:-2])
-    parts.append("}")
-    return "".join(parts)
+        text = _UNTIMED % (
+            head,
+            quote(str(envelope.id)),
+            quote(str(envelope.task)),
+            now * 1000,
+            delivery.received * 1000,
+            deliveries,
+        )
+    if envelope.retries:
+        text += ',"rty":%d' % envelope.retries
+    if envelope.group_id:
+        text += ',"grp":' + quote(str(envelope.group_id))
+    if kind == events.SUCCEEDED:
+        return text + ',"res":' + quote(events.short_repr(outcome.value, repr_limit)) + "}"
+    extra: dict[str, Any] = {}
+    if kind in (events.FAILED, events.RETRIED, events.DEAD):
+        extra.update(events.exception_fields(outcome.exception, outcome.traceback))
+        if kind == events.RETRIED and republish is not None and republish.eta is not None:
+            extra["eta"] = republish.eta
+    if kind in (events.REVOKED, events.EXPIRED, events.DEAD):
+        message = reason or outcome.reject_reason
+        if message:
+            extra["msg"] = message
+    if extra:
+        text += "," + events.encode([extra])[2:-2]
+    return text + "}"
 
 
 class Settler:
@@ -435,29 +457,67 @@ def _write(w: Writes, worker: str) -> None:
             if isinstance(reply, Exception):
                 logger.error("the result Redis refused a write of a worker flush: %s", reply)
 
+    # Per queue, one settle.lua call holds the acks, the counters and the
+    # events (broker/queue_flush.py), after the results (and on Cluster a
+    # barrier): a message is never acked before its result is stored. A
+    # flush that publishes (a retry, a requeue) writes its counters and
+    # events before the publishes instead, so that a retry's ``retried``
+    # precedes its ``sent``, and acks after them, so that nothing is acked
+    # before what continues it exists.
+    counts = w.counts.increments() if w.counts else {}
+    endings = w.counts.endings() if w.counts else {}
+    entries = {queue: events.entries(found) for queue, found in w.events.items()}
+    acks: dict[str, dict[str, list[str]]] = {}
+    for stream, ids in w.acks.items():
+        if ids:
+            acks.setdefault(keys.queue_of(stream)[0], {})[stream] = ids
+    cap = events.maxlen()
+    settles: list[int] = []  # positions of the settle.lua calls among the replies
+
+    def settle(pipe: Any, queues: Iterable[str], *, with_acks: bool, telemetry: bool) -> None:
+        for queue in queues:
+            settles.append(len(pipe))
+            queue_settle(
+                pipe,
+                broker,
+                queue,
+                acks=acks.get(queue) if with_acks else None,
+                counters=counts.get(queue, ()) if telemetry else (),
+                endings=endings.get(queue, ()) if telemetry else (),
+                entries=entries.get(queue, ()) if telemetry else (),
+                worker=worker,
+                maxlen=cap,
+            )
+
+    told = list(dict.fromkeys([*counts, *entries]))
+
     def build(pipe: Any) -> None:
+        settles.clear()
         if same:
             results.queue_store_many(pipe, broker, w.records)
-        # Counters before events: whoever sees an event sees its counts. Both
-        # before the publishes, so a retry's ``retried`` precedes its ``sent``.
-        if w.counts:
-            w.counts.queue_writes(pipe, broker)
-        for queue, found in w.events.items():
-            events.queue_xadd(pipe, keys.events(queue), found, worker=worker)
-        for envelope, body, once in w.publish:
-            queue_publish(pipe, broker, envelope, body, once=once)
+        if w.publish:
+            settle(pipe, told, with_acks=False, telemetry=True)
+            for envelope, body, once in w.publish:
+                queue_publish(pipe, broker, envelope, body, once=once)
         topology.barrier(pipe)  # Cluster: results and follow-ups are in before the acks
         for delivery, reason in w.dead:
             ops.queue_dead_letter(pipe, broker, delivery, reason)
-        ops.queue_acks(pipe, w.acks)
+        if w.publish:
+            settle(pipe, acks, with_acks=True, telemetry=False)
+        else:
+            settle(pipe, dict.fromkeys([*acks, *told]), with_acks=True, telemetry=True)
 
     # A write Redis refuses (a record over its size limit, say) would be
     # refused again at every retry: it is logged and dropped, never retried
     # forever. Each part is idempotent, so what it leaves undone (an ack)
     # ends in a redelivery, not a loss.
-    for reply in run_pipeline(broker, build, raise_on_error=False):
+    replies = run_pipeline(broker, build, raise_on_error=False)
+    for reply in replies:
         if isinstance(reply, Exception):
             logger.error("Redis refused a write of a worker flush: %s", reply)
+    for position in settles:
+        for error in queue_flush.errors(replies[position]):
+            logger.error("Redis refused the counters or events of a worker flush: %s", error)
     if w.publish and not same:
         from django_taskq.broker.publish import _record_pending_elsewhere
 

@@ -22,6 +22,11 @@ from django_taskq.broker.publish import run_pipeline
 from django_taskq.conf import taskq_settings
 
 
+#: stream key -> its queue: parsed once per stream, not once per message (the
+#: parse reads the key prefix from the settings, which is dear on the hot path).
+_QUEUE_OF: dict[str, str] = {}
+
+
 @dataclass
 class Delivery:
     """One entry as fetched from a stream: where it is, and its raw fields."""
@@ -35,7 +40,12 @@ class Delivery:
 
     @property
     def queue(self) -> str:
-        return keys.queue_of(self.stream)[0]
+        found = _QUEUE_OF.get(self.stream)
+        if found is None:
+            if len(_QUEUE_OF) > 10_000:  # streams are few; never grow without bound
+                _QUEUE_OF.clear()
+            found = _QUEUE_OF[self.stream] = keys.queue_of(self.stream)[0]
+        return found
 
     @property
     def raw_task_id(self) -> bytes:
