@@ -171,7 +171,7 @@ def final_event(
             deliveries,
         )
     if envelope.retries:
-        text += ',"rty":%d' % envelope.retries
+        text += f',"rty":{int(envelope.retries)}'
     if envelope.group_id:
         text += ',"grp":' + quote(str(envelope.group_id))
     if kind == events.SUCCEEDED:

@@ -21,7 +21,6 @@ from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.publish import run_pipeline
 from django_taskq.conf import taskq_settings
 
-
 #: stream key -> its queue: parsed once per stream, not once per message (the
 #: parse reads the key prefix from the settings, which is dear on the hot path).
 _QUEUE_OF: dict[str, str] = {}
@@ -197,13 +196,6 @@ def _mark_revoked(client: redis.Redis, deliveries: list[Delivery]) -> None:
             d.revoked = score is not None and float(score) > now_ms
 
 
-def queue_acks(pipe: Any, acks: dict[str, list[str]]) -> None:
-    """Add XACK + XDEL for ``{stream: [entry ids]}`` to a pipeline."""
-    for stream, ids in acks.items():
-        pipe.xack(stream, keys.GROUP, *ids)
-        pipe.xdel(stream, *ids)
-
-
 def queue_dead_letter(pipe: Any, client: redis.Redis, delivery: Delivery, reason: str) -> None:
     """Queue the move of ``delivery`` to its queue's dead letters (dead_letter.lua)."""
     scripts.queue_evalsha(
@@ -341,7 +333,6 @@ __all__ = [
     "ensure_groups",
     "fetch",
     "give_back",
-    "queue_acks",
     "queue_dead_letter",
     "read_own",
     "reclaim_consumer",
