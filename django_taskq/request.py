@@ -44,6 +44,8 @@ class Request:
     link: list[dict[str, Any]] = field(default_factory=list)
     link_error: list[dict[str, Any]] = field(default_factory=list)
     chord: dict[str, Any] | None = None
+    #: When the message was sent (epoch seconds; None when called directly).
+    sent_at: float | None = None
 
     @classmethod
     def from_envelope(
@@ -74,6 +76,7 @@ class Request:
             link=envelope.link,
             link_error=envelope.link_error,
             chord=envelope.chord,
+            sent_at=envelope.sent_at,
         )
 
 

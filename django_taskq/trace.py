@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django_taskq import signals, states
+from django_taskq.django_tasks import HEADER as DJANGO_TASK
+from django_taskq.django_tasks import extended as django_extended
 from django_taskq.exceptions import EncodeError, Reject, Retry, SoftTimeLimitExceeded
 from django_taskq.messages import Envelope, dumps
 
@@ -82,6 +84,11 @@ def result_record(envelope: Envelope, outcome: Outcome, hostname: str | None) ->
     }
     if outcome.reject_reason:
         record["reason"] = outcome.reject_reason
+    if envelope.headers and envelope.headers.get(DJANGO_TASK):
+        # Django's TaskResult reads args, kwargs and times back (django_tasks.py).
+        record.update(django_extended(envelope))
+        if outcome.state != states.STARTED and outcome.runtime:
+            record["date_started"] = record["date_done"] - outcome.runtime
     return dumps(record)
 
 

@@ -111,3 +111,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_taskq": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# Django's tasks framework (Django 6.0+) through django_taskq (tests/django_tasks):
+# every queue allowed, as django_taskq itself allows.
+TASKS = {"default": {"BACKEND": "django_taskq.backends.TaskqBackend", "QUEUES": []}}

@@ -116,17 +116,20 @@ def _pending_records_best_effort(
 
 
 def pending_record(envelope: Envelope) -> str:
-    return dumps(
-        {
-            "status": states.PENDING,
-            "result": None,
-            "traceback": None,
-            "date_done": None,
-            "task": envelope.task,
-            "parent_id": envelope.parent_id,
-            "root_id": envelope.root_id,
-        }
-    )
+    record = {
+        "status": states.PENDING,
+        "result": None,
+        "traceback": None,
+        "date_done": None,
+        "task": envelope.task,
+        "parent_id": envelope.parent_id,
+        "root_id": envelope.root_id,
+    }
+    if envelope.headers:
+        from django_taskq.django_tasks import extended
+
+        record.update(extended(envelope))  # a Django task's (django_tasks.py)
+    return dumps(record)
 
 
 def once_token(envelope: Envelope) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 import redis
 
-from django_taskq import signals, states
+from django_taskq import django_tasks, signals, states
 from django_taskq.broker import keys
 from django_taskq.broker.connection import connects, get_broker
 from django_taskq.broker.publish import once_token
@@ -412,9 +412,12 @@ class Consumer:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(envelope.expires))
             self._revoked(message, f"expired at {when} UTC before it started", expired=True)
             return
+        task: Task | None
         try:
             task = registry.get(envelope.task)
         except NotRegistered:
+            task = django_tasks.load(envelope)  # a Django @task outside tasks.py
+        if task is None:
             reason = f"task {envelope.task} is not registered on worker {self.hostname}"
             logger.error("%s (id %s); dead-lettered", reason, envelope.id)
             outcome = Outcome(states.FAILURE, exception=NotRegistered(reason), reject_reason=reason)
