@@ -11,9 +11,10 @@ import logging
 import time
 import traceback as tb
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
-from django_taskq import signals, states
+from django_taskq import async_run, signals, states
 from django_taskq.django_tasks import HEADER as DJANGO_TASK
 from django_taskq.django_tasks import extended as django_extended
 from django_taskq.exceptions import EncodeError, Reject, Retry, SoftTimeLimitExceeded
@@ -123,6 +124,8 @@ def execute(
             if "before_start" in hooks:
                 task.before_start(envelope.id, args, kwargs)
             value = task.run(task, *args, **kwargs) if task.bind else task.run(*args, **kwargs)
+            if type(value) is CoroutineType:  # an async def task: run it on this thread's loop
+                value = async_run.run(value, task.name)
         except Retry:
             raise
         except Reject:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -370,3 +371,42 @@ def audited(self: Any, mode: str) -> str:
     if mode == "retry" and self.request.retries == 0:
         raise self.retry(countdown=0)
     return mode
+
+
+# -- async def tasks (django_taskq/async_run.py) ------------------------------------
+@shared_task
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0)
+    return x + y
+
+
+@shared_task
+async def async_loop_id() -> list[int]:
+    """The id of the loop that runs it and this process's pid."""
+    return [id(asyncio.get_running_loop()), os.getpid()]
+
+
+@shared_task
+async def async_fail(message: str) -> None:
+    await asyncio.sleep(0)
+    raise ValueError(message)
+
+
+@shared_task(autoretry_for=(RuntimeError,), max_retries=2, default_retry_delay=0)
+async def async_flaky(key: str) -> int:
+    attempt = int(_redis().incr(key))
+    if attempt < 2:
+        raise RuntimeError(f"attempt {attempt}")
+    return attempt
+
+
+@shared_task(soft_time_limit=0.5)
+async def async_soft_limited(key: str) -> str:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:  # how the soft limit reaches an awaiting coroutine
+        _redis().set(key, "cleaned up")
+        raise
+    finally:
+        _redis().incr(f"{key}:left")  # once: the coroutine never resumes in a later task
+    return "not reached"
