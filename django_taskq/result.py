@@ -280,6 +280,19 @@ class AsyncResult:
 
     wait = get
 
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        """``get()`` for async code: the wait blocks a worker thread, never the event loop.
+
+        Refused inside a running task as ``get()`` is. The wait is
+        ``get()``'s own (BLPOP on this call's wake-up list, no polling), run
+        by ``asgiref``'s ``sync_to_async`` on a thread.
+        """
+        from asgiref.sync import sync_to_async
+
+        assert_not_in_task(self.id)  # here: the thread that waits runs no task
+        wait = sync_to_async(self.get, thread_sensitive=False)
+        return await wait(timeout=timeout, propagate=propagate, disable_sync_subtasks=False)
+
     def _wait(self, timeout: float | None) -> dict[str, Any]:
         if self._cache is not None:
             return self._cache

@@ -339,6 +339,27 @@ class Task:
         """Queue up the task to be executed by a worker."""
         return self.apply_async(args, kwargs)
 
+    async def adelay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """``delay()`` for async code: the send runs on a worker thread, not in the event loop."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """``apply_async()`` for async code (an ``async def`` view, an async task).
+
+        The send is the same call as ``apply_async`` (its checks, its
+        publish), run by ``asgiref``'s ``sync_to_async`` on a thread, so the
+        event loop goes on while Redis answers.
+        """
+        from asgiref.sync import sync_to_async
+
+        send = sync_to_async(self.apply_async, thread_sensitive=False)
+        return await send(args, kwargs, **options)
+
     def apply_async(
         self,
         args: Sequence[Any] | None = None,

@@ -68,3 +68,21 @@ def test_an_eager_call_inside_a_running_loop_says_what_to_do() -> None:
 def test_awaiting_the_result_of_a_sent_async_task(start_worker: Any) -> None:
     start_worker("-P", "solo")
     assert AsyncResult(async_add.delay(20, 22).id).get(timeout=15) == 42
+
+
+def test_adelay_and_aget_from_async_code(start_worker: Any) -> None:
+    start_worker("-P", "solo")
+
+    async def view() -> tuple[Any, Any]:
+        sent = await async_add.adelay(1, 2)
+        other = await async_add.aapply_async((3, 4), countdown=0.1)
+        return await sent.aget(timeout=15), await other.aget(timeout=15)
+
+    assert asyncio.run(view()) == (3, 7)
+
+
+def test_aget_times_out_like_get() -> None:
+    from django_taskq.exceptions import TimeoutError
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(AsyncResult("never-sent").aget(timeout=0.2))
