@@ -132,6 +132,7 @@ def child_main(
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides on Ctrl-C
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by spawn()
     limits = TimeLimits(options.get("soft_time_limit"), options.get("time_limit"), soft_only=True)
 
     def on_start(running: Running | None) -> None:
@@ -191,6 +192,11 @@ class PreforkPool:
             self.children.pop(index, None)
             return child
         connections.close_all()  # never fork with an open database connection
+        # SIGTERM is blocked across the fork, and the child unblocks it once
+        # its own handler is in: a warm restart (add_consumer) sent in the
+        # child's first milliseconds would otherwise run the worker's handler
+        # inherited by the child, and the child would go on with its old queues.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         with self.fork_lock:
             process = _ctx.Process(
                 target=child_main,
@@ -206,7 +212,10 @@ class PreforkPool:
                 name=f"taskq-child-{index}",
                 daemon=False,
             )
-            process.start()
+            try:
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.process = process
         child.forked = True
         return child

@@ -70,6 +70,9 @@ def test_a_fetch_whose_reply_was_lost_is_taken_back_after_the_reconnect(
     """Entries Redis delivered to a live consumer whose reply never arrived are run, not stuck."""
     start_worker("-P", "solo")
     assert add.delay(1, 1).get(timeout=10) == 2
+    # Its ack follows its result (on Cluster a round trip later): wait for it,
+    # so that what is pending below is only what this test reads.
+    _wait_for(lambda: _pending(broker) == 0, what="the first task acked")
     [consumer] = _consumers(broker)
     # Add five messages and read them as the worker's consumer in one MULTI,
     # as if the worker's own read had run and its reply had been lost.

@@ -166,6 +166,21 @@ def test_add_and_cancel_consumer(start_worker: Any, broker: Any, pool: str) -> N
     assert unchanged.results()["q@test"] == {"queues": ["extra"], "changed": False}
 
 
+def test_queue_changes_in_quick_succession_reach_every_new_child(start_worker: Any) -> None:
+    """Each add_consumer restarts the prefork children; the next one comes while they start.
+
+    A child signalled in its first milliseconds, before its own SIGTERM
+    handler was in, used to run the handler it inherited from the worker
+    and go on with its old queue list (so the last queue was never read).
+    """
+    start_worker("-P", "prefork", "-c", "2", "-n", "quick@test")
+    added = [f"quick{i}" for i in range(8)]
+    for queue in added:
+        control.add_consumer(queue, timeout=15)
+    results = [add.apply_async((i, i), queue=queue) for i, queue in enumerate(added)]
+    assert [r.get(timeout=20) for r in results] == [2 * i for i in range(8)]
+
+
 def test_bad_input_is_refused_before_anything_is_sent(start_worker: Any) -> None:
     start_worker("-P", "solo", "-n", "bad@test")
     cases = [
