@@ -46,6 +46,8 @@ class Request:
     chord: dict[str, Any] | None = None
     #: When the message was sent (epoch seconds; None when called directly).
     sent_at: float | None = None
+    #: Ids of the tasks this call sent (``AsyncResult.children``); None: none yet.
+    children: list[str] | None = None
 
     @classmethod
     def from_envelope(

@@ -14,6 +14,7 @@ import datetime as dt
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -233,6 +234,35 @@ class AsyncResult:
     @parent.setter
     def parent(self, value: Any) -> None:
         self.__dict__["_parent"] = value
+
+    @property
+    def children(self) -> list[AsyncResult] | None:
+        """The results of the tasks this task sent while it ran, in the order it sent them.
+
+        Read from its stored record once it has finished (None before, as
+        in Celery); ``[]`` when it sent none.
+        """
+        record = self._record()
+        if not record or record.get("status") not in states.READY_STATES:
+            return None
+        found = record.get("children")
+        ids = found if isinstance(found, list) else []
+        return [AsyncResult(str(child)) for child in ids]
+
+    def collect(
+        self, intermediate: bool = False, timeout: float | None = None
+    ) -> Iterator[tuple[AsyncResult, Any]]:
+        """``(result, value)`` of this task and then of every task it sent, depth first.
+
+        Waits for each as ``get()`` does (and re-raises a failure). Celery's
+        ``intermediate`` is accepted: a task whose value is itself a result
+        is not followed here, since a result is not a value a task can
+        return (it is stored as JSON).
+        """
+        value = self.get(timeout=timeout)
+        yield self, value
+        for child in self.children or []:
+            yield from child.collect(intermediate=intermediate, timeout=timeout)
 
     def ready(self) -> bool:
         return self.state in states.READY_STATES

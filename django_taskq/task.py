@@ -485,11 +485,15 @@ class Task:
         priority = check_priority(priority, self.name)
 
         current = requests.current_request()
+        task_id = task_id or new_id()
         if parent_id is None and current is not None and current.id:
             parent_id = current.id
             root_id = root_id or current.root_id
+            if current.children is None:  # its result lists what it sent (.children)
+                current.children = []
+            current.children.append(task_id)
         return Envelope(
-            id=task_id or new_id(),
+            id=task_id,
             task=self.name,
             args=arg_list,
             kwargs=kwarg_dict,

@@ -40,6 +40,8 @@ class Outcome:
     retry_envelope: Envelope | None = None
     reject_reason: str | None = None
     runtime: float = 0.0
+    #: Ids of the tasks the run sent (stored as the result's ``children``).
+    children: list[str] | None = None
 
 
 def exception_info(exc: BaseException) -> dict[str, Any]:
@@ -85,6 +87,8 @@ def result_record(envelope: Envelope, outcome: Outcome, hostname: str | None) ->
     }
     if outcome.reject_reason:
         record["reason"] = outcome.reject_reason
+    if outcome.children:
+        record["children"] = outcome.children
     if envelope.headers and envelope.headers.get(DJANGO_TASK):
         # Django's TaskResult reads args, kwargs and times back (django_tasks.py).
         record.update(django_extended(envelope))
@@ -183,6 +187,7 @@ def execute(
         requests.pop()
     assert outcome is not None  # every way out of the try above set it, or raised
     outcome.runtime = elapsed
+    outcome.children = request.children
     if outcome.state == states.SUCCESS:
         signals.send(signals.task_success, task, result=outcome.value)
     signals.send(

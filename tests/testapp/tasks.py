@@ -410,3 +410,14 @@ async def async_soft_limited(key: str) -> str:
     finally:
         _redis().incr(f"{key}:left")  # once: the coroutine never resumes in a later task
     return "not reached"
+
+
+# -- children and collect() -----------------------------------------------------------
+@shared_task
+def fan_out(n: int, depth: int) -> int:
+    """Sends ``n`` add() tasks and, while depth > 0, one fan_out of its own."""
+    for i in range(n):
+        add.delay(i, depth)
+    if depth > 0:
+        fan_out.delay(1, depth - 1)
+    return n
