@@ -147,6 +147,11 @@ def route(task_name: str) -> dict[str, Any]:
     return {}
 
 
+#: Most children a result record lists (a task that fans out to a million
+#: tasks must not store a million ids in its result).
+CHILDREN_LIMIT = 1000
+
+
 def check_priority(priority: Any, where: str) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
         raise ValueError(
@@ -491,7 +496,8 @@ class Task:
             root_id = root_id or current.root_id
             if current.children is None:  # its result lists what it sent (.children)
                 current.children = []
-            current.children.append(task_id)
+            if len(current.children) < CHILDREN_LIMIT:
+                current.children.append(task_id)
         return Envelope(
             id=task_id,
             task=self.name,
