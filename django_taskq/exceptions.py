@@ -86,6 +86,18 @@ class Retry(TaskqError):
         super().__init__(message or f"Retry in {when}s: {exc!r}")
 
 
+class Replace(Retry):
+    """Raised by ``Task.replace()``: another task takes over this task id.
+
+    Handled as a retry whose next message is the replacement: the worker
+    records state RETRY for this run, publishes the replacement once, and
+    acks the current message in the same settle step.
+    """
+
+    def __init__(self, task: str) -> None:
+        super().__init__(f"replaced by {task}", when=0)
+
+
 class MaxRetriesExceededError(TaskqError):
     """``retry()`` was called after max_retries attempts and had no exc to raise."""
 

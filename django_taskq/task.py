@@ -17,7 +17,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from django.conf import settings
 
@@ -491,7 +491,9 @@ class Task:
 
         current = requests.current_request()
         task_id = task_id or new_id()
-        if parent_id is None and current is not None and current.id:
+        # A call made inside a running task is its child, unless it is that
+        # task again (a retry, a replacement: the same id).
+        if parent_id is None and current is not None and current.id and current.id != task_id:
             parent_id = current.id
             root_id = root_id or current.root_id
             if current.children is None:  # its result lists what it sent (.children)
@@ -694,6 +696,60 @@ class Task:
         if throw:
             raise signal
         return signal
+
+    def replace(self, sig: Any) -> NoReturn:
+        """End this run and let ``sig`` (one task's signature) go on under this task id.
+
+        As in Celery: the replacement keeps the id, so ``AsyncResult.get()``
+        of this task returns the replacement's value, and it inherits this
+        task's place in its workflow (the next chain step and callbacks,
+        its group and chord). Nothing after the call runs: write
+        ``return self.replace(...)``. The current run is recorded as RETRY
+        until the replacement stores its own state.
+        """
+        from django_taskq.broker.publish import REPLACED
+        from django_taskq.exceptions import Replace
+        from django_taskq.signatures import Signature, task_for
+
+        request = self.request
+        if request.called_directly:
+            raise RuntimeError(f"{self.name}.replace() is only allowed inside a running task")
+        if type(sig) is not Signature:
+            raise TypeError(
+                f"{self.name}.replace() takes one task's signature (other_task.s(...)), not "
+                f"{type(sig).__name__}; to replace a task with a chain or group, send that "
+                "workflow from the task and return its id"
+            )
+        options = {
+            k: v
+            for k, v in sig.options.items()
+            if k in {"queue", "priority", "countdown", "eta", "expires", "time_limit",
+                     "soft_time_limit"}
+        }  # fmt: skip
+        headers = dict(request.headers or {})
+        headers[REPLACED] = int(headers.get(REPLACED) or 0) + 1
+        envelope = task_for(sig.task).build_envelope(
+            list(sig.args),
+            dict(sig.kwargs),
+            task_id=request.id,
+            headers=headers,
+            ignore_result=request.ignore_result,
+            parent_id=request.parent_id,
+            root_id=request.root_id,
+            group_id=request.group_id,
+            group_index=request.group_index,
+            chord=request.chord,
+            **options,
+        )
+        extra_links = [dict(s) for s in sig.options.get("link", [])]
+        envelope.link = [*request.link, *extra_links]
+        envelope.link_error = [
+            *request.link_error,
+            *(dict(s) for s in sig.options.get("link_error", [])),
+        ]
+        signal = Replace(sig.task)
+        signal.envelope = envelope  # type: ignore[attr-defined]
+        raise signal
 
     def backoff_countdown(self, retries: int) -> float:
         """Countdown for autoretry: exponential with retry_backoff, capped and jittered."""

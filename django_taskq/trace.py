@@ -254,6 +254,10 @@ def run_eager(task: Task, envelope: Envelope) -> Outcome:
         outcome = execute(task, envelope, hostname="eager", eager=True)
         if outcome.state == states.RETRY and outcome.retry_envelope is not None:
             envelope = outcome.retry_envelope
+            if envelope.task != task.name:  # Task.replace(): another task goes on
+                from django_taskq.signatures import task_for
+
+                task = task_for(envelope.task)
             continue
         after_finish(envelope, outcome, eager=True)
         return outcome

@@ -133,8 +133,20 @@ def pending_record(envelope: Envelope) -> str:
 
 
 def once_token(envelope: Envelope) -> str:
-    """What makes one publish of ``envelope`` unique in its queue: its id and attempt."""
-    return envelope.id if not envelope.retries else f"{envelope.id}:r{envelope.retries}"
+    """What makes one publish of ``envelope`` unique in its queue: its id and attempt.
+
+    A replacement (``Task.replace()``) keeps the task id and starts its
+    retries again, so its count of replacements (header ``replaced``) is
+    part of the token too.
+    """
+    token = envelope.id if not envelope.retries else f"{envelope.id}:r{envelope.retries}"
+    if envelope.headers and envelope.headers.get(REPLACED):
+        token += f":x{envelope.headers[REPLACED]}"
+    return token
+
+
+#: Header counting how many times a task id was replaced (``Task.replace()``).
+REPLACED = "replaced"
 
 
 def default_once_ttl() -> float:

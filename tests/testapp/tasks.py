@@ -421,3 +421,21 @@ def fan_out(n: int, depth: int) -> int:
     if depth > 0:
         fan_out.delay(1, depth - 1)
     return n
+
+
+# -- Task.replace() -----------------------------------------------------------------------
+@shared_task(bind=True)
+def replaced_by_add(self: Any, x: int, y: int) -> int:
+    return self.replace(add.s(x, y))
+
+
+@shared_task(bind=True)
+def replaced_twice(self: Any, x: int) -> int:
+    return self.replace(replaced_by_add.s(x, x))
+
+
+@shared_task(bind=True)
+def replaced_by_group(self: Any) -> None:
+    from django_taskq import group
+
+    self.replace(group(add.s(1, 1), add.s(2, 2)))
