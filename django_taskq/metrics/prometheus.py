@@ -147,6 +147,7 @@ class TaskqCollector(Collector):
             stats = queue_stats()
             snapshot = counters.read(client, [s.name for s in stats])
             workers = seen_workers(client)
+            backlog = history_backlog(client, [s.name for s in stats])
         except (BrokerUnavailable, redis.RedisError) as exc:
             logger.warning("metrics: cannot read Redis: %s", exc)
             up.add_metric([], 0)
@@ -158,11 +159,73 @@ class TaskqCollector(Collector):
             yield from task_histograms(snapshot)
             yield from queue_gauges(stats, workers)
             yield from worker_gauges(workers)
+            yield from history_gauges(backlog)
         duration = GaugeMetricFamily(
             PREFIX + "scrape_duration_seconds", "Seconds this scrape took to read Redis."
         )
         duration.add_metric([], time.perf_counter() - started)
         yield duration
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The history recorder's position in one queue's events stream (XINFO GROUPS)."""
+
+    queue: str
+    lag: int | None  # events not read yet (None: Redis cannot tell, after trimming)
+    pending: int  # read, not yet written to the database
+
+
+def history_backlog(client: Any, queues: list[str]) -> list[Backlog]:
+    """Where the recorder stands in each queue's events stream: one pipelined round trip.
+
+    Queues whose stream has no recorder group yet (history off, or nothing
+    recorded so far) are left out.
+    """
+    from django_taskq.history.reader import GROUP
+
+    if not queues:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.xinfo_groups(keys.events(queue))
+    out = []
+    for queue, reply in zip(queues, pipe.execute(raise_on_error=False), strict=True):
+        if not isinstance(reply, list):
+            continue  # no events stream yet
+        for group in reply:
+            name = group.get("name")
+            if (name.decode() if isinstance(name, bytes) else name) != GROUP:
+                continue
+            lag = group.get("lag")
+            out.append(
+                Backlog(
+                    queue,
+                    int(lag) if isinstance(lag, int) else None,
+                    int(group.get("pending") or 0),
+                )
+            )
+    return out
+
+
+def history_gauges(backlog: list[Backlog]) -> Iterator[Metric]:
+    """``taskq_history_lag`` and ``taskq_history_pending`` per queue: is the recorder keeping up?"""
+    lag = GaugeMetricFamily(
+        PREFIX + "history_lag",
+        "Task events in the queue's events stream the history recorder has not read yet.",
+        labels=["queue"],
+    )
+    pending = GaugeMetricFamily(
+        PREFIX + "history_pending",
+        "Task events the history recorder has read but not yet written to the database.",
+        labels=["queue"],
+    )
+    for found in backlog:
+        if found.lag is not None:
+            lag.add_metric([found.queue], found.lag)
+        pending.add_metric([found.queue], found.pending)
+    yield lag
+    yield pending
 
 
 def task_counters(snapshot: counters.Snapshot) -> Iterator[Metric]:

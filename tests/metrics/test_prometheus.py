@@ -176,3 +176,21 @@ def test_worker_descriptions_are_json_of_the_heartbeat(broker: Any) -> None:
     _beat("taskq@x:1:aa", "taskq@x", ["q"], 3)
     info = json.loads(broker.get(keys.worker_info("taskq@x:1:aa")))
     assert info["hostname"] == "taskq@x" and info["queues"] == ["q"] and info["concurrency"] == 3
+
+
+def test_the_history_recorders_backlog_per_queue(broker: Any) -> None:
+    """taskq_history_lag / _pending: events not read yet, and read but not yet written."""
+    from django_taskq.history.reader import GROUP
+
+    registry.register(broker, ["work", "quiet"])
+    stream = keys.events("work")
+    for i in range(5):
+        broker.xadd(stream, {"e": f'[{{"k":"sent","id":"t{i}","ts":1}}]'})
+    broker.xgroup_create(stream, GROUP, id="0")
+    [(_, read)] = broker.xreadgroup(GROUP, "recorder-1", {stream: ">"}, count=2)
+    broker.xack(stream, GROUP, read[0][0])  # one written, one still pending
+    samples, types = scrape()
+    assert types["taskq_history_lag"] == "gauge"
+    assert value(samples, "taskq_history_lag", queue="work") == 3
+    assert value(samples, "taskq_history_pending", queue="work") == 1
+    assert value(samples, "taskq_history_lag", queue="quiet") is None  # no recorder group
