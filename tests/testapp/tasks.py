@@ -194,6 +194,16 @@ def wf_slow(value: int, seconds: float) -> int:
 
 
 @shared_task
+def wf_gate(value: int, gate: str) -> int:
+    """Wait until the test opens ``gate`` (RPUSH), pass the opening on, return ``value``."""
+    client = _redis()
+    opened = client.blpop([gate], timeout=60)
+    if opened is not None:
+        client.rpush(gate, opened[1])  # the next gated task passes too
+    return value
+
+
+@shared_task
 def wf_count_calls(results: Any, key: str) -> Any:
     """Chord body that records each call (INCR ``key``) and its argument, then returns it."""
     import json

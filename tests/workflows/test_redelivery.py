@@ -21,7 +21,16 @@ from django_taskq.exceptions import ChordError, TaskRevokedError
 from django_taskq.followups import FollowUps, after_finish
 from django_taskq.messages import Envelope, dumps
 from django_taskq.trace import Outcome
-from tests.testapp.tasks import add, mul, wf_count_calls, wf_on_error, wf_retry_twice, wf_slow, xsum
+from tests.testapp.tasks import (
+    add,
+    mul,
+    wf_count_calls,
+    wf_gate,
+    wf_on_error,
+    wf_retry_twice,
+    wf_slow,
+    xsum,
+)
 
 
 def _take(broker: Any) -> list[Envelope]:
@@ -157,15 +166,19 @@ def test_chord_of_200_survives_a_killed_worker(start_worker: Any) -> None:
     broker = get_broker()
     victim = start_worker("-P", "prefork", "-c", "2", "--hostname", "victim")
     survivor = start_worker("-P", "prefork", "-c", "2", "--hostname", "survivor")
-    key = "wf:body-calls"
-    header = [wf_slow.s(i, 0.03) for i in range(200)]
+    key, gate = "wf:body-calls", "wf:gate"
+    # The last 20 header tasks wait for the gate, opened only after the kill:
+    # however slow this machine, the chord cannot finish before the kill.
+    header = [wf_slow.s(i, 0.03) for i in range(180)]
+    header += [wf_gate.s(i, gate) for i in range(180, 200)]
     result = chord(header, wf_count_calls.s(key))()
     parts = keys.chord_parts(result.parent.id)
     deadline = time.monotonic() + 30
     while broker.hlen(parts) < 40 and time.monotonic() < deadline:
         time.sleep(0.01)
     victim.kill()  # SIGKILL, parent and children, mid-run
-    assert broker.hlen(parts) < 200, "the chord finished before the kill; make tasks slower"
+    assert 40 <= broker.hlen(parts) < 200 and not result.ready()
+    broker.rpush(gate, "open")
     assert result.get(timeout=60) == list(range(200))
     _drained(broker, timeout=30)
     # the victim's unacked messages really were redelivered to the survivor
