@@ -18,18 +18,26 @@ is written behind the work, so when the worker's tasks and the recorder want
 the same core the tasks come first and the recorder catches up when they
 leave it time. Its events wait in the capped events streams meanwhile.
 
-The child starts from the fork of a worker that has set Django up: it
-builds its own database connection (none is open at the fork) and its own
-Redis connections (redis-py's pools start afresh in a new process).
+The recorder is a fresh interpreter (``python -m
+django_taskq.history.process``), not a fork of the worker: a fork copies
+every lock as it was, and a worker's other threads (the consumer, the
+heartbeat, housekeeping) may be inside an import at that moment. A forked
+recorder then waited forever on that module's import lock, on its very
+first line, never named and never recording (seen under load, rarely). A
+new interpreter holds no lock it did not take; it sets Django up from the
+worker's ``DJANGO_SETTINGS_MODULE`` and ``sys.path``, and logs to the
+worker's standard error at the worker's level. It costs about a second of
+start-up, once per recorder.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -37,8 +45,6 @@ from typing import Any
 from django_taskq.conf import taskq_settings
 
 logger = logging.getLogger("django_taskq.history")
-
-_ctx = multiprocessing.get_context("fork")
 
 #: The recorder process's name (``ps -o comm``, /proc/<pid>/comm), on Linux.
 PROCESS_NAME = "taskq-recorder"
@@ -50,10 +56,8 @@ RECORDER_NICE = 10
 STOP_WAIT = 10.0
 
 
-def _recorder_main(hostname: str, parent: int) -> None:
-    """Entry point of the recorder process (runs after the fork); ``parent``: the worker's pid."""
-    from django_taskq.history.recorder import run_recorder
-
+def _recorder_main(hostname: str, parent: int, level: int) -> None:
+    """The recorder process: ``parent`` is the worker's pid, ``level`` its log level."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: end with the worker
@@ -70,7 +74,46 @@ def _recorder_main(hostname: str, parent: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides on Ctrl-C
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    import multiprocessing
+
+    import django
+
+    multiprocessing.current_process().name = PROCESS_NAME  # %(processName)s in its log lines
+    django.setup()
+    _log_like_the_worker(level)
+    from django_taskq.history.recorder import run_recorder
+
     run_recorder(stop, hostname=hostname)
+
+
+def _log_like_the_worker(level: int) -> None:
+    """The worker's logging (taskq_worker's): its level, and stderr unless logging is set up."""
+    found = logging.getLogger("django_taskq")
+    found.setLevel(level)
+    if not found.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
+        )
+        found.addHandler(handler)
+
+
+def _command(hostname: str) -> tuple[list[str], dict[str, str]]:
+    """The recorder's command line and environment: this interpreter, path and settings."""
+    from django.conf import settings
+
+    env = dict(os.environ)
+    module = getattr(settings, "SETTINGS_MODULE", None) or env.get("DJANGO_SETTINGS_MODULE")
+    if not module:
+        raise RuntimeError(
+            "the history recorder process needs DJANGO_SETTINGS_MODULE (settings configured "
+            "in code cannot be passed on); set it, or run manage.py taskq_recorder apart"
+        )
+    env["DJANGO_SETTINGS_MODULE"] = module
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
+    level = logging.getLogger("django_taskq").getEffectiveLevel()
+    command = [sys.executable, "-m", __name__, hostname, str(os.getpid()), str(level)]
+    return command, env
 
 
 class RecorderProcess:
@@ -93,30 +136,37 @@ class RecorderProcess:
         self.watcher.join(timeout)
 
     def _spawn(self) -> None:
-        from django.db import connections
+        command, env = _command(self.hostname)
+        # Started from this (the watcher) thread: the parent-death signal
+        # fires when it ends, which is when the worker ends.
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
-        connections.close_all()  # this thread's, if any: never fork with one open
-        self.process = _ctx.Process(
-            target=_recorder_main,
-            args=(self.hostname, os.getpid()),
-            name="taskq-recorder",
-            daemon=True,
-        )
-        self.process.start()
+    def _alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _wait(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
 
     def _watch(self) -> None:
         """Fork the recorder, restart it when it dies, stop it with the worker."""
         pause = 1.0
-        self._spawn()
+        try:
+            self._spawn()
+        except (RuntimeError, OSError) as exc:
+            logger.error("history recorder process not started: %s", exc)
+            return
         started = time.monotonic()
         while not self.stop.is_set():
-            self.process.join(timeout=1.0)  # returns at once when it exits
-            if self.stop.is_set() or self.process.is_alive():
+            self._wait(1.0)  # returns at once when it exits
+            if self.stop.is_set() or self._alive():
                 continue
             logger.warning(
                 "history recorder process %s exited (code %s); restarting it in %.0fs",
                 self.process.pid,
-                self.process.exitcode,
+                self.process.returncode,
                 pause,
             )
             if self.stop.wait(pause):
@@ -129,16 +179,20 @@ class RecorderProcess:
 
     def _stop_process(self) -> None:
         process = self.process
-        if process is None or not process.is_alive():
+        if process is None or not self._alive():
             return
         process.terminate()  # SIGTERM: it finishes its batch and releases the lease
-        process.join(STOP_WAIT)
-        if process.is_alive():
+        self._wait(STOP_WAIT)
+        if self._alive():
             logger.warning("history recorder process %s did not stop; killing it", process.pid)
             process.kill()
-            process.join(1.0)
+            self._wait(1.0)
 
 
 def enabled() -> bool:
     """True when a worker runs a recorder: TASKQ_HISTORY, and events to record."""
     return bool(taskq_settings.HISTORY) and bool(taskq_settings.EVENTS)
+
+
+if __name__ == "__main__":  # the recorder process (RecorderProcess._spawn)
+    _recorder_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

@@ -150,6 +150,21 @@ def test_failed_header_task_in_a_chain_member_is_counted(broker: Any) -> None:
 
 
 # -- real workers ----------------------------------------------------------------
+def _held_by(broker: Any, hostname: str) -> int:
+    """Messages of the default queue fetched, not yet acked, by consumers of ``hostname``."""
+    held = 0
+    for priority in range(10):
+        stream = keys.stream("default", priority)
+        if not broker.exists(stream):
+            continue
+        for consumer in broker.xpending(stream, keys.GROUP).get("consumers") or []:
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if name.startswith(f"{hostname}:"):
+                held += int(consumer["pending"])
+    return held
+
+
 def _drained(broker: Any, timeout: float) -> None:
     """Wait until every message of the default queue has been acked."""
     deadline = time.monotonic() + timeout
@@ -174,9 +189,10 @@ def test_chord_of_200_survives_a_killed_worker(start_worker: Any) -> None:
     result = chord(header, wf_count_calls.s(key))()
     parts = keys.chord_parts(result.parent.id)
     deadline = time.monotonic() + 30
-    while broker.hlen(parts) < 40 and time.monotonic() < deadline:
+    while not (broker.hlen(parts) >= 40 and _held_by(broker, "victim")):
+        assert time.monotonic() < deadline, "the victim never held a message of the chord"
         time.sleep(0.01)
-    victim.kill()  # SIGKILL, parent and children, mid-run
+    victim.kill()  # SIGKILL, parent and children, mid-run, holding messages
     assert 40 <= broker.hlen(parts) < 200 and not result.ready()
     broker.rpush(gate, "open")
     assert result.get(timeout=60) == list(range(200))
