@@ -4,7 +4,7 @@ A recorder spends most of its time in Django's ORM, turning events into
 rows (``bulk_create``, hundreds of microseconds a row). On a thread of a
 worker it would hold that worker's GIL for as long: a solo worker running
 tasks, or a prefork parent beating its children's hearts, would pay for
-every row. So the worker forks the recorder once it is up
+every row. So the worker starts the recorder as a process once it is up
 (``start_in_worker``), and a small supervising thread of the worker:
 
 - restarts it if it dies, after a pause that doubles up to 30 s;
@@ -151,7 +151,7 @@ class RecorderProcess:
             pass
 
     def _watch(self) -> None:
-        """Fork the recorder, restart it when it dies, stop it with the worker."""
+        """Start the recorder, restart it when it dies, stop it with the worker."""
         pause = 1.0
         try:
             self._spawn()

@@ -6,7 +6,7 @@ group (``reader.py``), folds each batch's events per task into the rows the
 database already holds and writes them with one bulk upsert
 (``writer.py``, ``fold.py``), then acks the batch. It runs:
 
-- in every worker by default (TASKQ_HISTORY): a process the worker forks
+- in every worker by default (TASKQ_HISTORY): a process the worker starts
   and watches (``process.py``, started by ``start_in_worker``), so its ORM
   work never holds the worker's GIL;
 - or in the foreground, ``python manage.py taskq_recorder``.
@@ -259,7 +259,7 @@ def run_recorder(
 
 
 def start_in_worker(stop: threading.Event, hostname: str) -> RecorderProcess | None:
-    """Fork the worker's recorder process unless TASKQ_HISTORY is off; it ends with ``stop``.
+    """Start the worker's recorder process unless TASKQ_HISTORY is off; it ends with ``stop``.
 
     With TASKQ_EVENTS off nothing writes events, so no recorder starts
     either (it would only make empty streams and groups). The recorder runs
