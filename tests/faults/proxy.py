@@ -197,14 +197,18 @@ class _Connection:
             self.awaiting_reply = True
 
     def _shut(self, how: Fault, applied: Fault | None = None) -> None:
-        """Close both sockets; count ``applied`` as a fault that took effect, then say closed."""
+        """Count ``applied`` as a fault that took effect, close both sockets, then say closed.
+
+        Counted before the close: a client that sees its connection end may
+        at once read ``applied`` (counted after, it could still read 0).
+        """
         if self._shut_done:
             return
         self._shut_done = True
-        _close(self.client, how)
-        _close(self.upstream, how)
         if applied is not None:
             self.proxy._applied(applied)
+        _close(self.client, how)
+        _close(self.upstream, how)
         self.closed.set()
 
 
