@@ -137,7 +137,10 @@ def test_retries_stop_when_the_deadline_is_spent() -> None:
     assert 0.9 < elapsed < 1.0 + MARGIN
     attempts = int(str(error).split(" after ")[1].split(" attempts")[0])
     assert attempts > 5
-    assert error.maybe_sent is False and "is unreachable" in str(error)
+    # Each attempt is refused, but the last one may be cut by the deadline
+    # first (a connect given the last milliseconds, on a loaded machine).
+    assert error.maybe_sent is False
+    assert "is unreachable" in str(error) or "did not answer in time" in str(error)
 
 
 def test_redis_py_retries_do_not_stretch_the_bound(silent: SilentServer) -> None:
