@@ -80,22 +80,12 @@ def _recorder_main(hostname: str, parent: int, level: int) -> None:
 
     multiprocessing.current_process().name = PROCESS_NAME  # %(processName)s in its log lines
     django.setup()
-    _log_like_the_worker(level)
+    from django_taskq.management.foreground import configure_worker_logging
+
+    configure_worker_logging(level)  # the worker's own logging (taskq_worker)
     from django_taskq.history.recorder import run_recorder
 
     run_recorder(stop, hostname=hostname)
-
-
-def _log_like_the_worker(level: int) -> None:
-    """The worker's logging (taskq_worker's): its level, and stderr unless logging is set up."""
-    found = logging.getLogger("django_taskq")
-    found.setLevel(level)
-    if not found.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
-        )
-        found.addHandler(handler)
 
 
 def _command(hostname: str) -> tuple[list[str], dict[str, str]]:

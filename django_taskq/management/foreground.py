@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -21,6 +22,22 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s %(name)s] %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def configure_worker_logging(level: str | int) -> None:
+    """The worker's logging: ``level`` on django_taskq, stderr with the process name unless set up.
+
+    Used by ``taskq_worker`` and by the history recorder process it starts,
+    so both write the same lines to the same place.
+    """
+    logger = logging.getLogger("django_taskq")
+    logger.setLevel(level)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
+        )
+        logger.addHandler(handler)
 
 
 def stop_on_signals(logger_name: str, what: str) -> threading.Event:

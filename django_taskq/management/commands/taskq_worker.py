@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from django_taskq.management.foreground import configure_worker_logging
 from django_taskq.management.loglevel import add_loglevel_argument
 from django_taskq.worker.main import POOLS, Worker
 
@@ -101,7 +101,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        _configure_logging(options["loglevel"])
+        configure_worker_logging(options["loglevel"])
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()] or None
         metrics = _metrics_server(options["metrics_port"], options["metrics_addr"])
         try:
@@ -148,14 +148,3 @@ def _metrics_server(port: int | None, addr: str) -> Any:
             f"--metrics-port {port}: cannot listen on {addr}:{port} ({exc}); "
             "choose another port or --metrics-addr"
         ) from exc
-
-
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("django_taskq")
-    logger.setLevel(level)
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
-        )
-        logger.addHandler(handler)
