@@ -128,6 +128,23 @@ _HEADS = {kind: f'{{"k":"{kind}","id":' for kind in events.FINAL | {events.RETRI
 #: Its fixed fields (%d truncates a float as int() does), with and without a run.
 _TIMED = '%s%s,"n":%s,"ts":%d,"rcv":%d,"dc":%d,"st":%d,"rt":%d'
 _UNTIMED = '%s%s,"n":%s,"ts":%d,"rcv":%d,"dc":%d'
+#: The whole event of a first-try success outside a group: the common case, one format.
+_SUCCEEDED = (
+    _HEADS[events.SUCCEEDED] + '%s,"n":%s,"ts":%d,"rcv":%d,"dc":%d,"st":%d,"rt":%d,"res":%s}'
+)
+#: Task name -> its JSON string: a worker runs few names, each many times.
+_QUOTED_NAMES: dict[str, str] = {}
+#: Names kept at most (a worker sees only its registered names, and a few bad ones).
+_QUOTED_NAMES_MAX = 4096
+
+
+def _quoted_name(name: str) -> str:
+    quoted = _QUOTED_NAMES.get(name)
+    if quoted is None:
+        quoted = events.quote(str(name))
+        if len(_QUOTED_NAMES) < _QUOTED_NAMES_MAX:
+            _QUOTED_NAMES[name] = quoted
+    return quoted
 
 
 def final_event(
@@ -146,15 +163,33 @@ def final_event(
     """The event that ends a message (what, when, its timings, and why), as JSON text.
 
     Built as text by one format, not as a dict to encode later: it is
-    written for every task a worker runs (docs/benchmarks.md).
+    written for every task a worker runs (docs/benchmarks.md). A first-try
+    success outside a group, the common case, is the whole event in one
+    format; the task's name is quoted once per name, not once per task.
     """
     quote = events.quote
+    if (
+        kind == events.SUCCEEDED
+        and started is not None
+        and not envelope.retries
+        and not envelope.group_id
+    ):
+        return _SUCCEEDED % (
+            quote(str(envelope.id)),
+            _QUOTED_NAMES.get(envelope.task) or _quoted_name(envelope.task),
+            now * 1000,
+            delivery.received * 1000,
+            deliveries,
+            started * 1000,
+            outcome.runtime * 1_000_000,
+            quote(events.short_repr(outcome.value, repr_limit)),
+        )
     head = _HEADS.get(kind) or f'{{"k":{quote(kind)},"id":'
     if started is not None:
         text = _TIMED % (
             head,
             quote(str(envelope.id)),
-            quote(str(envelope.task)),
+            _quoted_name(envelope.task),
             now * 1000,
             delivery.received * 1000,
             deliveries,
@@ -165,7 +200,7 @@ def final_event(
         text = _UNTIMED % (
             head,
             quote(str(envelope.id)),
-            quote(str(envelope.task)),
+            _quoted_name(envelope.task),
             now * 1000,
             delivery.received * 1000,
             deliveries,
