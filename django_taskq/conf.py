@@ -77,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     # messages are handed back when one task runs long.
     "WORKER_PREFETCH": 256,
     "WORKER_MAX_TASKS_PER_CHILD": None,
+    # revoke(terminate=True, signal="SIGTERM") in the prefork pool: a child
+    # still running the task this many seconds after the signal is killed.
+    "WORKER_TERMINATE_GRACE": 10.0,
     "WORKER_MAX_MEMORY_PER_CHILD": None,
     # A consumer whose heartbeat is older than this is dead; its messages are
     # redelivered. Must be well above the heartbeat interval (timeout / 3).

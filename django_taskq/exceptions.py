@@ -165,3 +165,15 @@ def register_exception(cls: E, name: str | None = None) -> E:
 def registered_exception(name: str) -> type[Exception] | None:
     """The class registered under ``name``, if any."""
     return _registered.get(name)
+
+
+class Terminated(BaseException):
+    """Raised in a running task by ``revoke(terminate=True)`` (worker/terminate.py).
+
+    A BaseException, as SystemExit is, so a task's ``except Exception`` does
+    not swallow it; its ``finally`` blocks and context managers still run.
+    """
+
+    def __init__(self, signame: str = "SIGTERM") -> None:
+        super().__init__(f"terminated by revoke(terminate=True) with {signame}")
+        self.signame = signame

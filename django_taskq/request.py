@@ -108,6 +108,16 @@ def pop() -> None:
     _stack().pop()
 
 
+def unwind() -> None:
+    """Forget every request of this thread.
+
+    For a worker's consumer, which runs one task at a time: a run stopped
+    by revoke(terminate=True) between its ``push()`` and its ``pop()``
+    must not leave its request current for the next task.
+    """
+    _stack().clear()
+
+
 @contextmanager
 def activated(request: Request) -> Iterator[Request]:
     """``request`` is the current request within the block."""

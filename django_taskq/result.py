@@ -361,12 +361,15 @@ class AsyncResult:
             get_backend().delete(keys.result(self.id))
 
     def revoke(self, terminate: bool = False, signal: str = "SIGKILL") -> None:
-        """Stop the task: it will not start; with ``terminate`` a running one is killed.
+        """Stop the task: it will not start; with ``terminate`` a running one is stopped.
 
-        ``terminate`` works in the prefork pool: the child running the task is
-        killed and replaced. ``signal`` is accepted for Celery compatibility;
-        the child is always killed with SIGKILL, since SIGTERM asks a child to
-        finish its task (warm shutdown).
+        In the prefork pool the child running the task gets ``signal``:
+        SIGKILL (the default) kills it and it is replaced; SIGTERM or SIGINT
+        raise :class:`~django_taskq.worker.terminate.Terminated` in the task,
+        so its ``finally`` blocks run (the child is killed if the task has not
+        ended after TASKQ_WORKER_TERMINATE_GRACE seconds). In the solo and
+        threads pools Terminated is raised in the thread that runs the task,
+        whatever the signal. The task ends REVOKED.
         """
         from django_taskq.control import revoke
 

@@ -24,10 +24,17 @@ def revoke(task_ids: Iterable[str], terminate: bool = False, signal: str = "SIGK
     becomes REVOKED unless it has finished already: a finished result is
     left alone. The REVOKED record is provisional: if the task was running
     (and not terminated), the outcome it reaches replaces it. With
-    ``terminate=True`` a prefork worker running one kills the child running
-    it (the child is replaced), and the task ends REVOKED.
+    ``terminate=True`` a running one is stopped and ends REVOKED, by the
+    means each pool allows (worker/terminate.py): a prefork worker sends
+    ``signal`` to the child running it (SIGKILL by default; SIGTERM and
+    SIGINT raise Terminated in the task so its cleanup runs); the solo and
+    threads pools raise Terminated in the thread that runs it.
     """
     ids = [str(i) for i in task_ids]
+    if terminate:
+        from django_taskq.worker.terminate import signal_name
+
+        signal = signal_name(signal)  # ValueError naming a signal that does not exist
     if not ids:
         return
     ttl = results.ttl_ms()

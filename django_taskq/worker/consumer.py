@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from django_taskq import django_tasks, signals, states
+from django_taskq import request as requests
 from django_taskq.broker import keys
 from django_taskq.broker.connection import connects, get_broker
 from django_taskq.broker.publish import once_token
@@ -50,6 +51,7 @@ from django_taskq.worker import entries
 from django_taskq.worker import streams as ops
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.settle import Settler
+from django_taskq.worker.terminate import TaskGate, Terminated
 
 logger = logging.getLogger("django_taskq.worker")
 
@@ -146,6 +148,8 @@ class Consumer:
         self._wake = threading.Condition()
         self._watch = watch_hostages
         self.stop_guard = False
+        #: Where revoke(terminate=True) stops this consumer's running task.
+        self.gate = TaskGate()
 
     # -- main loop -----------------------------------------------------------
     def run(self) -> None:
@@ -455,13 +459,22 @@ class Consumer:
         close_old_connections()
         soft, hard = envelope.soft_time_limit, envelope.time_limit
         limits = NO_LIMITS if self.limits.unlimited(soft, hard) else self.limits.applied(soft, hard)
-        with limits:
-            outcome = execute(
-                task, envelope, hostname=self.hostname, delivery_count=message.delivery_count
-            )
+        ran, terminated = self._run_gated(task, envelope, message.delivery_count, limits)
         if running is not None:
             running.announced = True  # the guard must not announce a run that is over
         self.tasks_done += 1
+        if ran is None:  # revoke(terminate=True) stopped it (worker/terminate.py)
+            reason = f"terminated by revoke(terminate=True) with {terminated}"
+            logger.error("Task %s[%s] %s", envelope.task, envelope.id, reason)
+            self._end(
+                message,
+                Outcome(states.REVOKED, exception=TaskRevokedError(reason), reject_reason=reason),
+                started=began,
+                acked=not acks_late,
+            )
+            self._send_revoked(message, reason, expired=False, terminated=True, signum=terminated)
+            return
+        outcome = ran
         _log_outcome(envelope, outcome)
         if isinstance(outcome.exception, Reject) and outcome.exception.requeue:
             # Reject(requeue=True): back to its queue as it was, no result.
@@ -477,6 +490,38 @@ class Consumer:
         if outcome.reject_reason:
             options["dead"] = outcome.reject_reason
         self._end(message, outcome, **options)
+
+    def _run_gated(
+        self, task: Task, envelope: Envelope, delivery_count: int, limits: Any
+    ) -> tuple[Outcome | None, str | None]:
+        """Run the task inside the gate revoke(terminate=True) raises through.
+
+        Returns its outcome, or None and the signal's name when a
+        termination stopped it. The terminating exception is raised at most
+        once a run, wherever the thread is until the gate is left; every
+        such place is inside the ``try`` below, and leaving clears one that
+        was asked for but not delivered yet (the task ended on its own).
+        """
+        gate = self.gate
+        outcome: Outcome | None = None
+        signame: str | None = None
+        entered = False
+        while True:
+            try:
+                if not entered:
+                    entered = True
+                    gate.enter(envelope.id)
+                    with limits:
+                        outcome = execute(
+                            task, envelope, hostname=self.hostname, delivery_count=delivery_count
+                        )
+                gate.leave()
+                return outcome, signame
+            except Terminated as exc:
+                signame = exc.signame
+                if outcome is None:
+                    requests.unwind()  # the run's request, if it was stopped before its pop
+                # and round again: leave the gate inside the try
 
     def _end(self, message: entries.Message, outcome: Outcome, **options: Any) -> None:
         """Settle a message; if Redis fails meanwhile, keep it to settle again (never re-run)."""

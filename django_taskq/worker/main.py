@@ -35,6 +35,7 @@ from django_taskq.worker.inspection import Running
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.maintenance import Maintenance
 from django_taskq.worker.overrides import RuntimeLimits
+from django_taskq.worker.terminate import signal_name
 
 logger = logging.getLogger("django_taskq.worker")
 
@@ -430,8 +431,24 @@ class Worker:
         """A message on the control channel (on the housekeeping thread)."""
         if payload.get("op") == "revoke" and payload.get("terminate"):
             ids = {str(i) for i in payload.get("ids") or []}
+            try:
+                signame = signal_name(payload.get("signal") or "SIGKILL")
+            except ValueError as exc:
+                logger.error("%s; nothing terminated", exc)
+                return
             if self.prefork is not None:
-                self.prefork.terminate(ids, str(payload.get("signal") or "SIGKILL"))
+                self.prefork.terminate(ids, signame)
+                return
+            # solo and threads: Terminated is raised in the thread running it.
+            for consumer in list(self._consumers):
+                if consumer.gate.terminate(ids, signame):
+                    logger.warning(
+                        "terminating a task of %s (%s pool: Terminated is raised in its "
+                        "thread; %s is not sent, as it would reach the whole worker)",
+                        sorted(ids),
+                        self.pool,
+                        signame,
+                    )
             return
         self.control(payload)
 

@@ -39,18 +39,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import redis
 
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
+from django_taskq.conf import taskq_settings
 from django_taskq.worker import streams as ops
 from django_taskq.worker.consumer import Consumer, Running
 from django_taskq.worker.inspection import Running as RunningTask
 from django_taskq.worker.lifeline import die_with_parent
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.overrides import RuntimeLimits
+from django_taskq.worker.terminate import TaskGate
 
 logger = logging.getLogger("django_taskq.worker")
 
@@ -65,6 +68,9 @@ class Slot:
         self.desc: Any = _ctx.Array(ctypes.c_char, SLOT_BYTES)  # stream \n entry \n task id \n name
         self.started: Any = _ctx.Value(ctypes.c_double, 0.0, lock=False)
         self.hard: Any = _ctx.Value(ctypes.c_double, 0.0, lock=False)
+        #: The signal number revoke(terminate=True) is about to send, written by
+        #: the parent first, so the child tells it from a shutdown's SIGTERM.
+        self.terminate: Any = _ctx.Value(ctypes.c_int, 0, lock=False)
 
     def update(self, running: Running | None, hard: float | None) -> None:
         with self.desc.get_lock():
@@ -116,6 +122,8 @@ class Child:
     queues: list[str] = field(default_factory=list)
     #: Stopped by pool_shrink: not replaced when it exits.
     retiring: bool = False
+    #: A termination by a catchable signal: (entry id, signal name, SIGKILL deadline).
+    terminating: tuple[str, str, float] | None = None
 
 
 def child_main(
@@ -130,8 +138,22 @@ def child_main(
     """Entry point of a child process (runs after fork); ``parent`` is the worker's pid."""
     die_with_parent(signal.SIGKILL, parent)  # no orphans consuming
     stop = threading.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides on Ctrl-C
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    gate: list[TaskGate] = []  # the consumer's, once it exists
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # revoke(terminate=True, signal=SIGTERM or SIGINT): the parent wrote
+        # the signal into the slot first; Terminated is raised in the task.
+        if slot.terminate.value == signum:
+            slot.terminate.value = 0
+            if gate:
+                gate[0].raise_here(signal.Signals(signum).name)
+            return
+        if signum == signal.SIGTERM:
+            stop.set()  # warm shutdown: finish the task, then exit
+        # SIGINT: ignored; the parent decides on Ctrl-C
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by spawn()
     limits = TimeLimits(options.get("soft_time_limit"), options.get("time_limit"), soft_only=True)
 
@@ -155,6 +177,7 @@ def child_main(
         on_start=on_start,
         tune=runtime.tune if runtime is not None else None,
     )
+    gate.append(consumer.gate)
     consumer.run()
 
 
@@ -250,6 +273,7 @@ class PreforkPool:
                     elif not stopping.is_set():
                         self.spawn(c.index)
             self.enforce_time_limits()
+            self.enforce_terminations()
         self._fail_requests()
 
     # -- remote control, carried out on the supervising thread ---------------------
@@ -368,6 +392,8 @@ class PreforkPool:
         crashed = False
         if running is not None:
             stream, entry_id, task_id, task_name = [*running[2], "", "", "", ""][:4]
+            if child.verdict is None and child.terminating and child.terminating[0] == entry_id:
+                child.verdict = f"terminated:{child.terminating[1]}"  # the signal ended it
             if child.verdict is not None:
                 ops.give_back(client, stream, [entry_id], verdict=child.verdict)
             elif cold:
@@ -405,10 +431,41 @@ class PreforkPool:
                 self._kill(child, desc, f"time_limit:{hard:g}")
 
     def terminate(self, task_ids: set[str], signame: str = "SIGKILL") -> None:
-        """revoke(terminate=True): kill the children running any of ``task_ids``."""
+        """revoke(terminate=True): signal the children running any of ``task_ids``.
+
+        SIGKILL (the default) kills the child; the message is settled
+        REVOKED once it is dead. Any other signal is sent as it is; SIGTERM
+        and SIGINT raise Terminated in the task (worker/terminate.py), and a
+        child still running the task TASKQ_WORKER_TERMINATE_GRACE seconds
+        later is killed.
+        """
+        signum = signal.Signals[signame]
+        grace = float(taskq_settings.WORKER_TERMINATE_GRACE)
         for child in self.children.values():
             running = child.slot.read() if child.process is not None else None
-            if running and len(running[2]) >= 3 and running[2][2] in task_ids:
+            if not running or len(running[2]) < 3 or running[2][2] not in task_ids:
+                continue
+            if signum == signal.SIGKILL:
+                self._kill(child, running[2], f"terminated:{signame}")
+                continue
+            child.terminating = (running[2][1], signame, time.monotonic() + grace)
+            child.slot.terminate.value = int(signum)
+            _signal(child, signum)
+            _, _, task_id, task_name = [*running[2], "", "", "", ""][:4]
+            logger.warning("Task %s[%s]: sent %s to terminate it", task_name, task_id, signame)
+
+    def enforce_terminations(self) -> None:
+        """Kill a child that outlived its grace after a termination's signal."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.terminating is None or child.process is None or child.verdict:
+                continue
+            entry_id, signame, deadline = child.terminating
+            running = child.slot.read()
+            if running is None or len(running[2]) < 2 or running[2][1] != entry_id:
+                child.terminating = None  # that run is over
+                child.slot.terminate.value = 0
+            elif now >= deadline:
                 self._kill(child, running[2], f"terminated:{signame}")
 
     def _kill(self, child: Child, desc: list[str], verdict: str) -> None:

@@ -294,6 +294,42 @@ def exits(key: str) -> None:
     sys.exit(3)
 
 
+# --- revoke(terminate=True) (tests/e2e/test_terminate.py) ------------------------
+@shared_task
+def interruptible(key: str, seconds: float = 60) -> str:
+    """Push this process's pid to ``<key>:started``, then run Python for ``seconds``.
+
+    Pushes "swallowed" to ``key`` if an ``except Exception`` caught the
+    termination, "finished" if it ran to its end, and "cleanup" from its
+    ``finally`` in every case.
+    """
+    client = _redis()
+    try:
+        # Inside the try: the test may terminate the task while this call
+        # still reads its reply.
+        client.rpush(f"{key}:started", os.getpid())
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        client.rpush(key, "finished")
+    except Exception:
+        client.rpush(key, "swallowed")
+    finally:
+        client.rpush(key, "cleanup")
+    return "finished"
+
+
+@shared_task
+def deaf(key: str, seconds: float = 60) -> int:
+    """Block SIGTERM in its thread, push the pid to ``<key>:started``, then sleep."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    _redis().rpush(f"{key}:started", os.getpid())
+    time.sleep(seconds)
+    return os.getpid()
+
+
 # --- remote control and ops commands (tests/ops) --------------------------------
 @shared_task
 def gated(key: str, seconds: float = 60) -> int:
