@@ -59,59 +59,71 @@ def _set_async_exc(ident: int, exc: type[BaseException] | None) -> int:
 
 
 class TaskGate:
-    """Whether a consumer's thread is inside a task, and which: the one place to stop it."""
+    """Whether a consumer's thread is inside a task, and which: the one place to stop it.
+
+    ``enter()`` and ``leave()`` run for every task, so they take no lock:
+    they only set attributes (atomic under the GIL). ``terminate()``, on
+    another thread, holds the lock while it marks itself ``pending``, checks
+    the task and raises; ``leave()`` clears the task first and takes the lock
+    only when it sees ``pending``, so it waits for a terminate() in flight
+    and takes back an exception raised too late to land in the task.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.task_id: str | None = None
         self.thread: int | None = None
-        #: The signal a termination asked for (for the reason); None when none was.
+        #: A terminate() is raising (or has raised) in this run.
+        self.pending = False
+        #: The signal a termination of this run named; None when there was none.
         self.signame: str | None = None
 
     def enter(self, task_id: str) -> None:
         """The calling thread starts running ``task_id``."""
-        with self._lock:
-            self.task_id = task_id
-            self.thread = threading.get_ident()
-            self.signame = None
+        self.thread = threading.get_ident()
+        self.signame = None
+        self.task_id = task_id
 
-    def leave(self) -> str | None:
-        """The task is over: an exception asked for and not delivered yet is cleared.
+    def leave(self) -> None:
+        """The task is over: an exception asked for and not delivered yet is taken back.
 
-        Returns the signal name of a termination asked for during the run,
-        if any. Run in a loop by the caller (``leave_safely``): the asked-for
-        exception may land while this runs.
+        Run through ``leave_safely()``: the asked-for exception may land
+        while this runs.
         """
-        with self._lock:
-            thread, self.thread, self.task_id = self.thread, None, None
-            if thread is not None and self.signame is not None:
-                _set_async_exc(thread, None)
-            return self.signame
+        self.task_id = None
+        if self.pending:
+            with self._lock:  # after a terminate() in flight has raised
+                if self.thread is not None:
+                    _set_async_exc(self.thread, None)
+                self.pending = False
 
-    def leave_safely(self) -> str | None:
+    def leave_safely(self) -> None:
         """``leave()``, done even if the terminating exception lands meanwhile (at most once)."""
         while True:
             try:
-                return self.leave()
+                self.leave()
+                return
             except Terminated:
                 continue
 
     def terminate(self, task_ids: set[str], signame: str) -> bool:
         """Raise Terminated in the thread if it runs one of ``task_ids``; True if it did."""
         with self._lock:
-            if self.task_id is None or self.task_id not in task_ids or self.thread is None:
+            self.pending = True  # before the check: leave() then comes for the lock
+            task_id, thread = self.task_id, self.thread
+            if task_id is None or task_id not in task_ids or thread is None:
                 return False
             if self.signame is not None:
-                return True  # asked already: one exception per run
+                return True  # asked already: one exception a run
             self.signame = signame
             exc = type(f"Terminated_{signame}", (Terminated,), {"__init__": _init_for(signame)})
-            return _set_async_exc(self.thread, exc) == 1
+            return _set_async_exc(thread, exc) == 1
 
     def raise_here(self, signame: str) -> None:
         """In a signal handler of the thread that runs the task: raise Terminated now.
 
-        Does nothing between tasks. No lock: a handler runs in the thread
-        it interrupts, which may hold it.
+        Does nothing between tasks, and once a run. No lock: a handler runs
+        in the thread it interrupts, which may hold it.
         """
         if self.task_id is not None and self.signame is None:
             self.signame = signame
