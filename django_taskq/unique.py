@@ -145,21 +145,27 @@ def apply_unique(
     task runs inline as any other: it has ended before the next send, so
     there is nothing to be unique against.
     """
+    if taskq_settings.TASK_ALWAYS_EAGER:
+        _resolve(task, unique_key, unique_for)
+        return task._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
+    return send_unique(task, envelope, unique_key, unique_for, serializer)
+
+
+def send_unique(
+    task: Task,
+    envelope: Envelope,
+    unique_key: Any,
+    unique_for: Any,
+    serializer: str | None,
+) -> AsyncResult:
+    """Publish ``envelope`` unless a task holds its unique key; the AsyncResult that stands.
+
+    Never eager (``send_task()`` sends by name to the workers).
+    """
     from django_taskq.broker import unique as broker_unique
     from django_taskq.result import AsyncResult
 
-    where = f"{task.name}.apply_async()"
-    name = check_unique_key(unique_key, where)
-    seconds = check_unique_for(unique_for, where)
-    if seconds is None:
-        seconds = task.unique_for
-    if seconds is None:
-        raise TypeError(
-            f"{where}: unique_key={name!r} needs unique_for=seconds (how long the key holds "
-            f"at most), given here or as @shared_task(unique_for=...)"
-        )
-    if taskq_settings.TASK_ALWAYS_EAGER:
-        return task._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
+    name, seconds = _resolve(task, unique_key, unique_for)
     if name is None:
         name = default_key(task.name, envelope.args, envelope.kwargs, task._run_signature)
     envelope.headers[broker_unique.HEADER] = broker_unique.header(envelope.queue, name, seconds)
@@ -173,3 +179,18 @@ def apply_unique(
     found = AsyncResult(holder, task_name=task.name)
     found.existing = True
     return found
+
+
+def _resolve(task: Task, unique_key: Any, unique_for: Any) -> tuple[str | None, float]:
+    """The call's unique key (None: the default) and seconds, checked."""
+    where = f"{task.name}.apply_async()"
+    name = check_unique_key(unique_key, where)
+    seconds = check_unique_for(unique_for, where)
+    if seconds is None:
+        seconds = task.unique_for
+    if seconds is None:
+        raise TypeError(
+            f"{where}: unique_key={name!r} needs unique_for=seconds (how long the key holds "
+            f"at most), given here or as @shared_task(unique_for=...)"
+        )
+    return name, seconds

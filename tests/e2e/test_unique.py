@@ -92,6 +92,15 @@ def test_explicit_unique_key_on_a_plain_task(broker: Any) -> None:
     assert _queued(broker) == 3  # the first, the other key's, the plain one
 
 
+def test_send_task_by_name_is_unique_too(broker: Any) -> None:
+    from django_taskq import send_task
+
+    first = send_task("tests.testapp.tasks.add", (1, 2), unique_key="by-name", unique_for=10)
+    second = send_task("some.task.only.workers.know", (), unique_key="by-name", unique_for=10)
+    assert (second.id, second.existing) == (first.id, True)
+    assert _queued(broker) == 1
+
+
 def test_a_delayed_task_holds_its_key_past_unique_for(broker: Any) -> None:
     first = unique_gated.apply_async(("uq-delayed", "x"), countdown=120)
     again = unique_gated.delay("uq-delayed", "x")
