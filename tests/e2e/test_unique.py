@@ -16,12 +16,13 @@ from redis.crc import key_slot
 
 from django_taskq import states
 from django_taskq.broker import keys
-from django_taskq.exceptions import Reject
+from django_taskq.exceptions import Reject, TimeLimitExceeded
 from django_taskq.unique import default_key
 from tests.testapp.tasks import (
     add,
     unique_fail,
     unique_gated,
+    unique_killed,
     unique_rejected,
     unique_retried,
 )
@@ -155,6 +156,17 @@ def test_released_at_failure_and_at_dead_letter(start_worker: Any, broker: Any) 
     _wait_for(lambda: broker.xlen(keys.dead("default")) == 1)
     _wait_for(lambda: not broker.exists(_key(unique_rejected, "uq-dead")))
     assert unique_rejected.delay("uq-dead").id != rejected.id
+
+
+def test_released_after_a_time_limit_kill(start_worker: Any, broker: Any) -> None:
+    start_worker("-c", "1")
+    killed = unique_killed.delay("uq-limit")
+    _wait_for(lambda: _list(broker, "uq-limit") == ["start"])
+    assert unique_killed.delay("uq-limit").id == killed.id  # running
+    with pytest.raises(TimeLimitExceeded):
+        killed.get(timeout=20)
+    _wait_for(lambda: not broker.exists(_key(unique_killed, "uq-limit")))
+    assert unique_killed.delay("uq-limit").id != killed.id
 
 
 def test_released_when_a_revoked_task_is_dropped(start_worker: Any, broker: Any) -> None:

@@ -481,3 +481,10 @@ def unique_retried(self: Any, key: str) -> int:
     if n == 1:
         raise self.retry(countdown=1.5)
     return n
+
+
+@shared_task(unique_for=60, time_limit=1)
+def unique_killed(key: str) -> None:
+    """Runs past its hard time limit: the worker parent kills the child."""
+    _redis().rpush(key, "start")
+    time.sleep(30)
