@@ -61,8 +61,8 @@ def check_unique_key(value: Any, where: str) -> str | None:
 def refuse_elsewhere(task_name: str, where: str) -> TypeError:
     """The error for unique options given where they cannot be honoured (``where``)."""
     return TypeError(
-        f"{task_name}: unique_key and unique_for are options of {task_name}.apply_async() "
-        f"and delay() only, not of {where}: a workflow owns the ids of its steps, and "
+        f"{task_name}: unique_key and unique_for are options of {task_name}.apply_async(), "
+        f"delay() and send_task() only, not of {where}: a workflow owns the ids of its steps, and "
         "apply_async_on_commit() and apply_many() return ids before they know which task "
         "stands. Send the unique task with apply_async(unique_key=..., unique_for=...)."
     )

@@ -223,29 +223,36 @@ def queue_publish(
     if taskq_settings.EVENTS:
         event = events.encode([events.sent_event(envelope, body)])
     counter = counters.field(counters.SENT, envelope.task) if taskq_settings.METRICS else ""
-    script_keys = [
-        keys.stream(queue, envelope.priority),
-        keys.delayed(queue),
-        keys.once(queue, once or once_token(envelope)),
-        keys.events(queue),
-        keys.metrics(queue),
-    ]
-    script_args: list[Any] = [
-        body,
-        envelope.id,
-        due_ms,
-        int(ttl * 1000),
-        envelope.priority,
-        keys.delayed_wake(),
-        queue,
-        event,
-        int(taskq_settings.EVENTS_MAXLEN),
-        counter,
-    ]
+    unique_keys: tuple[str, ...] = ()
+    unique_args: tuple[int, ...] = ()
     if unique is not None:
-        script_keys += [unique[0], keys.revoked(queue)]
-        script_args.append(unique[1])
-    scripts.queue_evalsha(pipe, client, "enqueue", script_keys, script_args)
+        unique_keys, unique_args = (unique[0], keys.revoked(queue)), (unique[1],)
+    scripts.queue_evalsha(
+        pipe,
+        client,
+        "enqueue",
+        [
+            keys.stream(queue, envelope.priority),
+            keys.delayed(queue),
+            keys.once(queue, once or once_token(envelope)),
+            keys.events(queue),
+            keys.metrics(queue),
+            *unique_keys,
+        ],
+        [
+            body,
+            envelope.id,
+            due_ms,
+            int(ttl * 1000),
+            envelope.priority,
+            keys.delayed_wake(),
+            queue,
+            event,
+            int(taskq_settings.EVENTS_MAXLEN),
+            counter,
+            *unique_args,
+        ],
+    )
     queued = 1
     if not envelope.ignore_result and backend_is_broker():
         pipe.set(keys.result(envelope.id), pending_record(envelope), px=_result_ttl(), nx=True)
