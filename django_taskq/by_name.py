@@ -26,7 +26,8 @@ def send_task(
     """Send the task registered as ``name`` (here or only in the workers); return its result.
 
     ``options`` are ``apply_async``'s: countdown, eta, expires, queue,
-    priority, task_id, headers, link, link_error, time limits, serializer.
+    priority, task_id, headers, link, link_error, time limits, serializer,
+    unique_key and unique_for (docs/tasks.md, "Unique tasks").
     """
     from django_taskq.signatures import task_for
 
@@ -40,4 +41,10 @@ def send_task(
         raise TypeError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
     task = task_for(name)
     serializer = options.pop("serializer", None)
-    return task.send_envelope(task.build_envelope(args, kwargs, **options), serializer)
+    unique_key, unique_for = options.pop("unique_key", None), options.pop("unique_for", None)
+    envelope = task.build_envelope(args, kwargs, **options)
+    if unique_key is not None or unique_for is not None or task.unique_for is not None:
+        from django_taskq.unique import send_unique
+
+        return send_unique(task, envelope, unique_key, unique_for, serializer)
+    return task.send_envelope(envelope, serializer)

@@ -129,6 +129,9 @@ def assert_not_in_task(what: str) -> None:
 class AsyncResult:
     """The state and result of a task call, by id."""
 
+    #: True when a unique send found this task holding its key and sent nothing (unique.py).
+    existing: bool = False
+
     def __init__(self, id: str, task_name: str | None = None) -> None:
         self.id = id
         self.task_id = id

@@ -96,6 +96,10 @@ def _items(value: Iterable[Any]) -> list[Any]:
 def _check_options(name: str, options: dict[str, Any]) -> None:
     unknown = set(options) - OPTIONS
     if unknown:
+        if {"unique_key", "unique_for"} & unknown:
+            from django_taskq.unique import refuse_elsewhere
+
+            raise refuse_elsewhere(name, "a signature or a workflow")
         raise TypeError(
             f"signature of {name}: unknown option(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(OPTIONS))}"

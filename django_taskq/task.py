@@ -63,6 +63,7 @@ TASK_OPTIONS: dict[str, Any] = {
     "expires": None,
     "serializer": None,
     "typing": True,
+    "unique_for": None,  # seconds; see unique.py
 }
 
 
@@ -230,6 +231,11 @@ class Task:
         self.expires: float | dt.timedelta | None = opts["expires"]
         self.serializer: str | None = opts["serializer"]
         self.typing: bool = bool(opts["typing"])
+        self.unique_for: float | None = None
+        if opts["unique_for"] is not None:
+            from django_taskq.unique import check_unique_for
+
+            self.unique_for = check_unique_for(opts["unique_for"], f"@shared_task {self.name}")
         for exc_type in (*self.autoretry_for, *self.dont_autoretry_for, *self.throws):
             if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
                 raise TypeError(
@@ -383,9 +389,16 @@ class Task:
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
         serializer: str | None = None,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
         **extra: Any,
     ) -> AsyncResult:
-        """Send the task with options; return its AsyncResult."""
+        """Send the task with options; return its AsyncResult.
+
+        ``unique_key``/``unique_for`` (or ``@shared_task(unique_for=)``): while
+        a task sent under the same key is queued or running, send nothing and
+        return its AsyncResult, with ``existing=True`` (django_taskq/unique.py).
+        """
         envelope = self.build_envelope(
             args,
             kwargs,
@@ -403,6 +416,11 @@ class Task:
             soft_time_limit=soft_time_limit,
             **extra,
         )
+        if unique_key is not None or unique_for is not None or self.unique_for is not None:
+            from django_taskq.unique import apply_unique
+
+            serializer = serializer or self.serializer
+            return apply_unique(self, envelope, unique_key, unique_for, serializer)
         if taskq_settings.TASK_ALWAYS_EAGER:
             return self._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
         return self.send_envelope(envelope, serializer)
@@ -446,6 +464,10 @@ class Task:
             queue = _queue_alias(self.name, queue, extra)
         if extra:
             from django_taskq.celery_names import option_hints
+            from django_taskq.unique import OPTIONS, refuse_elsewhere
+
+            if set(OPTIONS) & set(extra):
+                raise refuse_elsewhere(self.name, "a workflow or this call")
 
             raise TypeError(
                 f"{self.name}.apply_async() got unknown option(s) {', '.join(sorted(extra))}"
@@ -561,6 +583,10 @@ class Task:
         Every call is checked first (signature, JSON encoding), so a bad one
         sends nothing. In eager mode each call runs inline instead.
         """
+        if self.unique_for is not None:
+            from django_taskq.unique import refuse_elsewhere
+
+            raise refuse_elsewhere(self.name, "apply_many()")
         envelopes = [self.build_envelope(args, kwargs, **options) for args, kwargs in calls]
         if taskq_settings.TASK_ALWAYS_EAGER:
             propagate = taskq_settings.TASK_EAGER_PROPAGATES
@@ -588,6 +614,10 @@ class Task:
 
         from django_taskq.result import AsyncResult
 
+        if self.unique_for is not None:
+            from django_taskq.unique import refuse_elsewhere
+
+            raise refuse_elsewhere(self.name, "apply_async_on_commit()")
         task_id = options.pop("task_id", None) or new_id()
         # Build now so a bad argument fails here, not after the commit.
         self.build_envelope(args, kwargs, task_id=task_id, **options)

@@ -5,8 +5,9 @@ same tag in the same slot, and a Lua script may only touch keys of one slot.
 So each key carries the tag of the thing it belongs to:
 
 - a queue, ``{<prefix>:<queue>}``: its ten priority streams, its delayed
-  set, its dead letters, its revoked ids, and the once keys of publishes
-  into it (delay() retries, workflow follow-ups, beat's runs);
+  set, its dead letters, its revoked ids, the once keys of publishes
+  into it (delay() retries, workflow follow-ups, beat's runs) and the
+  unique keys of unique tasks sent to it;
 - a task, ``{<prefix>:<task id>}``: its result record, its waiters set and
   their wake-up lists;
 - a workflow, ``{<prefix>:<group id>}``: a chord's finished parts, a saved
@@ -165,6 +166,15 @@ def once(queue: str, token: str) -> str:
     task, and a periodic run sent by two beats are each published once.
     """
     return f"{queue_tag(queue)}:once:{token}"
+
+
+def unique(queue: str, name: str) -> str:
+    """Unique key ``name`` of a task sent to ``queue``: holds the id of the task that owns it.
+
+    enqueue.lua sets it with the publish it guards (so uniqueness is per
+    queue); unique_release.lua deletes it when that task ends. See unique.py.
+    """
+    return f"{queue_tag(queue)}:unique:{name}"
 
 
 def events(queue: str) -> str:

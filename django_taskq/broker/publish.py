@@ -194,6 +194,7 @@ def queue_publish(
     *,
     once: str | None = None,
     once_ttl: float | None = None,
+    unique: tuple[str, int] | None = None,
 ) -> int:
     """Queue the commands that publish ``envelope`` on ``pipe`` (a broker pipeline).
 
@@ -206,6 +207,10 @@ def queue_publish(
     scripts is handled. Returns
     how many commands were queued; the first one's reply is 1 when the
     message was queued, 0 when its once key said it was already.
+
+    ``unique`` (a unique task: its unique key and the ms to keep it) makes
+    the same EVALSHA check and set that key (broker/unique.py); its reply
+    is then the owner's task id when another task holds the key.
     """
     due_ms = 0
     if envelope.eta is not None and envelope.eta > time.time():
@@ -218,6 +223,10 @@ def queue_publish(
     if taskq_settings.EVENTS:
         event = events.encode([events.sent_event(envelope, body)])
     counter = counters.field(counters.SENT, envelope.task) if taskq_settings.METRICS else ""
+    unique_keys: tuple[str, ...] = ()
+    unique_args: tuple[int, ...] = ()
+    if unique is not None:
+        unique_keys, unique_args = (unique[0], keys.revoked(queue)), (unique[1],)
     scripts.queue_evalsha(
         pipe,
         client,
@@ -228,6 +237,7 @@ def queue_publish(
             keys.once(queue, once or once_token(envelope)),
             keys.events(queue),
             keys.metrics(queue),
+            *unique_keys,
         ],
         [
             body,
@@ -240,6 +250,7 @@ def queue_publish(
             event,
             int(taskq_settings.EVENTS_MAXLEN),
             counter,
+            *unique_args,
         ],
     )
     queued = 1

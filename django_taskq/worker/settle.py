@@ -26,6 +26,10 @@ histograms (metrics/counters.py; broker/queue_flush.py). A flush
 that is sent again after a lost connection writes them again: the
 recorder's upserts are idempotent, and the counters may count a few
 settles twice after a failure, never lose them.
+
+A unique task's key (broker/unique.py) is given up after its ack, in the
+same flush, or kept longer for its retry: a crash before the flush leaves
+the key to the redelivered message, which still owns it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from typing import Any
 import redis
 
 from django_taskq import events, states
-from django_taskq.broker import keys, queue_flush, results, topology
+from django_taskq.broker import keys, queue_flush, results, topology, unique
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
 from django_taskq.broker.queue_flush import queue_settle
@@ -67,6 +71,8 @@ class Writes:
     #: queue -> events of this flush, in the order they happened
     events: dict[str, list[events.Event]] = field(default_factory=dict)
     counts: counters.Batch = field(default_factory=counters.Batch)
+    #: unique keys to give up or keep (broker/unique.py), after the acks
+    releases: list[tuple[str, str, int]] = field(default_factory=list)
     count: int = 0
     since: float = 0.0  # time.monotonic() of the oldest write
 
@@ -83,6 +89,7 @@ class Writes:
         self.records[:0] = older.records
         self.publish[:0] = older.publish
         self.dead[:0] = older.dead
+        self.releases[:0] = older.releases
         for stream, ids in older.acks.items():
             self.acks[stream][:0] = ids
         for queue, found in older.events.items():
@@ -283,6 +290,9 @@ class Settler:
                 # make the task run again and again: the result stands.
                 logger.exception("the follow-ups of task %s[%s] failed", envelope.task, envelope.id)
         body = republish.encode(serializer) if republish is not None else None
+        release = None
+        if envelope.headers:  # tasks without headers (most) pay this check only
+            release = unique.release_of(envelope, outcome.state, republish)
         kind, metric = ending(outcome, dead, expired)
         event = None
         if self.events:
@@ -330,6 +340,8 @@ class Settler:
                 w.dead.append((delivery, dead))
             elif not acked:
                 w.acks[delivery.stream].append(delivery.entry_id)
+            if release is not None:
+                w.releases.append(release)
             w.touch()
         return outcome
 
@@ -541,6 +553,8 @@ def _write(w: Writes, worker: str) -> None:
             settle(pipe, acks, with_acks=True, telemetry=False)
         else:
             settle(pipe, dict.fromkeys([*acks, *told]), with_acks=True, telemetry=True)
+        for release in w.releases:
+            unique.queue_release(pipe, broker, release)
 
     # A write Redis refuses (a record over its size limit, say) would be
     # refused again at every retry: it is logged and dropped, never retried

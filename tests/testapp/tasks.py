@@ -485,3 +485,42 @@ def replaced_by_group(self: Any) -> None:
     from django_taskq import group
 
     self.replace(group(add.s(1, 1), add.s(2, 2)))
+
+
+# -- unique tasks (tests/e2e/test_unique.py) ----------------------------------
+@shared_task(unique_for=60)
+def unique_gated(key: str, value: Any, gate: str = "") -> Any:
+    """Unique by its arguments: record the start, wait for ``gate`` (a list) if named, the end."""
+    _redis().rpush(key, f"start:{value}")
+    if gate:
+        _redis().blpop([gate], timeout=30)
+    _redis().rpush(key, f"end:{value}")
+    return value
+
+
+@shared_task(unique_for=60)
+def unique_fail(key: str) -> None:
+    raise ValueError(f"unique_fail {key}")
+
+
+@shared_task(unique_for=60)
+def unique_rejected(key: str) -> None:
+    from django_taskq.exceptions import Reject
+
+    raise Reject(f"unique_rejected {key}")
+
+
+@shared_task(bind=True, unique_for=60, max_retries=3)
+def unique_retried(self: Any, key: str) -> int:
+    """Retried once (1.5 s later), then returns its attempt count (counted in Redis)."""
+    n = int(_redis().incr(key))
+    if n == 1:
+        raise self.retry(countdown=1.5)
+    return n
+
+
+@shared_task(unique_for=60, time_limit=1)
+def unique_killed(key: str) -> None:
+    """Runs past its hard time limit: the worker parent kills the child."""
+    _redis().rpush(key, "start")
+    time.sleep(30)

@@ -8,6 +8,10 @@
 --                      publish; when it exists already the publish is a duplicate
 -- KEYS[4]  events      the queue's task events stream (events.py)
 -- KEYS[5]  metrics     the queue's counters hash (metrics/counters.py)
+-- KEYS[6]  unique      (unique tasks only) the unique key: holds the id of the
+--                      task that owns it (django_taskq/unique.py)
+-- KEYS[7]  revoked     (unique tasks only) the queue's revoked set (task id ->
+--                      expiry ms): a revoked owner gives its unique key up
 -- ARGV[1]  body        message body (the JSON envelope)
 -- ARGV[2]  task id
 -- ARGV[3]  due ms      epoch milliseconds; 0 = ready now
@@ -21,6 +25,7 @@
 --                      "" writes no event (TASKQ_EVENTS = False)
 -- ARGV[9]  maxlen      about how many entries KEYS[4] keeps (MAXLEN ~)
 -- ARGV[10] counter     field of KEYS[5] counting this publish ("" = none)
+-- ARGV[11] unique ttl  (unique tasks only) ms to keep KEYS[6]
 --
 -- Returns 1 when published, 0 when KEYS[3] already existed. The once key
 -- and the publish are one step, so a publish retried after its reply was
@@ -30,9 +35,30 @@
 -- after this (a fast worker's state is never overwritten). The event and
 -- the counter are written only for a message that was queued, in the same
 -- step: a producer pays no round trip for them.
+--
+-- With KEYS[6] (a unique task), returns the id held there instead when
+-- another task owns the key and was not revoked: nothing is published and
+-- no once key is set. The check and the SET of the key are in the same
+-- step as the publish, so two concurrent sends never both publish. A key
+-- that already holds this task's id is a publish sent again after a lost
+-- reply: the once key answers it.
 
+if KEYS[6] then
+  local holder = redis.call('GET', KEYS[6])
+  if holder and holder ~= ARGV[2] then
+    local expiry = redis.call('ZSCORE', KEYS[7], holder)
+    local clock = redis.call('TIME')
+    local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+    if not (expiry and tonumber(expiry) > now) then
+      return holder
+    end
+  end
+end
 if not redis.call('SET', KEYS[3], 1, 'NX', 'PX', tonumber(ARGV[4])) then
   return 0
+end
+if KEYS[6] then
+  redis.call('SET', KEYS[6], ARGV[2], 'PX', tonumber(ARGV[11]))
 end
 local due = tonumber(ARGV[3])
 if due > 0 then
