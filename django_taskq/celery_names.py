@@ -70,30 +70,56 @@ def hint(name: str) -> str:
     )
 
 
-#: Celery task options (``@app.task(...)``) not taken here -> what to do instead.
+_WORKER_LOST = (
+    "a message whose worker died is redelivered after TASKQ_WORKER_HEARTBEAT_TIMEOUT and "
+    "dead-lettered after TASKQ_MAX_DELIVERIES"
+)
+_PYDANTIC = (
+    "arguments travel as JSON (with tagged types): call model_dump() before sending and "
+    "model_validate() in the task"
+)
+_CONNECTIONS = "connections come from TASKQ_BROKER_URL"
+_PUBLISH_RETRY = "publishing is always retried, for at most TASKQ_PUBLISH_TIMEOUT seconds"
+_SHADOW = "a task's name in logs and results is its registered name"
+
+#: Celery task options (``@app.task(...)``) not taken here -> why, and what to do
+#: instead. docs/migrating-from-celery.md ("Every Celery name") shows the same
+#: words; tests/core/test_celery_reference.py keeps the two equal.
 CELERY_TASK_OPTIONS = {
-    "reject_on_worker_lost": "a message whose worker died is redelivered after "
-    "TASKQ_WORKER_HEARTBEAT_TIMEOUT and dead-lettered after TASKQ_MAX_DELIVERIES "
-    "(docs/delivery.md)",
+    "abstract": "a base class is never registered: subclass django_taskq.Task and pass it "
+    "as base=",
+    "acks_on_failure": "a failed task is always acked, its failure stored",
+    "acks_on_timeout": "a task killed at its hard time limit is always acked, its failure stored",
     "acks_on_failure_or_timeout": "a failed task is always acked, its failure stored",
-    "compression": "bodies are not compressed",
-    "shadow_name": "not supported: a task's name in logs and results is its registered name",
-    "store_errors_even_if_ignored": "not supported: ignore_result=True stores nothing",
-    "trail": "not supported: results do not track children",
+    "reject_on_worker_lost": _WORKER_LOST,
+    "retry_on_worker_lost": _WORKER_LOST,
+    "resultrepr_maxsize": "TASKQ_HISTORY_REPR_LIMIT bounds the result shown in the task history",
     "send_events": "task events are written for every task (TASKQ_EVENTS)",
+    "store_errors_even_if_ignored": "ignore_result=True stores nothing; the task history "
+    "keeps failures",
+    "trail": "the tasks a task sends are always its children",
+    "shadow_name": _SHADOW,
+    "backend": "results go to TASKQ_RESULT_BACKEND",
+    "shared": "there is no app: every @shared_task is shared",
+    "lazy": "a task is registered when its module is imported",
+    "pydantic": _PYDANTIC,
+    "pydantic_strict": _PYDANTIC,
+    "pydantic_context": _PYDANTIC,
+    "pydantic_dump_kwargs": _PYDANTIC,
+    "compression": "bodies are not compressed",
 }
 
-#: Celery ``apply_async()`` options not taken here -> what to do instead.
+#: Celery ``apply_async()`` options not taken here -> why, and what to do instead.
 CELERY_CALL_OPTIONS = {
-    "retry": "publishing is always retried, for at most TASKQ_PUBLISH_TIMEOUT seconds",
-    "retry_policy": "publishing is always retried, for at most TASKQ_PUBLISH_TIMEOUT seconds",
-    "shadow": "not supported: a task's name in logs and results is its registered name",
-    "add_to_parent": "not supported: results do not track children; "
-    "link the calls with a chain or a group (docs/workflows.md)",
+    "retry": _PUBLISH_RETRY,
+    "retry_policy": _PUBLISH_RETRY,
+    "shadow": _SHADOW,
+    "add_to_parent": "a task sent from a running task is always its child "
+    "(AsyncResult.children)",
     "compression": "bodies are not compressed",
-    "connection": "connections come from TASKQ_BROKER_URL",
-    "producer": "connections come from TASKQ_BROKER_URL",
-    "publisher": "connections come from TASKQ_BROKER_URL",
+    "connection": _CONNECTIONS,
+    "producer": _CONNECTIONS,
+    "publisher": _CONNECTIONS,
     "reply_to": "results go to TASKQ_RESULT_BACKEND",
     "mandatory": "not an option on Redis",
     "immediate": "not an option on Redis",

@@ -276,6 +276,25 @@ class AsyncResult:
     def failed(self) -> bool:
         return self.state == states.FAILURE
 
+    #: Celery's ``AsyncResult.TimeoutError``: what ``get()`` raises when it times out.
+    TimeoutError = TimeoutError
+
+    def maybe_throw(self, propagate: bool = True) -> None:
+        """Raise the task's exception if it failed or was revoked; never waits.
+
+        As Celery's: nothing happens while the task is not finished or when
+        it succeeded, or with ``propagate=False``.
+        """
+        record = self._record() if propagate else None
+        status = record.get("status") if record else None
+        if status == states.REVOKED:
+            reason = record.get("reason") if record else None
+            raise TaskRevokedError(f"task {self.id} was revoked: {reason or 'revoke() was called'}")
+        if status == states.FAILURE and record is not None:
+            raise rebuild_exception(record.get("result"))
+
+    maybe_reraise = maybe_throw
+
     # -- waiting -------------------------------------------------------------
     def get(
         self,

@@ -24,6 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
+            "-n",
             "--hostname",
             default=socket.gethostname(),
             help="Name shown in logs and in the leader lease (default: this host's name).",
