@@ -86,8 +86,7 @@ _SHADOW = "a task's name in logs and results is its registered name"
 #: instead. docs/migrating-from-celery.md ("Every Celery name") shows the same
 #: words; tests/core/test_celery_reference.py keeps the two equal.
 CELERY_TASK_OPTIONS = {
-    "abstract": "a base class is never registered: subclass django_taskq.Task and pass it "
-    "as base=",
+    "abstract": "a base class is never registered: subclass django_taskq.Task and pass it as base=",
     "acks_on_failure": "a failed task is always acked, its failure stored",
     "acks_on_timeout": "a task killed at its hard time limit is always acked, its failure stored",
     "acks_on_failure_or_timeout": "a failed task is always acked, its failure stored",
@@ -114,8 +113,7 @@ CELERY_CALL_OPTIONS = {
     "retry": _PUBLISH_RETRY,
     "retry_policy": _PUBLISH_RETRY,
     "shadow": _SHADOW,
-    "add_to_parent": "a task sent from a running task is always its child "
-    "(AsyncResult.children)",
+    "add_to_parent": "a task sent from a running task is always its child (AsyncResult.children)",
     "compression": "bodies are not compressed",
     "connection": _CONNECTIONS,
     "producer": _CONNECTIONS,
