@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 runs[(system, variant)].append(report)
     finally:
         server.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     info["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return {
         "tasks": args.tasks,
@@ -212,6 +214,28 @@ def versions_line(report: dict[str, Any]) -> str:
     return "; ".join(seen.values()) + "; " + ", ".join(sorted(clients))
 
 
+def widest_spread(report: dict[str, Any]) -> str:
+    """The figure that varied most between rounds, as a sentence (or "" with one round)."""
+    widest: tuple[float, str] = (1.0, "")
+    for name, runs in report.get("runs", {}).items():
+        good = [r["figures"] for r in runs if "figures" in r]
+        if len(good) < 2:
+            continue
+        for key in FIGURES:
+            if key == "latency_p99_ms":  # a tail: noisy by nature, not the spread to report
+                continue
+            values = [f[key] for f in good if f.get(key)]
+            if len(values) >= 2 and min(values) > 0 and max(values) / min(values) > widest[0]:
+                low, high = min(values), max(values)
+                widest = (high / low, f"{name}: {key} from {low:,.2f} to {high:,.2f}")
+    if not widest[1]:
+        return ""
+    return (
+        f"- Between rounds a figure varied by up to {widest[0]:.1f}x ({widest[1]}); "
+        "every round's figures are in the JSON (`--json FILE`)."
+    )
+
+
 def section(report: dict[str, Any]) -> str:
     """What goes between the markers: how it was run, on what, and the table."""
     m = report["machine"]
@@ -228,6 +252,8 @@ def section(report: dict[str, Any]) -> str:
             f"- Machine: {m['nproc']} CPU ({m['cpu']}), {m['mem_gib']} GiB, Python "
             f"{', '.join(pythons)}, Redis {m.get('redis', '?')}; load average "
             f"{m['loadavg_before'][0]:.2f} before, {m['loadavg_after'][0]:.2f} after.",
+            *([line] if (line := widest_spread(report)) else []),
+            *([f"- {report['note']}"] if report.get("note") else []),
             "",
             table(report),
             "",
@@ -278,6 +304,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Write the table between the markers of FILE (docs/benchmarks.md).",
     )
     parser.add_argument("--json", default=None, metavar="FILE", help="Write the report here.")
+    parser.add_argument(
+        "--note", default="", help="A sentence for the table's notes (e.g. the machine was shared)."
+    )
+    parser.add_argument(
+        "--from-json",
+        default=None,
+        metavar="FILE",
+        help="Measure nothing: print (and with --write-docs write) the table of a saved report.",
+    )
     args = parser.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(args.systems) - set(SYSTEMS)
@@ -290,7 +325,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run(args)
+    report = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args)
+    if args.note:
+        report["note"] = args.note
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
     if args.write_docs:
