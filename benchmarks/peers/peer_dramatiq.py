@@ -4,8 +4,9 @@
   default middleware, and ``dramatiq --processes 1 --threads 1`` (one
   execution slot; the queue prefetch is then its default, 2 x threads);
 - tuned: the same with ``dramatiq_queue_prefetch=64`` in the worker's
-  environment (the documented variable that sets how many messages each
-  worker process fetches ahead).
+  environment (the variable of Dramatiq's reference that sets how many
+  messages a consumer holds unacknowledged: with the default, 2, its Redis
+  consumer sleeps a back-off whenever both are still being worked on).
 
 Bulk enqueue is ``group(add.message(i, i) ...).run()``: Dramatiq has no
 pipelined enqueue, so this is a loop of ``broker.enqueue()`` (one round

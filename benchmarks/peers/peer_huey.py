@@ -4,9 +4,10 @@
   ``huey_consumer -w 1 -k thread`` (one worker thread, the default);
   ``Result.get(blocking=True)`` polls for the result with a back-off from
   0.1 s, as Huey does by default;
-- tuned: ``RedisHuey(notify_result=True)``: the documented option that
-  makes a blocking ``get()`` wait with BLPOP on a notification key
-  instead of polling; ``-n`` (no periodic task enqueueing).
+- tuned: ``RedisHuey(notify_result=True)``: the option of Huey's Redis
+  storage (see its ``RedisStorage`` docstring) that makes a blocking
+  ``get()`` wait with BLPOP on a notification key instead of polling;
+  ``-n`` (no periodic task enqueueing).
 
 Huey has no bulk enqueue: the drain's tasks are enqueued one by one.
 """
