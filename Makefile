@@ -1,4 +1,4 @@
-.PHONY: demo test build demo-wheel faults bench lint
+.PHONY: demo test build demo-wheel faults bench bench-peers lint
 
 # The virtualenv's Python once scripts/demo or scripts/test has made it.
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
@@ -29,10 +29,19 @@ faults:
 		scripts/test tests/faults -p no:randomly $(ARGS); \
 	status=$$?; $(PYTHON) -m tests.faults.report $(FAULTS_REPORT); exit $$status
 
-# Benchmark against a private redis-server and real workers (docs/benchmarks.md).
+# Benchmark against a private redis-server and real workers, from benchmarks/ of
+# the checkout (docs/benchmarks.md).
 # make bench BENCH_ARGS="--quick"   or   make bench PYTHON=.venv/bin/python
 bench:
-	$(PYTHON) -m django_taskq.bench $(BENCH_ARGS)
+	$(PYTHON) -m benchmarks.bench $(BENCH_ARGS)
+
+# django_taskq side by side with Celery, Huey, Dramatiq and RQ: builds .venv-peers
+# from benchmarks/peers/requirements.txt if needed, runs every system (defaults and
+# documented tuning) round-robin, and writes the table into docs/benchmarks.md.
+# make bench-peers PEERS_ARGS="--tasks 5000 --write-docs"
+PEERS_ARGS ?= --write-docs
+bench-peers:
+	scripts/bench-peers $(PEERS_ARGS)
 
 # What CI checks before the tests (needs the dev extras: scripts/test installs them).
 lint:

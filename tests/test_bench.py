@@ -1,4 +1,4 @@
-"""Smoke test of ``python -m django_taskq.bench``: it runs end to end and reports every figure.
+"""Smoke test of ``python -m benchmarks.bench``: it runs end to end and reports every figure.
 
 No timing threshold is asserted: the figures depend on the machine. The
 benchmark starts its own redis-server and workers, so this test does not use
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from django_taskq.bench import FIGURES
+from benchmarks.bench import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "django_taskq.bench",
+            "benchmarks.bench",
             "--tasks",
             "200",
             "--latency",

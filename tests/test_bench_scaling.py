@@ -1,4 +1,4 @@
-"""Smoke test of ``python -m django_taskq.bench --scaling``: one tiny cell, every figure reported.
+"""Smoke test of ``python -m benchmarks.bench --scaling``: one tiny cell, every figure reported.
 
 Single Redis, 2 workers, 2 queues, 300 tasks. No timing threshold is
 asserted (the figures depend on the machine); the benchmark starts its own
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from django_taskq.bench_scale import COLUMNS, HISTORY_CONFIGS, PROJECT_CORES, project
+from benchmarks.bench_scale import COLUMNS, HISTORY_CONFIGS, PROJECT_CORES, project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,11 +33,11 @@ POSITIVE = (
 
 
 def run_scaling(out_json: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m django_taskq.bench --scaling`` on one private Redis, the JSON to ``out_json``."""
+    """``python -m benchmarks.bench --scaling`` on one private Redis, the JSON to ``out_json``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
     proc = subprocess.run(
         [
-            sys.executable, "-m", "django_taskq.bench", "--scaling", *args,
+            sys.executable, "-m", "benchmarks.bench", "--scaling", *args,
             "--topologies", "single", "--json", str(out_json),
         ],
         cwd=ROOT,

@@ -9,7 +9,9 @@ nothing else beside its ``.dist-info``; the sdist the same under
 ``<name>-<version>/``, plus the files a rebuild and a reader need
 (pyproject.toml, README.md, CHANGELOG.md, LICENSE). Their metadata must name
 this distribution, carry the version written in ``django_taskq/__init__.py``
-and declare the extras the docs tell users to install.
+and declare the extras the docs tell users to install. Neither may hold
+the benchmark (``benchmarks/`` of the repository, with its Django app): it
+is a tool of the checkout, not something a user installs.
 
 A file that setuptools' package-data globs do not match is silently left
 out of the wheel, and the app then fails only once installed (a missing Lua
@@ -38,6 +40,14 @@ LICENSE = "BSD-3-Clause"
 #: Files of the checkout's root an sdist must carry.
 SDIST_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE")
 ROOT = Path(__file__).resolve().parents[2]
+#: Path prefixes of the checkout no distribution may carry (the benchmark and
+#: its app, and where they lived inside the package before).
+ABSENT = (
+    "benchmarks/",
+    f"{PACKAGE}/bench.py",
+    f"{PACKAGE}/bench_scale.py",
+    f"{PACKAGE}/bench_app/",
+)
 
 
 def source_version(root: Path = ROOT) -> str:
@@ -103,6 +113,16 @@ def missing_and_extra(found: set[str], expected: set[str], where: str) -> list[s
     return problems
 
 
+def benchmark_files(names: set[str], where: str) -> list[str]:
+    """One line per file of the benchmark found in a distribution (it must ship none)."""
+    return [
+        f"{where}: {name} is part of the benchmark, which is not shipped "
+        "(keep benchmarks/ out of [tool.setuptools.packages.find] and MANIFEST.in)"
+        for name in sorted(names)
+        if name.startswith(ABSENT)
+    ]
+
+
 def check_metadata(metadata: email.message.Message, version: str, where: str) -> list[str]:
     """The core metadata fields a user's ``pip install`` depends on."""
     problems = []
@@ -131,7 +151,9 @@ def check_wheel(path: Path, root: Path = ROOT) -> list[str]:
         names = {n for n in wheel.namelist() if not n.endswith("/")}
         dist_info = f"{DIST_NAME.replace('-', '_')}-{version}.dist-info"
         content = {n for n in names if not n.startswith(f"{dist_info}/")}
-        problems += missing_and_extra(content, package_files(root), path.name)
+        shipped = {n for n in content if not n.startswith(ABSENT)}
+        problems += missing_and_extra(shipped, package_files(root), path.name)
+        problems += benchmark_files(content, path.name)
         if f"{dist_info}/METADATA" not in names:
             return [*problems, f"{path.name}: no {dist_info}/METADATA"]
         metadata = email.parser.Parser().parsestr(wheel.read(f"{dist_info}/METADATA").decode())
@@ -149,8 +171,9 @@ def check_sdist(path: Path, root: Path = ROOT) -> list[str]:
         return [f"{path.name}: expected the name {top}.tar.gz"]
     with tarfile.open(path) as sdist:
         members = {m.name.removeprefix(f"{top}/") for m in sdist.getmembers() if m.isfile()}
-        package = {m for m in members if m.startswith(f"{PACKAGE}/")}
+        package = {m for m in members if m.startswith(f"{PACKAGE}/") and not m.startswith(ABSENT)}
         problems = missing_and_extra(package, package_files(root), path.name)
+        problems += benchmark_files(members, path.name)
         absent = [name for name in SDIST_FILES if name not in members]
         problems += [f"{path.name}: {name} is missing" for name in absent]
         pkg_info = sdist.extractfile(f"{top}/PKG-INFO")
@@ -184,7 +207,10 @@ def main(arguments: list[str]) -> int:
         found = check_wheel(path) if path.suffix == ".whl" else check_sdist(path)
         problems += found
         if not found:
-            print(f"ok: {path.name}: every file of {PACKAGE}/ ({summary(expected)}), metadata")
+            print(
+                f"ok: {path.name}: every file of {PACKAGE}/ ({summary(expected)}), "
+                "metadata, no benchmark"
+            )
     for problem in problems:
         print(problem)
     return 1 if problems else 0

@@ -58,13 +58,15 @@ def make_wheel(
     return path
 
 
-def make_sdist(directory: Path, *, leave_out: str = "") -> Path:
+def make_sdist(directory: Path, *, leave_out: str = "", add: str = "") -> Path:
     path = directory / f"{STEM}.tar.gz"
     with tarfile.open(path, "w:gz") as sdist:
         names = sorted(package_files()) + list(dist_contents.SDIST_FILES)
         for name in names:
             if name != leave_out:
                 sdist.add(ROOT / name, f"{STEM}/{name}")
+        if add:
+            sdist.add(ROOT / add, f"{STEM}/{add}")
         data = metadata().encode()
         info = tarfile.TarInfo(f"{STEM}/PKG-INFO")
         info.size = len(data)
@@ -135,6 +137,26 @@ def test_a_file_the_checkout_does_not_have_is_named(tmp_path: Path) -> None:
     assert problems == [
         f"{STEM}-py3-none-any.whl: tests/conftest.py is not in the checkout "
         "(a stale build/ directory?)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "shipped", ["benchmarks/bench.py", "benchmarks/bench_app/tasks.py", "django_taskq/bench.py"]
+)
+def test_a_benchmark_file_in_the_wheel_is_named(tmp_path: Path, shipped: str) -> None:
+    """The benchmark is a tool of the checkout: the wheel must not carry it, even under
+    django_taskq/ where it used to live."""
+    assert check_wheel(make_wheel(tmp_path, add=shipped)) == [
+        f"{STEM}-py3-none-any.whl: {shipped} is part of the benchmark, which is not shipped "
+        "(keep benchmarks/ out of [tool.setuptools.packages.find] and MANIFEST.in)"
+    ]
+
+
+def test_a_benchmark_file_in_the_sdist_is_named(tmp_path: Path) -> None:
+    assert (ROOT / "benchmarks/bench.py").is_file()  # the benchmark's home in the checkout
+    assert check_sdist(make_sdist(tmp_path, add="benchmarks/bench.py")) == [
+        f"{STEM}.tar.gz: benchmarks/bench.py is part of the benchmark, which is not shipped "
+        "(keep benchmarks/ out of [tool.setuptools.packages.find] and MANIFEST.in)"
     ]
 
 

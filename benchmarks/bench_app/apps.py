@@ -8,6 +8,6 @@ from django.apps import AppConfig
 class BenchAppConfig(AppConfig):
     """Holds the benchmark task (``tasks.add``); no models."""
 
-    name = "django_taskq.bench_app"
+    name = "benchmarks.bench_app"
     label = "taskq_bench"
     verbose_name = "django_taskq benchmark"

@@ -1,4 +1,4 @@
-"""Scaling benchmark: ``python -m django_taskq.bench --scaling``.
+"""Scaling benchmark: ``python -m benchmarks.bench --scaling``.
 
 In one run it measures how the drain grows with worker processes, queues
 and Redis masters. For each topology it starts its own servers (never the
@@ -18,7 +18,7 @@ solo -Q q0,...`` subprocesses start; the benchmark polls ``XLEN`` +
 (SUCCESS, 2i). Per cell:
 
 - **tasks/s**: (N - 1) / (last - first result ``date_done``), as the
-  single-worker drain of ``django_taskq.bench`` (worker start-up excluded);
+  single-worker drain of ``benchmarks.bench`` (worker start-up excluded);
 - **Redis CPU per task**: the change of ``used_cpu_user + used_cpu_sys``
   (INFO CPU) summed over every master, / N, in microseconds, for the drain
   and, separately, for the enqueue; and the busiest master's share (what
@@ -64,7 +64,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django_taskq.bench import (
+from benchmarks.bench import (
     BULK_CHUNK,
     PRIORITY,
     SETTINGS_MODULE,
@@ -178,7 +178,7 @@ class ScalingBench:
     """The cells of one topology; Django is set up and its broker URL points at it."""
 
     def __init__(self, topology: Topology, workdir: Path, tasks: int, prefetch: int | None):
-        from django_taskq.bench_app.tasks import add
+        from benchmarks.bench_app.tasks import add
         from django_taskq.broker.connection import get_broker
 
         self.topology = topology
@@ -575,7 +575,7 @@ def _int_list(text: str) -> list[int]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m django_taskq.bench --scaling",
+        prog="python -m benchmarks.bench --scaling",
         description="Drain rate and CPU per task for 1..K workers, 1..Q queues, "
         "single Redis and Cluster, each against private servers.",
     )

@@ -1,4 +1,4 @@
-"""Django settings of the benchmark (``python -m django_taskq.bench`` sets them).
+"""Django settings of the benchmark (``python -m benchmarks.bench`` sets them).
 
 The broker URL comes from the environment (the benchmark starts a private
 redis-server and exports ``TASKQ_BROKER_URL``); the fallback is a port nothing
@@ -17,7 +17,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-INSTALLED_APPS = ["django_taskq", "django_taskq.bench_app"]
+INSTALLED_APPS = ["django_taskq", "benchmarks.bench_app"]
 
 DATABASES = {
     "default": {

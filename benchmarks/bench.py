@@ -1,8 +1,8 @@
-"""Benchmark of the hot path: ``python -m django_taskq.bench [--tasks N] [--quick] [--json]``.
+"""Benchmark of the hot path: ``python -m benchmarks.bench [--tasks N] [--quick] [--json]``.
 
 In one run, with nothing to set up, it starts a private ``redis-server`` on a
 free port (never the system Redis) and real ``taskq_worker`` subprocesses
-(``DJANGO_SETTINGS_MODULE=django_taskq.bench_app.settings``, ``-l WARNING``),
+(``DJANGO_SETTINGS_MODULE=benchmarks.bench_app.settings``, ``-l WARNING``),
 and measures:
 
 - enqueue, one by one: ``add.delay(i, i)`` calls per second;
@@ -21,7 +21,7 @@ and measures:
 
 The figures are printed as a table; ``--json`` prints them as JSON instead
 (``--json FILE`` writes the JSON to FILE and still prints the table).
-``--scaling`` runs the scaling benchmark of ``django_taskq.bench_scale``
+``--scaling`` runs the scaling benchmark of ``benchmarks.bench_scale``
 instead (worker processes x queues x single Redis and Cluster).
 docs/benchmarks.md explains the method and records measured figures.
 """
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from django_taskq.testing import RedisServer
 
-SETTINGS_MODULE = "django_taskq.bench_app.settings"
+SETTINGS_MODULE = "benchmarks.bench_app.settings"
 QUEUE = "default"
 PRIORITY = 5
 #: Envelopes per publish_many() call (one pipelined round trip each).
@@ -256,7 +256,7 @@ class Bench:
     """One benchmark run against a private redis-server."""
 
     def __init__(self, server: RedisServer, workdir: Path, tasks: int, latency: int) -> None:
-        from django_taskq.bench_app.tasks import add
+        from benchmarks.bench_app.tasks import add
         from django_taskq.broker import keys
         from django_taskq.broker.connection import get_broker
 
@@ -525,7 +525,7 @@ def table(report: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m django_taskq.bench",
+        prog="python -m benchmarks.bench",
         description="Benchmark enqueue, drain, latency and memory against a private Redis.",
     )
     parser.add_argument(
@@ -566,7 +566,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scaling",
         action="store_true",
         help="Run the scaling benchmark instead (workers x queues x topologies; its options: "
-        "python -m django_taskq.bench --scaling --help).",
+        "python -m benchmarks.bench --scaling --help).",
     )
     parser.add_argument(
         "--json",
@@ -614,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     given = list(sys.argv[1:] if argv is None else argv)
     if "--scaling" in given:
-        from django_taskq.bench_scale import main as scaling_main
+        from benchmarks.bench_scale import main as scaling_main
 
         return scaling_main([a for a in given if a != "--scaling"])
     args = parse_args(argv)
