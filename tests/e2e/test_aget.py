@@ -21,6 +21,7 @@ from django_taskq.broker import aio, keys
 from django_taskq.exceptions import BrokerUnavailable, TaskRevokedError, TimeoutError
 from django_taskq.messages import dumps
 from tests.testapp.tasks import async_fail, async_waits_inside, sleep_then
+from tests.topology import TOPOLOGY
 
 pytestmark = pytest.mark.e2e
 
@@ -181,7 +182,35 @@ def test_the_loop_closes_its_client(broker: Any) -> None:
         return value
 
     assert asyncio.run(scenario()) == 1
+    expected = {"single": "Redis", "sentinel": "Redis", "cluster": "RedisCluster"}[TOPOLOGY]
+    assert type(kept[0]).__module__.startswith("redis.asyncio.")
+    assert type(kept[0]).__name__ == expected
+    if TOPOLOGY == "sentinel":
+        assert type(kept[0].connection_pool).__name__ == "SentinelConnectionPool"
     assert len(aio._clients) == 0  # the loop's shutdown closed it and dropped it
     assert asyncio.run(scenario()) == 1
     assert kept[0] is not kept[1]  # a new loop, a new client
     assert broker.exists(keys.result("done"))
+
+
+def test_a_group_result_is_awaited_member_by_member() -> None:
+    from django_taskq.result_group import GroupResult
+
+    group = GroupResult("g", [AsyncResult("g1"), GroupResult("inner", [AsyncResult("g2")])])
+    _store("g1", states.SUCCESS, 1)
+    _store("g2", states.SUCCESS, 2)
+    assert asyncio.run(group.ajoin(timeout=5)) == [1, [2]]
+    unfinished = GroupResult("h", [AsyncResult("g1"), AsyncResult("h2")])
+    with pytest.raises(TimeoutError, match="group h did not finish within 0.2s"):
+        asyncio.run(unfinished.aget(timeout=0.2))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis+cluster://127.0.0.1:1/", "redis+sentinel://127.0.0.1:1/mymaster/0"],
+    ids=["cluster", "sentinel"],
+)
+def test_aget_says_a_cluster_or_sentinel_is_unavailable(url: str) -> None:
+    with override_settings(TASKQ_RESULT_BACKEND=url), pytest.raises(BrokerUnavailable) as error:
+        asyncio.run(AsyncResult("x").aget(timeout=1))
+    assert str(error.value).startswith(f"cannot wait for task x: Redis at {url}")
