@@ -10,15 +10,13 @@ millisecond of the result.
 
 from __future__ import annotations
 
-import asyncio
-import builtins
 import datetime as dt
 import sys
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, TypeVar
+from typing import Any
 
 from django_taskq import states
 from django_taskq.broker import errors, keys
@@ -35,8 +33,6 @@ from django_taskq.messages import dumps, loads
 #: Longest single blocking wait; shorter than the socket timeout, and a long
 #: get() refreshes its waiter flag once per slice.
 BLOCK_SLICE = 5.0
-
-T = TypeVar("T")
 
 
 def ttl_ms() -> int:
@@ -109,37 +105,6 @@ def _bounded(timeout: float | None) -> AbstractContextManager[Any]:
     from django_taskq.broker.deadline import deadline
 
     return deadline(max(float(timeout), 0.0) + float(taskq_settings.PUBLISH_TIMEOUT))
-
-
-async def _awaiting(wait: Coroutine[Any, Any, T], timeout: float | None) -> T:
-    """Await ``wait`` bounded as ``_bounded`` bounds get(); Cluster errors as connection errors.
-
-    Past ``timeout`` plus TASKQ_PUBLISH_TIMEOUT (Redis stopped answering)
-    it raises ``redis.TimeoutError``, which the caller reports as
-    BrokerUnavailable like every other Redis failure.
-    """
-    import redis
-
-    from django_taskq.broker.cluster import RECONFIGURING, ClusterUnavailable
-
-    try:
-        if timeout is None:
-            return await wait
-        limit = max(float(timeout), 0.0) + float(taskq_settings.PUBLISH_TIMEOUT)
-        bound = asyncio.timeout(limit)
-        try:
-            async with bound:
-                return await wait
-        except builtins.TimeoutError as exc:  # also the task's TimeoutError, a subclass
-            if not bound.expired():
-                raise
-            raise redis.TimeoutError(f"no answer within {limit:g}s") from exc
-    except RECONFIGURING as exc:
-        raise ClusterUnavailable(f"Redis Cluster is reconfiguring: {exc}") from exc
-    except redis.exceptions.RedisClusterException as exc:
-        if "cannot be connected" not in str(exc):
-            raise
-        raise ClusterUnavailable(f"no node of the cluster answered ({exc})") from exc
 
 
 def assert_not_in_task(what: str) -> None:
@@ -366,7 +331,7 @@ class AsyncResult:
             wait = sync_to_async(self.get, thread_sensitive=False)
             return await wait(timeout=timeout, propagate=propagate, disable_sync_subtasks=False)
         with errors.translating_errors(f"wait for task {self.id}", uses="results"):
-            record = await _awaiting(self._await(client, timeout), timeout)
+            record = await aio.bounded(self._await(client, timeout), timeout)
         return self._outcome(record, propagate)
 
     def _outcome(self, record: dict[str, Any], propagate: bool) -> Any:
@@ -521,6 +486,16 @@ class EagerResult(AsyncResult):
         if self._state in states.PROPAGATE_STATES and propagate and self._exception is not None:
             raise self._exception
         return self.info
+
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> Any:
+        """The value held here, as ``get()`` returns it (nothing to wait for)."""
+        return self.get(timeout, propagate, interval, disable_sync_subtasks)
 
     def forget(self) -> None:
         """Nothing is stored for an eager result."""

@@ -28,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -41,6 +41,8 @@ from django_taskq.conf import affects_taskq, taskq_settings
 #: Connections per Cluster node. redis.asyncio's default (100) would make the
 #: 101st concurrent wait fail at once; each waiting aget() holds one.
 CLUSTER_MAX_CONNECTIONS = 2**16
+
+T = TypeVar("T")
 
 #: Connection options that are synchronous objects (or synchronous-only hooks).
 _SYNC_ONLY = ("connection_class", "connection_pool", "redis_connect_func", "retry")
@@ -176,6 +178,42 @@ async def client() -> Any:
     return entry.client
 
 
+async def bounded(wait: Coroutine[Any, Any, T], timeout: float | None) -> T:
+    """Await ``wait``, with Redis failures raised as the synchronous client raises them.
+
+    With a ``timeout``, the whole wait ends within it plus
+    TASKQ_PUBLISH_TIMEOUT, as ``get()``'s deadline-aware connections do:
+    past that (Redis stopped answering) it raises ``redis.TimeoutError``.
+    On a Cluster, a reconfiguring slot or a cluster whose nodes cannot be
+    reached raises ``ClusterUnavailable``, as ``TaskqCluster`` does. The
+    caller's ``translating_errors`` turns both into BrokerUnavailable.
+    """
+    import builtins
+
+    import redis
+
+    from django_taskq.broker.cluster import RECONFIGURING, ClusterUnavailable, _unavailable
+
+    try:
+        if timeout is None:
+            return await wait
+        limit = max(float(timeout), 0.0) + float(taskq_settings.PUBLISH_TIMEOUT)
+        bound = asyncio.timeout(limit)
+        try:
+            async with bound:
+                return await wait
+        except builtins.TimeoutError as exc:  # the task's TimeoutError is a subclass
+            if not bound.expired():
+                raise
+            raise redis.TimeoutError(f"no answer within {limit:g}s") from exc
+    except RECONFIGURING as exc:
+        raise _unavailable(exc) from exc
+    except redis.exceptions.RedisClusterException as exc:
+        if "cannot be connected" not in str(exc):
+            raise
+        raise ClusterUnavailable(f"no node of the cluster answered ({exc})") from exc
+
+
 def reset() -> None:
     """Drop every loop's client (each loop closes its own; see module doc)."""
     with _lock:
@@ -189,4 +227,4 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
         reset()
 
 
-__all__ = ["CLUSTER_MAX_CONNECTIONS", "aclose", "build", "client", "reset"]
+__all__ = ["CLUSTER_MAX_CONNECTIONS", "aclose", "bounded", "build", "client", "reset"]

@@ -214,3 +214,12 @@ def test_aget_says_a_cluster_or_sentinel_is_unavailable(url: str) -> None:
     with override_settings(TASKQ_RESULT_BACKEND=url), pytest.raises(BrokerUnavailable) as error:
         asyncio.run(AsyncResult("x").aget(timeout=1))
     assert str(error.value).startswith(f"cannot wait for task x: Redis at {url}")
+
+
+def test_an_eager_result_is_awaited_without_redis() -> None:
+    from tests.testapp.tasks import add
+
+    assert asyncio.run(add.apply((2, 3)).aget()) == 5
+    failed = async_fail.apply(("eager broke",))
+    with pytest.raises(ValueError, match="eager broke"):
+        asyncio.run(failed.aget())
