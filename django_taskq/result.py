@@ -410,7 +410,7 @@ class AsyncResult:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = self._slice(deadline, timeout)
-            pipe = client.pipeline()
+            pipe = client.pipeline(transaction=False)
             self._queue_register(pipe, wakeup_key, remaining)
             record = self._ready((await pipe.execute())[-1])
             if record is not None:

@@ -21,7 +21,7 @@ from django_taskq.broker import aio, keys
 from django_taskq.exceptions import BrokerUnavailable, TaskRevokedError, TimeoutError
 from django_taskq.messages import dumps
 from tests.testapp.tasks import async_fail, async_waits_inside, sleep_then
-from tests.topology import TOPOLOGY
+from tests.topology import TOPOLOGY, single_redis_only
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +74,7 @@ def _store(task_id: str, status: str, result: Any, **extra: Any) -> None:
 def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> None:
     """One BLPOP, two GETs (before and after the wake-up): no polling."""
     blpops, gets, blocked = _calls(broker, "blpop"), _calls(broker, "get"), _blocked(broker)
+    multis = _calls(broker, "multi")
 
     async def scenario() -> Any:
         waiting = asyncio.create_task(AsyncResult("later").aget(timeout=30))
@@ -87,6 +88,7 @@ def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> Non
     assert _calls(broker, "blpop") - blpops == 1
     # Two GETs of the aget's (before the BLPOP and after it) and store_result.lua's own.
     assert _calls(broker, "get") - gets == 2 + 1
+    assert _calls(broker, "multi") == multis  # a plain pipeline, no transaction
 
 
 def test_a_hundred_agets_on_one_loop_share_its_thread(broker: Any) -> None:
@@ -223,3 +225,25 @@ def test_an_eager_result_is_awaited_without_redis() -> None:
     failed = async_fail.apply(("eager broke",))
     with pytest.raises(ValueError, match="eager broke"):
         asyncio.run(failed.aget())
+
+
+@single_redis_only
+def test_with_only_a_cache_alias_aget_waits_on_a_thread() -> None:
+    """No URL to build a redis.asyncio client from: get() runs on a thread, as before."""
+    from django.conf import settings
+
+    caches = {
+        **settings.CACHES,
+        "taskq": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": settings.TASKQ_BROKER_URL,
+        },
+    }
+    _store("cached", states.SUCCESS, "via the cache's pool")
+
+    async def scenario() -> Any:
+        assert await aio.client() is None
+        return await AsyncResult("cached").aget(timeout=5)
+
+    with override_settings(CACHES=caches, TASKQ_BROKER_URL=None, TASKQ_REDIS_CACHE_ALIAS="taskq"):
+        assert asyncio.run(scenario()) == "via the cache's pool"
