@@ -5,7 +5,8 @@ A result is a JSON record under ``<prefix>:r:<task id>`` with a TTL of
 list of its own to the task's waiters set, reads the record, and if it is
 not ready blocks on that list, which the worker pushes to in the same
 atomic step that stores a state (store_result.lua), so it wakes within a
-millisecond of the result.
+millisecond of the result. ``await aget()`` takes the same steps with a
+redis.asyncio client of the running loop (broker/aio.py).
 """
 
 from __future__ import annotations
