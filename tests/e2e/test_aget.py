@@ -247,3 +247,27 @@ def test_with_only_a_cache_alias_aget_waits_on_a_thread() -> None:
 
     with override_settings(CACHES=caches, TASKQ_BROKER_URL=None, TASKQ_REDIS_CACHE_ALIAS="taskq"):
         assert asyncio.run(scenario()) == "via the cache's pool"
+
+
+@single_redis_only  # looks at a connection pool; the closing is the same on every topology
+def test_a_changed_setting_gives_the_loop_a_new_client_and_closes_the_old() -> None:
+    import gc
+
+    _store("settled", states.SUCCESS, 7)
+
+    async def scenario() -> None:
+        assert await AsyncResult("settled").aget(timeout=5) == 7
+        old = await aio.client()
+        [connection] = old.connection_pool._available_connections
+        assert connection.is_connected
+        with override_settings(TASKQ_RESULT_EXPIRES=600):
+            new = await aio.client()
+            assert new is not old
+            gc.collect()  # the dropped entry's closer: asyncio finalizes it on this loop
+            for _ in range(10):
+                if not connection.is_connected:
+                    break
+                await asyncio.sleep(0)
+            assert not connection.is_connected
+
+    asyncio.run(scenario())
