@@ -5,7 +5,8 @@ A result is a JSON record under ``<prefix>:r:<task id>`` with a TTL of
 list of its own to the task's waiters set, reads the record, and if it is
 not ready blocks on that list, which the worker pushes to in the same
 atomic step that stores a state (store_result.lua), so it wakes within a
-millisecond of the result.
+millisecond of the result. ``await aget()`` takes the same steps with a
+redis.asyncio client of the running loop (broker/aio.py).
 """
 
 from __future__ import annotations
@@ -319,6 +320,42 @@ class AsyncResult:
         waiting = errors.translating_errors(f"wait for task {self.id}", uses="results")
         with waiting, _bounded(timeout):
             record = self._wait(timeout)
+        return self._outcome(record, propagate)
+
+    wait = get
+
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> Any:
+        """``get()`` for async code: the same wait with redis.asyncio, on the event loop.
+
+        The same arguments, result and errors as ``get()`` (TimeoutError,
+        the task's exception, TaskRevokedError, BrokerUnavailable, the
+        refusal inside a task). The wait is ``get()``'s protocol (the waiter
+        registered, the record read, then ``await`` BLPOP on this call's
+        wake-up list: no polling), on a redis.asyncio client of the running
+        loop (``broker/aio.py``), so any number of waits share one thread.
+        """
+        if disable_sync_subtasks:
+            assert_not_in_task(self.id)
+        from django_taskq.broker import aio
+
+        client = await aio.client()
+        if client is None:  # a cache alias without a URL: get() on a thread
+            from asgiref.sync import sync_to_async
+
+            wait = sync_to_async(self.get, thread_sensitive=False)
+            return await wait(timeout=timeout, propagate=propagate, disable_sync_subtasks=False)
+        with errors.translating_errors(f"wait for task {self.id}", uses="results"):
+            record = await aio.bounded(self._await(client, timeout), timeout)
+        return self._outcome(record, propagate)
+
+    def _outcome(self, record: dict[str, Any], propagate: bool) -> Any:
+        """What ``get()`` returns or raises for a ready ``record``."""
         status = record["status"]
         if status in states.PROPAGATE_STATES and propagate:
             if status == states.REVOKED:
@@ -330,50 +367,75 @@ class AsyncResult:
             return rebuild_exception(record.get("result"))
         return record.get("result")
 
-    wait = get
+    # The waiting protocol, shared by get() and aget(): register this call's
+    # wake-up list in the waiters set and read the record in one round trip,
+    # then block on the list if the record is not ready.
+    def _wakeup_key(self) -> str:
+        """A wake-up list of this call's own, so any number of waiters all wake."""
+        return keys.wakeup(self.id, uuid.uuid4().hex)
 
-    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
-        """``get()`` for async code: the wait blocks a worker thread, never the event loop.
+    def _queue_register(self, pipe: Any, wakeup_key: str, remaining: float | None) -> None:
+        """Queue on ``pipe``: add ``wakeup_key`` to the waiters set, then read the record."""
+        result_key, waiters_key = keys.result_keys(self.id)
+        pipe.sadd(waiters_key, wakeup_key)
+        pipe.pexpire(waiters_key, int(((remaining or BLOCK_SLICE) + 5) * 1000))
+        pipe.get(result_key)
 
-        Refused inside a running task as ``get()`` is. The wait is
-        ``get()``'s own (BLPOP on this call's wake-up list, no polling), run
-        by ``asgiref``'s ``sync_to_async`` on a thread.
-        """
-        from asgiref.sync import sync_to_async
+    def _ready(self, raw: bytes | None) -> dict[str, Any] | None:
+        """The record read by ``_queue_register`` if it is ready (then cached), else None."""
+        if raw is None:
+            return None
+        record: dict[str, Any] = loads(raw)
+        if record.get("status") not in states.READY_STATES:
+            return None
+        # This waiter's entry in the set is left to expire with it:
+        # removing it would cost a round trip.
+        self._cache = record
+        return record
 
-        assert_not_in_task(self.id)  # here: the thread that waits runs no task
-        wait = sync_to_async(self.get, thread_sensitive=False)
-        return await wait(timeout=timeout, propagate=propagate, disable_sync_subtasks=False)
+    def _slice(self, deadline: float | None, timeout: float | None) -> float | None:
+        """Seconds left (None: no timeout); TimeoutError once none are left."""
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
+        return remaining
+
+    @staticmethod
+    def _block(remaining: float | None) -> float:
+        """How long one BLPOP blocks: a slice, so a long wait refreshes the set's expiry."""
+        return max(BLOCK_SLICE if remaining is None else min(remaining, BLOCK_SLICE), 0.001)
 
     def _wait(self, timeout: float | None) -> dict[str, Any]:
         if self._cache is not None:
             return self._cache
         client = get_backend()
-        result_key, waiters_key = keys.result_keys(self.id)
-        # A wake-up list of this call's own, so any number of waiters all wake.
-        wakeup_key = keys.wakeup(self.id, uuid.uuid4().hex)
+        wakeup_key = self._wakeup_key()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"task {self.id} did not finish within {timeout}s")
+            remaining = self._slice(deadline, timeout)
             pipe = client.pipeline(transaction=False)
-            pipe.sadd(waiters_key, wakeup_key)
-            pipe.pexpire(waiters_key, int(((remaining or BLOCK_SLICE) + 5) * 1000))
-            pipe.get(result_key)
-            raw = pipe.execute()[-1]
-            if raw is not None:
-                record: dict[str, Any] = loads(raw)
-                if record.get("status") in states.READY_STATES:
-                    # This waiter's entry in the set is left to expire with
-                    # it: removing it would cost a round trip.
-                    self._cache = record
-                    return record
-            # Block until a state is stored (or the slice ends, so a long
-            # wait refreshes the set's expiry). Not a poll: BLPOP returns the
-            # moment store_result.lua pushes to this waiter's list.
-            block = BLOCK_SLICE if remaining is None else min(remaining, BLOCK_SLICE)
-            client.blpop([wakeup_key], timeout=max(block, 0.001))
+            self._queue_register(pipe, wakeup_key, remaining)
+            record = self._ready(pipe.execute()[-1])
+            if record is not None:
+                return record
+            # Not a poll: BLPOP returns the moment store_result.lua pushes
+            # to this waiter's list.
+            client.blpop([wakeup_key], timeout=self._block(remaining))
+
+    async def _await(self, client: Any, timeout: float | None) -> dict[str, Any]:
+        """``_wait()`` on a redis.asyncio client: the same steps, awaited."""
+        if self._cache is not None:
+            return self._cache
+        wakeup_key = self._wakeup_key()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = self._slice(deadline, timeout)
+            pipe = client.pipeline(transaction=False)
+            self._queue_register(pipe, wakeup_key, remaining)
+            record = self._ready((await pipe.execute())[-1])
+            if record is not None:
+                return record
+            await client.blpop([wakeup_key], timeout=self._block(remaining))
 
     # -- acting --------------------------------------------------------------
     def forget(self) -> None:
@@ -444,6 +506,16 @@ class EagerResult(AsyncResult):
         if self._state in states.PROPAGATE_STATES and propagate and self._exception is not None:
             raise self._exception
         return self.info
+
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> Any:
+        """The value held here, as ``get()`` returns it (nothing to wait for)."""
+        return self.get(timeout, propagate, interval, disable_sync_subtasks)
 
     def forget(self) -> None:
         """Nothing is stored for an eager result."""

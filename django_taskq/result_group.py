@@ -110,6 +110,37 @@ class GroupResult:
 
     join = get
 
+    async def aget(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        disable_sync_subtasks: bool = True,
+    ) -> list[Any]:
+        """``get()`` for async code: each member awaited in turn with ``AsyncResult.aget()``.
+
+        The same arguments, result and errors as ``get()``; no thread, no polling.
+        """
+        if disable_sync_subtasks:
+            from django_taskq.result import assert_not_in_task
+
+            assert_not_in_task(f"group {self.id}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            # Past the deadline a member is still read once (a finished one is returned).
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            try:
+                value = await result.aget(
+                    timeout=left, propagate=propagate, disable_sync_subtasks=False
+                )
+            except TimeoutError as exc:
+                raise TimeoutError(f"group {self.id} did not finish within {timeout}s") from exc
+            values.append(value)
+        return values
+
+    ajoin = aget
+
     # -- storing -------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
         """The member ids as JSON data (nested groups included)."""

@@ -458,6 +458,16 @@ async def async_soft_limited(key: str) -> str:
     return "not reached"
 
 
+@shared_task
+async def async_waits_inside(allow: bool) -> Any:
+    """Await aget() on another task from inside an async task (refused unless allowed)."""
+    sent = await async_add.adelay(1, 1)
+    try:
+        return await sent.aget(timeout=5, disable_sync_subtasks=not allow)
+    except RuntimeError as exc:
+        return f"refused: {exc}"
+
+
 # -- children and collect() -----------------------------------------------------------
 @shared_task
 def fan_out(n: int, depth: int) -> int:
