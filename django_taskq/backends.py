@@ -29,21 +29,23 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:
+from django_taskq import django_tasks
+from django_taskq.registry import registry
+from django_taskq.tasks_framework import first, part
+
+if TYPE_CHECKING:
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import Task as DjangoBaseTask
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued
-except ImportError as exc:  # Django 5.2 and older
-    raise ImportError(
-        "django_taskq.backends.TaskqBackend needs Django's tasks framework (Django 6.0 or "
-        "newer); on older Django, use @shared_task (docs/django-tasks.md)"
-    ) from exc
-
-from django_taskq import django_tasks
-from django_taskq.registry import registry
+else:  # django.tasks on Django 6.0+, the django-tasks backport on Django 5.2
+    BaseTaskBackend = part("backends.base").BaseTaskBackend
+    DjangoBaseTask = part("base").Task
+    InvalidTask = first("exceptions", "InvalidTask", "InvalidTaskError")
+    TaskResultDoesNotExist = part("exceptions").TaskResultDoesNotExist
+    task_enqueued = part("signals").task_enqueued
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -118,7 +118,10 @@ def _when(stamp: Any) -> dt.datetime | None:
 
 def task_result(django_task: Any, task_id: str, record: dict[str, Any] | None) -> Any:
     """A ``TaskResult`` of ``django_task`` from a result record (None: just enqueued)."""
-    from django.tasks.base import TaskError, TaskResult, TaskResultStatus
+    from django_taskq.tasks_framework import part
+
+    base = part("base")
+    TaskError, TaskResult, TaskResultStatus = base.TaskError, base.TaskResult, base.TaskResultStatus
 
     record = record or {}
     state = str(record.get("status") or states.PENDING)
@@ -174,9 +177,16 @@ def runner(django_task: Any) -> Callable[..., Any]:
     unless the failure is going to be retried, and returns the value as
     Django's backends do (``normalize_json``).
     """
-    from django.tasks.base import TaskContext, TaskError, TaskResultStatus
-    from django.tasks.signals import task_finished, task_started
-    from django.utils.json import normalize_json
+    from django_taskq.tasks_framework import part
+
+    base, signals = part("base"), part("signals")
+    TaskContext, TaskError, TaskResultStatus = (
+        base.TaskContext,
+        base.TaskError,
+        base.TaskResultStatus,
+    )
+    task_finished, task_started = signals.task_finished, signals.task_started
+    from django_taskq.tasks_framework import normalize_json
 
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         request = self.request

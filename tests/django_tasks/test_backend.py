@@ -1,8 +1,10 @@
-"""Django's tasks framework (``django.tasks``) on TaskqBackend, against a real worker.
+"""Django's tasks framework on TaskqBackend, against a real worker.
 
-Django 6.0 and newer only (tox's py312-django60 and py313-django61); the
-tasks live in tests/testapp/jobs.py, which no app imports, so the worker
-finds them by their path.
+``django.tasks`` on Django 6.0 and newer (tox's py312-django60 and
+py313-django61), and the ``django-tasks`` backport on Django 5.2 (the main
+suite, which installs it with the dev extra). The tasks live in
+tests/testapp/jobs.py, which no app imports, so the worker finds them by
+their path.
 """
 
 from __future__ import annotations
@@ -14,20 +16,32 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("django.tasks", reason="Django's tasks framework is Django 6.0+")
+from django_taskq.tasks_framework import PACKAGE, first, part
 
-from django.tasks import TaskResultStatus, default_task_backend, task_backends
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
+if PACKAGE is None:  # before importing the backend, which needs it
+    pytest.skip(
+        "neither django.tasks (Django 6.0+) nor the django-tasks backport is installed",
+        allow_module_level=True,
+    )
+
+import importlib
+
 from django.test import override_settings
 
-from django_taskq import AsyncResult
-from django_taskq.backends import TaskqBackend
-from django_taskq.broker import keys
-from django_taskq.django_tasks import HEADER, priority_of
-from django_taskq.messages import Envelope
-from tests.testapp import jobs
-from tests.testapp.tasks import add
+framework = importlib.import_module(PACKAGE)
+default_task_backend, task_backends = framework.default_task_backend, framework.task_backends
+TaskResultStatus = part("base").TaskResultStatus
+InvalidTask = first("exceptions", "InvalidTask", "InvalidTaskError")
+TaskResultDoesNotExist = part("exceptions").TaskResultDoesNotExist
+task_enqueued = part("signals").task_enqueued
+
+from django_taskq import AsyncResult  # noqa: E402
+from django_taskq.backends import TaskqBackend  # noqa: E402
+from django_taskq.broker import keys  # noqa: E402
+from django_taskq.django_tasks import HEADER, priority_of  # noqa: E402
+from django_taskq.messages import Envelope  # noqa: E402
+from tests.testapp import jobs  # noqa: E402
+from tests.testapp.tasks import add  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Django tasks framework functions (Django 6.0+), outside tasks.py on purpose.
+"""Django tasks framework functions (django.tasks or its backport), outside tasks.py on purpose.
 
 No app config imports this module: a worker finds these tasks only by the
 import path their messages carry (django_taskq/django_tasks.py, ``load``).
@@ -15,10 +15,13 @@ import time
 from typing import Any
 
 from django.dispatch import receiver
-from django.tasks import task
-from django.tasks.signals import task_finished, task_started
 
 from django_taskq.broker.connection import get_broker
+from django_taskq.tasks_framework import part
+
+# django.tasks on Django 6.0+, the django-tasks backport on Django 5.2.
+task = part("base").task
+task_finished, task_started = part("signals").task_finished, part("signals").task_started
 
 SIGNALS = "test:django-task-signals"
 ATTEMPTS = "test:django-task-attempts"
