@@ -26,7 +26,8 @@ def send_task(
     """Send the task registered as ``name`` (here or only in the workers); return its result.
 
     ``options`` are ``apply_async``'s: countdown, eta, expires, queue,
-    priority, task_id, headers, link, link_error, time limits, serializer.
+    priority, task_id, headers, link, link_error, time limits, serializer,
+    compression.
     """
     from django_taskq.signatures import task_for
 
@@ -40,4 +41,6 @@ def send_task(
         raise TypeError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
     task = task_for(name)
     serializer = options.pop("serializer", None)
-    return task.send_envelope(task.build_envelope(args, kwargs, **options), serializer)
+    compression = options.pop("compression", None)
+    envelope = task.build_envelope(args, kwargs, **options)
+    return task.send_envelope(envelope, serializer, compression)

@@ -40,7 +40,7 @@ from typing import Any
 
 import redis
 
-from django_taskq import events, states
+from django_taskq import codecs, events, states
 from django_taskq.broker import keys, queue_flush, results, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
@@ -61,7 +61,8 @@ class Writes:
     """What waits for the next flush: results, messages to publish, dead letters, acks."""
 
     records: list[tuple[str, str, str]] = field(default_factory=list)  # id, record, state
-    publish: list[tuple[Envelope, str, str | None]] = field(default_factory=list)  # + body, once
+    # envelope, body, once key
+    publish: list[tuple[Envelope, str | bytes, str | None]] = field(default_factory=list)
     dead: list[tuple[ops.Delivery, str]] = field(default_factory=list)
     acks: dict[str, list[str]] = field(default_factory=lambda: collections.defaultdict(list))
     #: queue -> events of this flush, in the order they happened
@@ -199,6 +200,7 @@ class Settler:
         self.events = bool(taskq_settings.EVENTS)
         self.metrics = bool(taskq_settings.METRICS)
         self.repr_limit = int(taskq_settings.HISTORY_REPR_LIMIT)
+        self.result_compression: str | None = taskq_settings.RESULT_COMPRESSION or None
         self.writes = Writes()
         self.lock = threading.Lock()  # guards self.writes
         self.flushing = threading.Lock()  # one flush at a time, in order
@@ -213,7 +215,7 @@ class Settler:
         dead: str | None = None,
         republish: Envelope | None = None,
         once: str | None = None,
-        serializer: str = "json",
+        result_compression: str | None = None,
         acked: bool = False,
         started: float | None = None,
         deliveries: int = 1,
@@ -224,6 +226,7 @@ class Settler:
         ``dead``: dead-letter the message with this reason instead of acking.
         ``republish``: a message that continues this one (a retry, a
         requeue), published with the once key ``once`` before the ack.
+        ``result_compression``: the task's own (else TASKQ_RESULT_COMPRESSION).
         ``acked``: the message was acked on receipt (``acks_late=False``).
         ``started``: when the run began (epoch seconds; None if it did not
         run), ``deliveries`` its delivery count and ``expired`` whether a
@@ -231,7 +234,13 @@ class Settler:
         Raises Redis errors only for the synchronous part (a message with
         follow-ups); the caller retries the whole call, which is idempotent.
         """
-        record = None if envelope.ignore_result else result_record(envelope, outcome, self.hostname)
+        record = (
+            None
+            if envelope.ignore_result
+            else result_record(
+                envelope, outcome, self.hostname, result_compression or self.result_compression
+            )
+        )
         follow = outcome.state != states.RETRY and needs_after_finish(envelope)
         if follow:
             if record is not None:
@@ -247,7 +256,8 @@ class Settler:
                 # A follow-up that cannot be sent (its data is wrong) must not
                 # make the task run again and again: the result stands.
                 logger.exception("the follow-ups of task %s[%s] failed", envelope.task, envelope.id)
-        body = republish.encode(serializer) if republish is not None else None
+        # A retry or a replacement is sent with its task's own serializer and compression.
+        body = republish.encode(*codecs.choose(republish.task)) if republish is not None else None
         kind, metric = ending(outcome, dead, expired)
         event = None
         if self.events:
@@ -304,7 +314,7 @@ class Settler:
         For a message that goes back to its queue unchanged (Reject with
         requeue) or later (over its rate limit).
         """
-        body = envelope.encode()
+        body = envelope.encode(*codecs.choose(envelope.task))
         with self.lock:
             self.writes.publish.append((envelope, body, once))
             self.writes.acks[delivery.stream].append(delivery.entry_id)
