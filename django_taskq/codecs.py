@@ -159,6 +159,11 @@ def choose(
 _defaults: tuple[str, str | None] | None = None
 
 
+def default_serializer() -> str:
+    """TASKQ_TASK_SERIALIZER (cached)."""
+    return (_defaults or _read_defaults())[0]
+
+
 def _read_defaults() -> tuple[str, str | None]:
     global _defaults
     _defaults = (taskq_settings.TASK_SERIALIZER, taskq_settings.COMPRESSION or None)
@@ -499,7 +504,9 @@ def _check_accepted(
                 reason += f"; {codec} {needs(codec)} (not installed on this worker)"
             raise DecodeError(reason)
         if missing(codec):
-            raise DecodeError(f"message is {what}, which {needs(codec)} on this worker")
+            raise DecodeError(
+                f"message is {what}, but this worker cannot read it: {codec} {needs(codec)}"
+            )
 
 
 def _loads_pickle(

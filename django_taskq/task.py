@@ -25,6 +25,7 @@ from django_taskq import request as requests
 from django_taskq import states
 from django_taskq.arguments import check as check_call
 from django_taskq.codecs import check_option as check_codec
+from django_taskq.codecs import default_serializer
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import MaxRetriesExceededError, Retry
 from django_taskq.messages import Envelope, check_encodable, new_id
@@ -475,7 +476,7 @@ class Task:
         kwarg_dict = dict(kwargs or {})
         if self.typing:
             self._check_signature(arg_list, kwarg_dict)
-        if self.serializer is None or self.serializer == "json":
+        if (self.serializer or default_serializer()) == "json":
             # Others are checked by their own encoder, at the send (codecs.py).
             check_encodable(self.name, arg_list, kwarg_dict)
 
