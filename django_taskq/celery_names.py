@@ -33,6 +33,10 @@ SETTINGS: dict[str, str | None] = {
     "CELERY_TASK_PUBLISH_RETRY_POLICY": "TASKQ_PUBLISH_RETRY",
     "CELERY_ACCEPT_CONTENT": "TASKQ_ACCEPT_CONTENT",
     "CELERY_TASK_SERIALIZER": "TASKQ_TASK_SERIALIZER",
+    "CELERY_TASK_COMPRESSION": "TASKQ_COMPRESSION",
+    "CELERY_RESULT_COMPRESSION": "TASKQ_RESULT_COMPRESSION",
+    "CELERY_RESULT_SERIALIZER": None,
+    "CELERY_RESULT_ACCEPT_CONTENT": None,
     "CELERY_WORKER_CONCURRENCY": "TASKQ_WORKER_CONCURRENCY",
     "CELERY_WORKER_POOL": "TASKQ_WORKER_POOL",
     "CELERY_WORKER_PREFETCH_MULTIPLIER": "TASKQ_WORKER_PREFETCH",
@@ -45,6 +49,10 @@ SETTINGS: dict[str, str | None] = {
 
 #: Why a setting in SETTINGS has no replacement.
 NO_REPLACEMENT = {
+    "CELERY_RESULT_SERIALIZER": "result records are JSON (with tagged types); "
+    "TASKQ_RESULT_COMPRESSION compresses them (docs/serialization.md)",
+    "CELERY_RESULT_ACCEPT_CONTENT": "result records are JSON, read by any process "
+    "(docs/serialization.md)",
     "CELERY_BROKER_TRANSPORT_OPTIONS": (
         "there is no visibility timeout: a lost worker's tasks come back after "
         "TASKQ_WORKER_HEARTBEAT_TIMEOUT (docs/delivery.md)"
@@ -76,7 +84,6 @@ CELERY_TASK_OPTIONS = {
     "TASKQ_WORKER_HEARTBEAT_TIMEOUT and dead-lettered after TASKQ_MAX_DELIVERIES "
     "(docs/delivery.md)",
     "acks_on_failure_or_timeout": "a failed task is always acked, its failure stored",
-    "compression": "bodies are not compressed",
     "shadow_name": "not supported: a task's name in logs and results is its registered name",
     "store_errors_even_if_ignored": "not supported: ignore_result=True stores nothing",
     "trail": "not supported: results do not track children",
@@ -90,7 +97,6 @@ CELERY_CALL_OPTIONS = {
     "shadow": "not supported: a task's name in logs and results is its registered name",
     "add_to_parent": "not supported: results do not track children; "
     "link the calls with a chain or a group (docs/workflows.md)",
-    "compression": "bodies are not compressed",
     "connection": "connections come from TASKQ_BROKER_URL",
     "producer": "connections come from TASKQ_BROKER_URL",
     "publisher": "connections come from TASKQ_BROKER_URL",

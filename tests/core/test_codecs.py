@@ -365,3 +365,54 @@ def test_live_views_show_msgpack_and_compressed_bodies_but_never_unpickle() -> N
     assert pickled.task == "(pickled)"
     broken = describe(b"m1", b"json+zstd:broken")
     assert "zstd data is corrupt" in broken.args
+
+
+# -- what the worker sends on: retries and requeues ---------------------------------------
+def _held_delivery(broker: redis.Redis) -> Any:
+    """A real pending entry of the default queue (a consumer group has read it)."""
+    from django_taskq.worker import streams as ops
+
+    stream = keys.stream("default", 5)
+    ops.ensure_groups(broker, [stream])
+    broker.xadd(stream, {"b": "x"})
+    [(_, [(entry_id, _fields)])] = broker.xreadgroup(keys.GROUP, "c1", {stream: ">"}, count=1)
+    return ops.Delivery(stream, entry_id.decode(), {})
+
+
+def test_a_retry_and_a_requeue_are_sent_with_their_tasks_codec_and_the_settings(
+    broker: redis.Redis,
+) -> None:
+    """Before: a retry was always JSON, a requeue too, whatever the task or settings said."""
+    from django_taskq.worker.settle import Settler
+
+    retry = zstd_echo.build_envelope((_big(),), retries=1)
+    settler = Settler("codecs@test")
+    settler.finish(
+        _held_delivery(broker),
+        zstd_echo.build_envelope((_big(),)),
+        Outcome(states.RETRY),
+        republish=retry,
+        once="r1",
+    )
+    settler.pass_on(_held_delivery(broker), zlib_echo.build_envelope((_big(),)), "r2")
+    with override_settings(TASKQ_TASK_SERIALIZER="msgpack"):
+        settler.pass_on(_held_delivery(broker), add.build_envelope((1, 2)), "r3")
+    settler.flush()  # acks the three held entries, publishes the three new ones
+    bodies = [fields[b"b"] for _, fields in broker.xrange(keys.stream("default", 5))]
+    assert [b.split(b":", 1)[0] for b in bodies] == [b"msgpack+zstd", b"json+zlib", b"msgpack"]
+
+
+class Opaque:
+    """Something only pickle can send (importable, so a worker could unpickle it)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Opaque)
+
+
+def test_a_pickle_task_takes_an_argument_json_cannot_encode(broker: redis.Redis) -> None:
+    """Before: build_envelope checked every argument as JSON, whatever the serializer."""
+    pickled = shared_task(name="tests.codecs.pickled", serializer="pickle")(lambda value: None)
+    pickled.delay(Opaque())
+    [(_, fields)] = broker.xrange(keys.stream("default", 5))
+    assert fields[b"b"].startswith(b"p:")
+    assert Envelope.decode(fields[b"b"], ["json", "pickle"]).args == [Opaque()]
