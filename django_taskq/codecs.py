@@ -89,7 +89,6 @@ EXT_CODES: dict[int, str] = {
     7: "set",
     8: "tuple",
 }
-_EXT_OF_TAG = {tag: code for code, tag in EXT_CODES.items()}
 
 
 # -- names and libraries --------------------------------------------------------
@@ -125,13 +124,13 @@ def check_option(owner: str, option: str, value: Any) -> None:
     if option == "serializer":
         if value not in SERIALIZERS:
             raise ValueError(
-                f"{owner}: serializer={value!r} is not one; use 'json' (the default), "
+                f"{owner}: serializer={value!r} is not a serializer; use 'json' (the default), "
                 f"'msgpack' or 'pickle'"
             )
         return
     if value not in COMPRESSIONS and value != NO_COMPRESSION:
         raise ValueError(
-            f"{owner}: {option}={value!r} is not one; use 'zlib', 'zstd' "
+            f"{owner}: {option}={value!r} is not a compression; use 'zlib', 'zstd' "
             f"(pip install django-taskq-streams[zstd]) or 'none'"
         )
 

@@ -234,7 +234,9 @@ class Envelope:
 
             data = decode_body(body, accept)
         if not isinstance(data, dict):
-            raise DecodeError(f"message body must be a JSON object, got {type(data).__name__}")
+            raise DecodeError(
+                f"message body must be a JSON object (a msgpack map), got {type(data).__name__}"
+            )
         from django_taskq.envelope_checks import check_fields
 
         check_fields(data)

@@ -219,9 +219,9 @@ def test_choose_takes_the_call_then_the_task_then_the_settings() -> None:
 
 
 def test_wrong_names_fail_when_declared_or_called() -> None:
-    with pytest.raises(ValueError, match=r"codec_bad: compression='gzip' is not one"):
+    with pytest.raises(ValueError, match=r"codec_bad: compression='gzip' is not a compression"):
         shared_task(name="codec_bad", compression="gzip")(lambda: None)
-    with pytest.raises(ValueError, match=r"serializer='yaml' is not one; use 'json'"):
+    with pytest.raises(ValueError, match=r"serializer='yaml' is not a serializer; use 'json'"):
         shared_task(name="codec_bad2", serializer="yaml")(lambda: None)
     with pytest.raises(ValueError, match=r"echo.apply_async\(\): compression='lz4'"):
         echo.apply_async((1,), compression="lz4")
