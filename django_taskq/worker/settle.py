@@ -439,12 +439,20 @@ class Settler:
 
 
 def _task_name_of(delivery: ops.Delivery) -> str:
-    """The task name an unreadable entry's body gives, if any (for its counter and event)."""
+    """The task name an unreadable entry's body gives, if any (for its counter and event).
+
+    A msgpack or compressed body this worker refused is read for its name
+    alone (never a pickled one: that would run it), inflated to 1 MiB at most.
+    """
     import json
 
+    body = delivery.fields.get(b"b", b"")
     try:
-        data = json.loads(delivery.fields.get(b"b", b""))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        if codecs.header_of(body) is None:
+            data = json.loads(body)
+        else:
+            data = codecs.decode_body(body, codecs.SAFE, limit=1 << 20)
+    except Exception:  # whatever the bytes are: the name is only for a counter
         return UNKNOWN
     name = data.get("task") if isinstance(data, dict) else None
     return name if isinstance(name, str) and 0 < len(name) <= 255 else UNKNOWN

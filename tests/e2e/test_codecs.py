@@ -21,6 +21,7 @@ from django_taskq.broker import keys
 from django_taskq.control.dead import dead_letters
 from django_taskq.exceptions import DecodeError
 from django_taskq.messages import dumps
+from tests.events.helpers import read_events
 from tests.testapp.tasks import add, msgpack_types, zlib_echo, zstd_echo
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +93,7 @@ def test_a_msgpack_zstd_task_and_its_compressed_result(
 
 
 def test_refused_messages_are_dead_lettered_with_their_reason_and_the_worker_goes_on(
-    start_worker: Any,
+    start_worker: Any, broker: redis.Redis
 ) -> None:
     refused = [msgpack_types.delay([1]), zlib_echo.delay(_big())]
     before = add.delay(2, 3)
@@ -105,8 +106,11 @@ def test_refused_messages_are_dead_lettered_with_their_reason_and_the_worker_goe
     reasons = {row["i"]: row["reason"] for row in dead_letters()}
     assert "message is msgpack but this worker accepts only ['json']" in reasons[refused[0].id]
     assert "message is compressed with zlib" in reasons[refused[1].id]
-    assert add.delay(1, 1).get(timeout=30) == 2
+    assert add.delay(1, 1).get(timeout=30) == 2  # after the flush of the refusals
     assert worker.process.poll() is None
+    # Their dead events (and counters) name the task: read from the refused body alone.
+    dead = {e["id"]: e["n"] for e in read_events(broker) if e["k"] == "dead"}
+    assert dead == {refused[0].id: msgpack_types.name, refused[1].id: zlib_echo.name}
 
 
 def test_a_worker_without_zstandard_will_not_start_accepting_zstd(start_worker: Any) -> None:
