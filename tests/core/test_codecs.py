@@ -416,3 +416,12 @@ def test_a_pickle_task_takes_an_argument_json_cannot_encode(broker: redis.Redis)
     [(_, fields)] = broker.xrange(keys.stream("default", 5))
     assert fields[b"b"].startswith(b"p:")
     assert Envelope.decode(fields[b"b"], ["json", "pickle"]).args == [Opaque()]
+
+
+def test_a_signature_and_send_task_take_the_codec_options(broker: redis.Redis) -> None:
+    from django_taskq import send_task
+
+    zlib_echo.s(_big()).set(compression="zstd").delay()
+    send_task(add.name, args=(1, 2), serializer="msgpack")
+    bodies = [f[b"b"] for _, f in broker.xrange(keys.stream("default", 5))]
+    assert [b.split(b":", 1)[0] for b in bodies] == [b"json+zstd", b"msgpack"]
