@@ -27,7 +27,8 @@ def send_task(
 
     ``options`` are ``apply_async``'s: countdown, eta, expires, queue,
     priority, task_id, headers, link, link_error, time limits, serializer,
-    unique_key and unique_for (docs/tasks.md, "Unique tasks").
+    unique_key, unique_for and compression (docs/tasks.md, "Unique tasks";
+    docs/serialization.md).
     """
     from django_taskq.signatures import task_for
 
@@ -42,9 +43,10 @@ def send_task(
     task = task_for(name)
     serializer = options.pop("serializer", None)
     unique_key, unique_for = options.pop("unique_key", None), options.pop("unique_for", None)
+    compression = options.pop("compression", None)
     envelope = task.build_envelope(args, kwargs, **options)
     if unique_key is not None or unique_for is not None or task.unique_for is not None:
         from django_taskq.unique import send_unique
 
-        return send_unique(task, envelope, unique_key, unique_for, serializer)
-    return task.send_envelope(envelope, serializer)
+        return send_unique(task, envelope, unique_key, unique_for, serializer, compression)
+    return task.send_envelope(envelope, serializer, compression)

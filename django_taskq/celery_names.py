@@ -33,6 +33,10 @@ SETTINGS: dict[str, str | None] = {
     "CELERY_TASK_PUBLISH_RETRY_POLICY": "TASKQ_PUBLISH_RETRY",
     "CELERY_ACCEPT_CONTENT": "TASKQ_ACCEPT_CONTENT",
     "CELERY_TASK_SERIALIZER": "TASKQ_TASK_SERIALIZER",
+    "CELERY_TASK_COMPRESSION": "TASKQ_COMPRESSION",
+    "CELERY_RESULT_COMPRESSION": "TASKQ_RESULT_COMPRESSION",
+    "CELERY_RESULT_SERIALIZER": None,
+    "CELERY_RESULT_ACCEPT_CONTENT": None,
     "CELERY_WORKER_CONCURRENCY": "TASKQ_WORKER_CONCURRENCY",
     "CELERY_WORKER_POOL": "TASKQ_WORKER_POOL",
     "CELERY_WORKER_PREFETCH_MULTIPLIER": "TASKQ_WORKER_PREFETCH",
@@ -45,6 +49,10 @@ SETTINGS: dict[str, str | None] = {
 
 #: Why a setting in SETTINGS has no replacement.
 NO_REPLACEMENT = {
+    "CELERY_RESULT_SERIALIZER": "result records are JSON (with tagged types); "
+    "TASKQ_RESULT_COMPRESSION compresses them (docs/serialization.md)",
+    "CELERY_RESULT_ACCEPT_CONTENT": "result records are JSON, read by any process "
+    "(docs/serialization.md)",
     "CELERY_BROKER_TRANSPORT_OPTIONS": (
         "there is no visibility timeout: a lost worker's tasks come back after "
         "TASKQ_WORKER_HEARTBEAT_TIMEOUT (docs/delivery.md)"
@@ -105,7 +113,6 @@ CELERY_TASK_OPTIONS = {
     "pydantic_strict": _PYDANTIC,
     "pydantic_context": _PYDANTIC,
     "pydantic_dump_kwargs": _PYDANTIC,
-    "compression": "bodies are not compressed",
 }
 
 #: Celery ``apply_async()`` options not taken here -> why, and what to do instead.
@@ -114,7 +121,6 @@ CELERY_CALL_OPTIONS = {
     "retry_policy": _PUBLISH_RETRY,
     "shadow": _SHADOW,
     "add_to_parent": "a task sent from a running task is always its child (AsyncResult.children)",
-    "compression": "bodies are not compressed",
     "connection": _CONNECTIONS,
     "producer": _CONNECTIONS,
     "publisher": _CONNECTIONS,

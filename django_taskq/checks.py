@@ -4,7 +4,8 @@
 - taskq.E002 TASKQ_REDIS_CACHE_ALIAS names no cache
 - taskq.W001 an unknown TASKQ_* setting (with the closest known name)
 - taskq.W002 pickle accepted (TASKQ_ACCEPT_CONTENT): unsafe with untrusted Redis
-- taskq.E003 a setting of the wrong type or range
+- taskq.E003 a setting of the wrong type or range (an unknown serializer or
+  compression among them)
 - taskq.E004 connection settings that cannot work together (broker/checks.py)
 - taskq.W003 metrics configured (TASKQ_METRICS_TOKEN, or the taskq-metrics URL
   routed) while prometheus_client is not installed
@@ -13,6 +14,10 @@
 - taskq.E005 a TASKQ_BEAT_SCHEDULE entry that cannot be read, or whose
   arguments its task cannot take
 - taskq.W006 a TASKQ_BEAT_SCHEDULE entry naming no task this project defines
+- taskq.E006 a serializer or compression named in a setting whose library is
+  not installed (msgpack, zstandard)
+- taskq.W007 TASKQ_TASK_SERIALIZER or TASKQ_COMPRESSION not in
+  TASKQ_ACCEPT_CONTENT: workers with these settings refuse what is sent
 """
 
 from __future__ import annotations
@@ -62,25 +67,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E002",
             )
         )
-    accept = getattr(settings, PREFIX + "ACCEPT_CONTENT", ["json"])
-    if "pickle" in accept or getattr(settings, PREFIX + "TASK_SERIALIZER", "json") == "pickle":
-        messages.append(
-            Warning(
-                "TASKQ_ACCEPT_CONTENT accepts pickle: anyone who can write to your Redis can run "
-                "code in your workers.",
-                hint="Use JSON (the default) unless Redis is fully trusted.",
-                id="taskq.W002",
-            )
-        )
-    unknown_content = [c for c in accept if c not in ("json", "pickle")]
-    if unknown_content:
-        messages.append(
-            Error(
-                f"TASKQ_ACCEPT_CONTENT has unknown content type(s) {unknown_content}.",
-                hint="Use 'json' and, only if you must, 'pickle'.",
-                id="taskq.E003",
-            )
-        )
+    messages += _check_codecs()
     priority = getattr(settings, PREFIX + "DEFAULT_PRIORITY", 5)
     if not isinstance(priority, int) or not 0 <= priority <= 9:
         messages.append(
@@ -111,6 +98,66 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E003",
             )
         )
+    return messages
+
+
+def _check_codecs() -> list[CheckMessage]:
+    """Serializers and compressions: known names, installed libraries, accepted by workers."""
+    from django_taskq import codecs
+
+    messages: list[CheckMessage] = []
+    accept = list(getattr(settings, PREFIX + "ACCEPT_CONTENT", ["json"]))
+    serializer = getattr(settings, PREFIX + "TASK_SERIALIZER", "json")
+    if "pickle" in accept or serializer == "pickle":
+        messages.append(
+            Warning(
+                "TASKQ_ACCEPT_CONTENT accepts pickle: anyone who can write to your Redis can run "
+                "code in your workers.",
+                hint="Use JSON (the default) or msgpack unless Redis is fully trusted.",
+                id="taskq.W002",
+            )
+        )
+    unknown_content = [c for c in accept if c not in codecs.CONTENT]
+    if unknown_content:
+        messages.append(
+            Error(
+                f"TASKQ_ACCEPT_CONTENT has unknown content type(s) {unknown_content}.",
+                hint="List serializers ('json', 'msgpack', 'pickle') and compressions "
+                "('zlib', 'zstd').",
+                id="taskq.E003",
+            )
+        )
+    chosen = {"TASK_SERIALIZER": serializer}
+    for name in ("COMPRESSION", "RESULT_COMPRESSION"):
+        chosen[name] = getattr(settings, PREFIX + name, None)
+    for name, value in chosen.items():
+        try:
+            codecs.check_option(
+                PREFIX + name, "serializer" if name == "TASK_SERIALIZER" else name.lower(), value
+            )
+        except ValueError as exc:
+            messages.append(Error(str(exc), id="taskq.E003"))
+    named = [(PREFIX + "ACCEPT_CONTENT", c) for c in accept]
+    named += [(PREFIX + name, value) for name, value in chosen.items()]
+    for setting, codec in named:
+        if codec in codecs.OPTIONAL and codecs.missing(codec):
+            messages.append(
+                Error(
+                    f"{setting} names {codec!r}, which {codecs.needs(codec)}.",
+                    id="taskq.E006",
+                )
+            )
+    sent = [("TASK_SERIALIZER", serializer), ("COMPRESSION", chosen["COMPRESSION"])]
+    for name, codec in sent:
+        if codec in codecs.CONTENT and codec != "json" and codec not in accept:
+            messages.append(
+                Warning(
+                    f"{PREFIX}{name}={codec!r} but TASKQ_ACCEPT_CONTENT={accept!r}: workers "
+                    "with these settings dead-letter the messages this project sends.",
+                    hint=f"Add {codec!r} to TASKQ_ACCEPT_CONTENT (workers decode what it lists).",
+                    id="taskq.W007",
+                )
+            )
     return messages
 
 

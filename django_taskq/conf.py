@@ -63,12 +63,20 @@ DEFAULTS: dict[str, Any] = {
     "TASK_ACKS_LATE": True,
     "TASK_TRACK_STARTED": False,
     "TASK_IGNORE_RESULT": False,
-    # Content types a worker accepts: "json" always; add "pickle" to opt in.
+    # What a worker decodes: serializers ("json" always; "msgpack", "pickle")
+    # and compressions ("zlib", "zstd"); anything else is dead-lettered.
     "ACCEPT_CONTENT": ["json"],
+    # Serializer of messages: "json", "msgpack" (extra [msgpack]) or "pickle".
     "TASK_SERIALIZER": "json",
+    # Compression of message bodies: None, "zlib" or "zstd" (extra [zstd]).
+    "COMPRESSION": None,
+    # Bodies and result values shorter than this (bytes) are not compressed.
+    "COMPRESSION_MIN_SIZE": 1024,
     # --- results ----------------------------------------------------------
     # Seconds a result is kept (default one day).
     "RESULT_EXPIRES": 86400,
+    # Compression of successful tasks' result values: None, "zlib" or "zstd".
+    "RESULT_COMPRESSION": None,
     # --- worker -----------------------------------------------------------
     "WORKER_CONCURRENCY": None,
     "WORKER_POOL": "prefork",

@@ -2,11 +2,13 @@
 
 A message is a JSON object (the *envelope*) that names the task, carries its
 arguments and the options that travel with it. Values JSON cannot hold
-natively (datetime, date, time, timedelta, Decimal, UUID, bytes, set, tuple)
-use a tagged form ``{"__taskq__": tag, "v": value}`` so they come back as the
-same type. An argument that cannot be encoded fails in the caller, at
-``delay()``, with a message naming it. Pickle is opt-in only
-(``TASKQ_ACCEPT_CONTENT``), marked by a leading ``p:`` on the body.
+natively (datetime, date, time, timedelta, Decimal, UUID, bytes, set) use a
+tagged form ``{"__taskq__": tag, "v": value}`` so they come back as the same
+type (a tuple is a JSON array, so it comes back as a list). An argument that
+cannot be encoded fails in the caller, at ``delay()``, with a message naming
+it. Other serializers (msgpack, pickle) and compressed bodies are in
+codecs.py; a body that does not start with ``{`` is handed to it, so the
+default costs one comparison.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
@@ -63,20 +66,32 @@ _DECODERS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "uuid": (str, uuid.UUID),
     "bytes": (str, _b64),
     "set": (list, set),
+    # A compressed result value (codecs.compress_value): base64 of compressed JSON.
+    "zlib": (str, lambda v: _inflate("zlib", v)),
+    "zstd": (str, lambda v: _inflate("zstd", v)),
 }
+
+
+def _inflate(compression: str, text: str) -> Any:
+    from django_taskq.codecs import inflate_value
+
+    return inflate_value(compression, text)
 
 
 def _object_hook(obj: dict[str, Any]) -> Any:
     if TAG not in obj:
         return obj
     tag = obj[TAG]
-    found = _DECODERS.get(tag) if isinstance(tag, str) else None
-    if found is None:
+    if not (isinstance(tag, str) and tag in _DECODERS):
         raise DecodeError(f"unknown tagged value {tag!r} in message")
     if "v" not in obj:
         raise DecodeError(f"tagged value {tag!r} has no 'v'")
-    expected, decoder = found
-    value = obj["v"]
+    return untag(tag, obj["v"])
+
+
+def untag(tag: str, value: Any) -> Any:
+    """The value of a tagged form, given its (known) tag and its ``"v"``."""
+    expected, decoder = _DECODERS[tag]
     if not isinstance(value, expected) or isinstance(value, bool):
         raise DecodeError(
             f"tagged value {tag!r} needs a {_type_names(expected)} in 'v', "
@@ -118,25 +133,29 @@ def loads(text: str | bytes) -> Any:
 
 
 def check_encodable(
-    task_name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    task_name: str,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    encode: Callable[[Any], Any] = dumps,
+    codec: str = "JSON",
 ) -> None:
-    """Raise EncodeError naming the first argument JSON cannot encode."""
+    """Raise EncodeError naming the first argument ``encode`` (JSON's) cannot encode."""
     for index, value in enumerate(args):
         try:
-            dumps(value)
-        except (TypeError, ValueError) as exc:
+            encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"{task_name}: positional argument {index} of type {type(value).__name__} "
-                f"cannot be sent as JSON ({exc}). Pass a JSON-friendly value such as an id "
-                f"or a dict, or opt in to pickle with TASKQ_ACCEPT_CONTENT."
+                f"cannot be sent as {codec} ({exc}). Pass a {codec}-friendly value such as an "
+                f"id or a dict, or opt in to pickle with TASKQ_ACCEPT_CONTENT."
             ) from exc
     for key, value in kwargs.items():
         try:
-            dumps(value)
-        except (TypeError, ValueError) as exc:
+            encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"{task_name}: argument {key!r} of type {type(value).__name__} cannot be "
-                f"sent as JSON ({exc}). Pass a JSON-friendly value such as an id or a "
+                f"sent as {codec} ({exc}). Pass a {codec}-friendly value such as an id or a "
                 f"dict, or opt in to pickle with TASKQ_ACCEPT_CONTENT."
             ) from exc
 
@@ -167,16 +186,24 @@ class Envelope:
     chord: dict[str, Any] | None = None
     sent_at: float = field(default_factory=time.time)
 
-    def encode(self, serializer: str = "json") -> str:
-        """The message body. Raises EncodeError naming a bad argument."""
+    def encode(self, serializer: str = "json", compression: str | None = None) -> str | bytes:
+        """The message body (str for JSON and pickle, else bytes; codecs.py).
+
+        Raises EncodeError naming a bad argument, ImproperlyConfiguredTaskq
+        for a serializer or compression that is unknown or whose library is
+        not installed.
+        """
         # Shallow on purpose: asdict() deep-copies by rebuilding each value's
         # type, which breaks dict subclasses such as a Signature argument.
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        if serializer == "pickle":
-            import pickle
+        if serializer != "json" or compression:
+            from django_taskq.codecs import encode_body
 
-            raw = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-            return PICKLE_MARK + base64.b64encode(raw).decode("ascii")
+            return encode_body(self, data, serializer, compression)
+        return self.encode_json(data)
+
+    def encode_json(self, data: dict[str, Any]) -> str:
+        """The JSON body of ``data`` (this envelope's fields); EncodeError names a bad one."""
         try:
             return dumps(data)
         except (TypeError, ValueError):
@@ -196,34 +223,20 @@ class Envelope:
 
         Every field is checked (types, ranges, the structure of workflow
         options), so a worker never runs, or crashes on, a message it does
-        not understand: it dead-letters it with this reason instead.
+        not understand: it dead-letters it with this reason instead. JSON
+        is always accepted; other codecs only when ``accept`` lists them.
         """
-        if isinstance(body, bytes):
-            try:
-                body = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DecodeError(f"message body is not UTF-8: {exc}") from exc
-        if body.startswith(PICKLE_MARK):
-            if "pickle" not in accept:
-                raise DecodeError(
-                    "message is pickled but this worker accepts only "
-                    f"{list(accept)}; add 'pickle' to TASKQ_ACCEPT_CONTENT to accept it"
-                )
-            import pickle
-
-            try:
-                data = pickle.loads(base64.b64decode(body[len(PICKLE_MARK) :]))
-            except Exception as exc:
-                raise DecodeError(f"pickled message body cannot be loaded: {exc}") from exc
+        first = body[:1]
+        if first == b"{" or first == "{":
+            data = parse_json(body)
         else:
-            try:
-                data = loads(body)
-            except DecodeError as exc:
-                raise DecodeError(f"message body: {exc}") from exc
-            except ValueError as exc:
-                raise DecodeError(f"message body is not valid JSON: {exc}") from exc
+            from django_taskq.codecs import decode_body
+
+            data = decode_body(body, accept)
         if not isinstance(data, dict):
-            raise DecodeError(f"message body must be a JSON object, got {type(data).__name__}")
+            raise DecodeError(
+                f"message body must be a JSON object (a msgpack map), got {type(data).__name__}"
+            )
         from django_taskq.envelope_checks import check_fields
 
         check_fields(data)
@@ -241,6 +254,21 @@ class Envelope:
             return cls(**data)
         except TypeError as exc:  # pragma: no cover - check_fields() covers the fields
             raise DecodeError(f"message {data.get('id')}: {exc}") from exc
+
+
+def parse_json(body: str | bytes) -> Any:
+    """The value of a JSON message body; DecodeError says why it is not one."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"message body is not UTF-8: {exc}") from exc
+    try:
+        return loads(body)
+    except DecodeError as exc:
+        raise DecodeError(f"message body: {exc}") from exc
+    except ValueError as exc:
+        raise DecodeError(f"message body is not valid JSON: {exc}") from exc
 
 
 #: Field names of Envelope (unknown fields in a message are dropped).

@@ -49,6 +49,10 @@ class Registry:
                 "installed app, and is the name spelled as in @shared_task(name=...)?"
             ) from None
 
+    def find(self, name: str) -> Task | None:
+        """The task called ``name``, or None."""
+        return self._tasks.get(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
 

@@ -48,6 +48,7 @@ OPTIONS = frozenset(
         "time_limit",
         "soft_time_limit",
         "serializer",
+        "compression",
         "group_id",
         "group_index",
         "chord",
@@ -56,6 +57,8 @@ OPTIONS = frozenset(
 #: Options that place a task inside a workflow; a group's or chain's own
 #: options never push these down to its members.
 STRUCTURAL = frozenset({"task_id", "group_id", "group_index", "chord", "link", "link_error"})
+#: Options that only mean something for a message sent (not for an eager run).
+_NOT_EAGER = frozenset({"serializer", "compression", "chord"})
 #: Options that delay a call: a chain gives them to its first step only.
 TIMING = frozenset({"countdown", "eta"})
 
@@ -317,6 +320,7 @@ class Signature(dict[str, Any]):
         call_args, call_kwargs = self._merge(args, kwargs)
         options = dict(self.options)
         options.pop("serializer", None)
+        options.pop("compression", None)
         links = [*options.pop("link", []), *(extra_link or [])]
         return [
             task_for(self.task).build_envelope(
@@ -334,7 +338,7 @@ class Signature(dict[str, Any]):
     ) -> Result:
         """Run this (frozen) signature inline, as eager mode does."""
         call_args, call_kwargs = self._merge(args, kwargs)
-        options = {k: v for k, v in self.options.items() if k not in {"serializer", "chord"}}
+        options = {k: v for k, v in self.options.items() if k not in _NOT_EAGER}
         return self.type.apply(call_args, call_kwargs, throw=throw, **options)
 
     def apply_async(

@@ -24,6 +24,8 @@ from django.conf import settings
 from django_taskq import request as requests
 from django_taskq import states
 from django_taskq.arguments import check as check_call
+from django_taskq.codecs import check_option as check_codec
+from django_taskq.codecs import default_serializer
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import MaxRetriesExceededError, Retry
 from django_taskq.messages import Envelope, check_encodable, new_id
@@ -62,6 +64,8 @@ TASK_OPTIONS: dict[str, Any] = {
     "acks_late": None,
     "expires": None,
     "serializer": None,
+    "compression": None,
+    "result_compression": None,
     "typing": True,
     "unique_for": None,  # seconds; see unique.py
 }
@@ -230,6 +234,10 @@ class Task:
         self._acks_late = opts["acks_late"]
         self.expires: float | dt.timedelta | None = opts["expires"]
         self.serializer: str | None = opts["serializer"]
+        self.compression: str | None = opts["compression"]
+        self.result_compression: str | None = opts["result_compression"]
+        for option in ("serializer", "compression", "result_compression"):
+            check_codec(self.name, option, opts[option])
         self.typing: bool = bool(opts["typing"])
         self.unique_for: float | None = None
         if opts["unique_for"] is not None:
@@ -391,6 +399,7 @@ class Task:
         serializer: str | None = None,
         unique_key: str | None = None,
         unique_for: float | None = None,
+        compression: str | None = None,
         **extra: Any,
     ) -> AsyncResult:
         """Send the task with options; return its AsyncResult.
@@ -419,19 +428,25 @@ class Task:
         if unique_key is not None or unique_for is not None or self.unique_for is not None:
             from django_taskq.unique import apply_unique
 
-            serializer = serializer or self.serializer
-            return apply_unique(self, envelope, unique_key, unique_for, serializer)
+            check_codec(f"{self.name}.apply_async()", "serializer", serializer)
+            check_codec(f"{self.name}.apply_async()", "compression", compression)
+            return apply_unique(self, envelope, unique_key, unique_for, serializer, compression)
         if taskq_settings.TASK_ALWAYS_EAGER:
             return self._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
-        return self.send_envelope(envelope, serializer)
+        return self.send_envelope(envelope, serializer, compression)
 
-    def send_envelope(self, envelope: Envelope, serializer: str | None = None) -> AsyncResult:
+    def send_envelope(
+        self, envelope: Envelope, serializer: str | None = None, compression: str | None = None
+    ) -> AsyncResult:
         """Publish a built message to Redis (never eagerly); return its AsyncResult."""
         from django_taskq.broker.publish import publish, publish_deadline
         from django_taskq.result import AsyncResult
 
+        if serializer is not None or compression is not None:
+            check_codec(f"{self.name}.apply_async()", "serializer", serializer)
+            check_codec(f"{self.name}.apply_async()", "compression", compression)
         with publish_deadline():  # one bound for the message and its PENDING record
-            publish(envelope, serializer=serializer or self.serializer)
+            publish(envelope, serializer=serializer or self.serializer, compression=compression)
         return AsyncResult(envelope.id, task_name=self.name)
 
     def build_envelope(
@@ -484,7 +499,9 @@ class Task:
         kwarg_dict = dict(kwargs or {})
         if self.typing:
             self._check_signature(arg_list, kwarg_dict)
-        check_encodable(self.name, arg_list, kwarg_dict)
+        if (self.serializer or default_serializer()) == "json":
+            # Others are checked by their own encoder, at the send (codecs.py).
+            check_encodable(self.name, arg_list, kwarg_dict)
 
         now = time.time()
         eta_ts = _to_epoch(eta, "eta", self.name)

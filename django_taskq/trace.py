@@ -57,8 +57,14 @@ def exception_info(exc: BaseException) -> dict[str, Any]:
     return {"exc_type": name, "exc_message": str(exc), "exc_args": args}
 
 
-def result_record(envelope: Envelope, outcome: Outcome, hostname: str | None) -> str:
-    """The JSON record stored under the task's result key."""
+def result_record(
+    envelope: Envelope, outcome: Outcome, hostname: str | None, compression: str | None = None
+) -> str:
+    """The JSON record stored under the task's result key.
+
+    ``compression``: a successful task's value is stored compressed
+    (codecs.compress_value) when its JSON is long enough.
+    """
     if outcome.state == states.FAILURE or outcome.state == states.REVOKED:
         value: Any = (
             exception_info(outcome.exception)
@@ -73,6 +79,10 @@ def result_record(envelope: Envelope, outcome: Outcome, hostname: str | None) ->
         value = exception_info(outcome.exception) if outcome.exception is not None else None
     else:
         value = outcome.value
+        if compression and outcome.state == states.SUCCESS and type(value) not in _JSON_SCALARS:
+            from django_taskq.codecs import compress_value
+
+            value = compress_value(value, compression)
     record = {
         "status": outcome.state,
         "result": value,

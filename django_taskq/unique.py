@@ -138,6 +138,7 @@ def apply_unique(
     unique_key: Any,
     unique_for: Any,
     serializer: str | None,
+    compression: str | None = None,
 ) -> AsyncResult:
     """Send ``envelope`` as a unique task (``Task.apply_async`` with unique options).
 
@@ -148,7 +149,7 @@ def apply_unique(
     if taskq_settings.TASK_ALWAYS_EAGER:
         _resolve(task, unique_key, unique_for)
         return task._apply_envelope(envelope, propagate=taskq_settings.TASK_EAGER_PROPAGATES)
-    return send_unique(task, envelope, unique_key, unique_for, serializer)
+    return send_unique(task, envelope, unique_key, unique_for, serializer, compression)
 
 
 def send_unique(
@@ -157,6 +158,7 @@ def send_unique(
     unique_key: Any,
     unique_for: Any,
     serializer: str | None,
+    compression: str | None = None,
 ) -> AsyncResult:
     """Publish ``envelope`` unless a task holds its unique key; the AsyncResult that stands.
 
@@ -170,9 +172,7 @@ def send_unique(
         name = default_key(task.name, envelope.args, envelope.kwargs, task._run_signature)
     envelope.headers[broker_unique.HEADER] = broker_unique.header(envelope.queue, name, seconds)
     holder = broker_unique.publish_unique(
-        envelope,
-        key_ttl_ms(envelope, seconds),
-        serializer or taskq_settings.TASK_SERIALIZER,
+        envelope, key_ttl_ms(envelope, seconds), serializer, compression
     )
     if holder is None:
         return AsyncResult(envelope.id, task_name=task.name)

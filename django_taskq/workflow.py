@@ -28,7 +28,6 @@ def send(
     """Freeze a copy of ``sig`` with new ids and publish the messages that start it."""
     from django_taskq.broker.publish import publish, publish_deadline, publish_many
     from django_taskq.canvas import Signature, expanded, random_ids
-    from django_taskq.signatures import task_for
 
     sig = expanded(sig).clone()
     if options:
@@ -40,8 +39,11 @@ def send(
     envelopes = sig._envelopes(args, kwargs, None, None)
     with publish_deadline():
         if len(envelopes) == 1:
-            serializer = sig.options.get("serializer") or task_for(envelopes[0].task).serializer
-            publish(envelopes[0], serializer=serializer)
+            publish(
+                envelopes[0],
+                serializer=sig.options.get("serializer"),
+                compression=sig.options.get("compression"),
+            )
         elif envelopes:
             publish_many(envelopes)
     return result

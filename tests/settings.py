@@ -7,6 +7,7 @@ PostgreSQL (127.0.0.1:5432 by default; see TASKQ_TEST_PG_* below).
 """
 
 import os
+import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -105,6 +106,11 @@ TASKQ_ROUTES = {"tests.testapp.tasks.routed_*": "routed"}
 # Worker subprocesses of the metrics tests are given a token this way.
 TASKQ_METRICS_TOKEN = os.environ.get("TASKQ_METRICS_TOKEN") or None
 TASKQ_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.05, "interval_step": 0.05}
+# Worker subprocesses of the codec tests say what they decode, and which
+# optional library they lack (its import then fails, as when not installed).
+TASKQ_ACCEPT_CONTENT = os.environ.get("TASKQ_TEST_ACCEPT_CONTENT", "json").split(",")
+for _missing in filter(None, os.environ.get("TASKQ_TEST_WITHOUT", "").split(",")):
+    sys.modules[_missing] = None  # type: ignore[assignment]
 
 LOGGING = {
     "version": 1,

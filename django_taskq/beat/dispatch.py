@@ -37,6 +37,7 @@ from django_taskq.beat.entry import RunOptions, epoch_ms, from_epoch_ms
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.publish import publish, queue_publish, run_pipeline
+from django_taskq.codecs import choose as choose_codec
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import Envelope, new_id
 from django_taskq.registry import registry
@@ -224,13 +225,13 @@ def send_runs(runs: list[Run], client: redis.Redis | None = None) -> list[Outcom
     client = client or get_broker()
     ttl = float(taskq_settings.BEAT_RUN_KEY_TTL)
     outcomes: list[Outcome] = []
-    prepared: list[tuple[Outcome, Envelope, str]] = []
+    prepared: list[tuple[Outcome, Envelope, str | bytes]] = []
     for run in runs:
         outcome = Outcome(run=run)
         outcomes.append(outcome)
         try:
             envelope = build_envelope(run.options, run.due)
-            body = envelope.encode(taskq_settings.TASK_SERIALIZER)
+            body = envelope.encode(*choose_codec(envelope.task))
         except Exception as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
             continue

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from django_taskq import events, states
+from django_taskq import codecs, events, states
 from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.conf import taskq_settings
@@ -190,7 +190,7 @@ def queue_publish(
     pipe: Any,
     client: redis.Redis,
     envelope: Envelope,
-    body: str,
+    body: str | bytes,
     *,
     once: str | None = None,
     once_ttl: float | None = None,
@@ -221,7 +221,8 @@ def queue_publish(
     ttl = default_once_ttl() if once_ttl is None else once_ttl
     event = ""
     if taskq_settings.EVENTS:
-        event = events.encode([events.sent_event(envelope, body)])
+        # Only a JSON body is kept in the event (bytes: msgpack or compressed).
+        event = events.encode([events.sent_event(envelope, body if type(body) is str else None)])
     counter = counters.field(counters.SENT, envelope.task) if taskq_settings.METRICS else ""
     unique_keys: tuple[str, ...] = ()
     unique_args: tuple[int, ...] = ()
@@ -318,6 +319,7 @@ def publish(
     once_ttl: float | None = None,
     pipe: Any = None,
     serializer: str | None = None,
+    compression: str | None = None,
 ) -> bool:
     """Put one message on its queue (or in its delayed set if it has an ETA).
 
@@ -326,7 +328,7 @@ def publish(
     seconds is dropped, and False is returned for it. With ``pipe``, the
     commands are queued on that broker pipeline and True is returned.
     """
-    body = envelope.encode(serializer or taskq_settings.TASK_SERIALIZER)
+    body = envelope.encode(*codecs.choose(envelope.task, serializer, compression))
     if pipe is not None:
         client = get_broker()
         queue_publish(pipe, client, envelope, body, once=once, once_ttl=once_ttl)
@@ -349,8 +351,7 @@ def publish(
 
 def publish_many(envelopes: Iterable[Envelope]) -> int:
     """Publish many messages in one pipelined round trip; returns how many were queued."""
-    serializer = taskq_settings.TASK_SERIALIZER
-    prepared = [(envelope, envelope.encode(serializer)) for envelope in envelopes]
+    prepared = [(e, e.encode(*codecs.choose(e.task))) for e in envelopes]
     if not prepared:
         return 0
     firsts: list[int] = []

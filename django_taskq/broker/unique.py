@@ -39,7 +39,9 @@ def header(queue: str, name: str, unique_for: float) -> dict[str, Any]:
     return {"key": keys.unique(queue, name), "for": unique_for}
 
 
-def publish_unique(envelope: Envelope, ttl_ms: int, serializer: str) -> str | None:
+def publish_unique(
+    envelope: Envelope, ttl_ms: int, serializer: str | None, compression: str | None = None
+) -> str | None:
     """Publish ``envelope`` unless another task holds its unique key; return that task's id.
 
     ``envelope`` carries the ``unique`` header (``header()``); the key is
@@ -47,6 +49,7 @@ def publish_unique(envelope: Envelope, ttl_ms: int, serializer: str) -> str | No
     by an attempt whose reply was lost). Retried on a lost connection as
     ``publish()`` is, within TASKQ_PUBLISH_TIMEOUT.
     """
+    from django_taskq import codecs
     from django_taskq.broker.publish import (
         _record_pending_elsewhere,
         queue_publish,
@@ -55,7 +58,7 @@ def publish_unique(envelope: Envelope, ttl_ms: int, serializer: str) -> str | No
     )
 
     key = envelope.headers[HEADER]["key"]
-    body = envelope.encode(serializer)
+    body = envelope.encode(*codecs.choose(envelope.task, serializer, compression))
 
     def send() -> list[Any]:
         client = get_broker()

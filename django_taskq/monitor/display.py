@@ -7,7 +7,8 @@ are not UTF-8, JSON of the wrong shape, a body nested ten thousand deep).
 ``UNREADABLE`` and the reason in ``args``, so a page shows the entry
 instead of failing. Arguments are decoded with the message codec (a
 datetime shows as a datetime) and shortened with reprlib, so a message
-with megabytes of arguments costs a page little. Pickled bodies
+with megabytes of arguments costs a page little. msgpack and compressed
+bodies are decoded (inflated to MAX_DECODE at most); pickled bodies
 (TASKQ_ACCEPT_CONTENT) are never unpickled here: unpickling runs code.
 """
 
@@ -19,6 +20,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
+from django_taskq import codecs
 from django_taskq.messages import PICKLE_MARK, loads
 
 #: The task shown for an entry whose body cannot be read; ``args`` says why.
@@ -85,13 +87,22 @@ def describe(raw_id: Any, body: Any) -> Shown:
         return Shown(task_id, "(pickled)", "(pickled arguments are not shown)", "")
     if len(raw) > MAX_DECODE:
         return Shown(task_id, _task_name_of(raw), f"({len(raw)} bytes of body, not shown)", "")
-    try:
-        envelope = loads(raw)
-    except Exception:
-        try:  # a tagged value the codec refuses: show the plain JSON instead
-            envelope = json.loads(raw)
+    header = codecs.header_of(raw) if raw[:1] != b"{" else None
+    if header is not None:
+        if header[0] == "pickle":
+            return Shown(task_id, "(pickled)", "(pickled arguments are not shown)", "")
+        try:  # msgpack and compressed bodies: never inflated past MAX_DECODE here
+            envelope = codecs.decode_body(raw, codecs.SAFE, limit=MAX_DECODE)
         except Exception as exc:
-            return unreadable(task_id, f"body is not JSON ({text(exc, 80)})", raw)
+            return unreadable(task_id, f"body cannot be decoded ({text(exc, 120)})", raw[:40])
+    else:
+        try:
+            envelope = loads(raw)
+        except Exception:
+            try:  # a tagged value the codec refuses: show the plain JSON instead
+                envelope = json.loads(raw)
+            except Exception as exc:
+                return unreadable(task_id, f"body is not JSON ({text(exc, 80)})", raw)
     if not isinstance(envelope, dict):
         return unreadable(task_id, f"body is a JSON {type(envelope).__name__}", raw)
     task = envelope.get("task")

@@ -481,7 +481,7 @@ class Consumer:
             logger.info("Task %s[%s] rejected and requeued", envelope.task, envelope.id)
             self.settler.pass_on(delivery, envelope, f"{envelope.id}:{delivery.entry_id}")
             return
-        options: dict[str, Any] = {"serializer": task.serializer or "json", "started": began}
+        options: dict[str, Any] = {"result_compression": task.result_compression, "started": began}
         if not acks_late:
             options["acked"] = True
         if outcome.state == states.RETRY and outcome.retry_envelope is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django_taskq.broker import keys
+from django_taskq.codecs import SAFE
 from django_taskq.messages import Envelope
 
 #: Most pending entries read per consumer and stream.
@@ -126,7 +127,7 @@ def _message_fields(body: bytes | None) -> dict[str, Any]:
     if body is None:
         return {"task_id": "", "task": "?", "args": "", "kwargs": ""}
     try:
-        envelope = Envelope.decode(body, accept=("json",))
+        envelope = Envelope.decode(body, accept=SAFE)  # never pickle: it runs code
     except Exception:
         return {"task_id": "", "task": "?", "args": "?", "kwargs": "?"}
     return {

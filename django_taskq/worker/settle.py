@@ -44,7 +44,7 @@ from typing import Any
 
 import redis
 
-from django_taskq import events, states
+from django_taskq import codecs, events, states
 from django_taskq.broker import keys, queue_flush, results, topology, unique
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
@@ -65,7 +65,8 @@ class Writes:
     """What waits for the next flush: results, messages to publish, dead letters, acks."""
 
     records: list[tuple[str, str, str]] = field(default_factory=list)  # id, record, state
-    publish: list[tuple[Envelope, str, str | None]] = field(default_factory=list)  # + body, once
+    # envelope, body, once key
+    publish: list[tuple[Envelope, str | bytes, str | None]] = field(default_factory=list)
     dead: list[tuple[ops.Delivery, str]] = field(default_factory=list)
     acks: dict[str, list[str]] = field(default_factory=lambda: collections.defaultdict(list))
     #: queue -> events of this flush, in the order they happened
@@ -241,6 +242,7 @@ class Settler:
         self.events = bool(taskq_settings.EVENTS)
         self.metrics = bool(taskq_settings.METRICS)
         self.repr_limit = int(taskq_settings.HISTORY_REPR_LIMIT)
+        self.result_compression: str | None = taskq_settings.RESULT_COMPRESSION or None
         self.writes = Writes()
         self.lock = threading.Lock()  # guards self.writes
         self.flushing = threading.Lock()  # one flush at a time, in order
@@ -255,7 +257,7 @@ class Settler:
         dead: str | None = None,
         republish: Envelope | None = None,
         once: str | None = None,
-        serializer: str = "json",
+        result_compression: str | None = None,
         acked: bool = False,
         started: float | None = None,
         deliveries: int = 1,
@@ -266,6 +268,7 @@ class Settler:
         ``dead``: dead-letter the message with this reason instead of acking.
         ``republish``: a message that continues this one (a retry, a
         requeue), published with the once key ``once`` before the ack.
+        ``result_compression``: the task's own (else TASKQ_RESULT_COMPRESSION).
         ``acked``: the message was acked on receipt (``acks_late=False``).
         ``started``: when the run began (epoch seconds; None if it did not
         run), ``deliveries`` its delivery count and ``expired`` whether a
@@ -273,7 +276,13 @@ class Settler:
         Raises Redis errors only for the synchronous part (a message with
         follow-ups); the caller retries the whole call, which is idempotent.
         """
-        record = None if envelope.ignore_result else result_record(envelope, outcome, self.hostname)
+        record = (
+            None
+            if envelope.ignore_result
+            else result_record(
+                envelope, outcome, self.hostname, result_compression or self.result_compression
+            )
+        )
         follow = outcome.state != states.RETRY and needs_after_finish(envelope)
         if follow:
             if record is not None:
@@ -289,7 +298,8 @@ class Settler:
                 # A follow-up that cannot be sent (its data is wrong) must not
                 # make the task run again and again: the result stands.
                 logger.exception("the follow-ups of task %s[%s] failed", envelope.task, envelope.id)
-        body = republish.encode(serializer) if republish is not None else None
+        # A retry or a replacement is sent with its task's own serializer and compression.
+        body = republish.encode(*codecs.choose(republish.task)) if republish is not None else None
         release = None
         if envelope.headers:  # tasks without headers (most) pay this check only
             release = unique.release_of(envelope, outcome.state, republish)
@@ -351,7 +361,7 @@ class Settler:
         For a message that goes back to its queue unchanged (Reject with
         requeue) or later (over its rate limit).
         """
-        body = envelope.encode()
+        body = envelope.encode(*codecs.choose(envelope.task))
         with self.lock:
             self.writes.publish.append((envelope, body, once))
             self.writes.acks[delivery.stream].append(delivery.entry_id)
@@ -476,12 +486,20 @@ class Settler:
 
 
 def _task_name_of(delivery: ops.Delivery) -> str:
-    """The task name an unreadable entry's body gives, if any (for its counter and event)."""
+    """The task name an unreadable entry's body gives, if any (for its counter and event).
+
+    A msgpack or compressed body this worker refused is read for its name
+    alone (never a pickled one: that would run it), inflated to 1 MiB at most.
+    """
     import json
 
+    body = delivery.fields.get(b"b", b"")
     try:
-        data = json.loads(delivery.fields.get(b"b", b""))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        if codecs.header_of(body) is None:
+            data = json.loads(body)
+        else:
+            data = codecs.decode_body(body, codecs.SAFE, limit=1 << 20)
+    except Exception:  # whatever the bytes are: the name is only for a counter
         return UNKNOWN
     name = data.get("task") if isinstance(data, dict) else None
     return name if isinstance(name, str) and 0 < len(name) <= 255 else UNKNOWN

@@ -484,6 +484,7 @@ SAMPLES: dict[str, Any] = {
     "acks_late": False,
     "expires": 60,
     "serializer": "json",
+    "compression": "zlib",
     "typing": False,
 }
 

@@ -10,7 +10,8 @@ of django_taskq/messages.py) and ``dc`` (delivery count). Every *kind*
 below breaks one thing: the entry's fields (``dc`` not an integer, ``i`` not
 UTF-8, a field missing or extra, ``i`` not the body's id), the body (not
 UTF-8, not JSON, not an object, 100,000 levels deep, pickled, 5 MB,
-empty), one envelope field (every field, with the wrong type or an
+empty; or claiming a codec of codecs.py and corrupt, unknown, wrong inside or
+pickled and compressed), one envelope field (every field, with the wrong type or an
 impossible value), or a tagged value (``{"__taskq__": ...}``) with the
 wrong payload. The rest of each entry is a correct envelope of
 ``tests.faults.tasks.fault_fast``, which records every execution, so a
@@ -269,6 +270,64 @@ _raw_body_kind("body_empty", lambda ctx, task_id: b"")
 HUGE_KIND = "body_huge_truncated"
 
 
+# -- bodies that claim a codec (codecs.py) --------------------------------------------------
+#: What the fuzzed worker decodes (test_fuzzed_entries.py), so corrupt bytes reach each decoder.
+WORKER_ACCEPTS = "json,msgpack,zlib,zstd"
+
+
+def _codec_corrupt(ctx: _Ctx, task_id: str) -> bytes:
+    import zlib
+
+    import msgpack
+    import zstandard
+
+    good = _dumps(envelope_dict(task_id))
+    packed = msgpack.packb(envelope_dict(task_id))
+    return ctx.rng.choice(
+        [
+            b"json+zlib:" + b"not zlib at all",
+            b"json+zlib:" + zlib.compress(good)[:-5],
+            b"json+zlib:" + zlib.compress(good[:-1]),  # inflates to JSON that is cut short
+            b"json+zstd:" + b"\x28\xb5\x2f\xfd garbage",
+            b"json+zstd:" + zstandard.compress(good)[:-4],
+            b"msgpack:" + b"\xc1",
+            b"msgpack:" + packed[:-3],
+            b"msgpack:" + packed + b"trailing",
+            b"msgpack:" + msgpack.packb([msgpack.ExtType(42, b"?"), task_id]),
+            b"msgpack+zlib:" + zlib.compress(b"\xc1\xc1"),
+            b"msgpack+zstd:" + zstandard.compress(msgpack.packb(task_id)),
+        ]
+    )
+
+
+def _codec_unknown(ctx: _Ctx, task_id: str) -> bytes:
+    good = _dumps(envelope_dict(task_id))
+    return ctx.rng.choice([b"yaml:" + good, b"json+gzip:" + good, b"bson+zlib:" + good])
+
+
+def _msgpack_bad_field(ctx: _Ctx, task_id: str) -> bytes:
+    import msgpack
+
+    data = envelope_dict(task_id)
+    data[ctx.rng.choice(["priority", "retries", "args"])] = ctx.rng.choice([-1, "x", {"a": 1}])
+    return b"msgpack:" + msgpack.packb(data)
+
+
+def _pickle_compressed(ctx: _Ctx, task_id: str) -> bytes:
+    import zlib
+
+    data = envelope_dict(task_id)
+    data["args"] = [_Tripwire(task_id)]
+    return b"pickle+zlib:" + zlib.compress(pickle.dumps(data))
+
+
+_raw_body_kind("body_codec_corrupt", _codec_corrupt)
+_raw_body_kind("body_codec_unknown", _codec_unknown)
+_raw_body_kind("body_msgpack_bad_field", _msgpack_bad_field)
+_raw_body_kind("body_pickle_compressed", _pickle_compressed)
+_CODEC_HEADER = re.compile(rb"[a-z]{1,16}(\+[a-z0-9]{1,16})?:")
+
+
 # -- one envelope field each ------------------------------------------------------------------
 def _drop(key: str) -> Callable[[_Ctx, dict[str, Any]], None]:
     def mutate(ctx: _Ctx, data: dict[str, Any]) -> None:
@@ -495,6 +554,9 @@ def strict_problem(
         return f"fields are {sorted(fields)}, not i, b, dc"
     if not re.fullmatch(rb"[0-9]{1,15}", fields[b"dc"]):
         return f"dc {fields[b'dc']!r} is not a small non-negative integer"
+    if _CODEC_HEADER.match(fields[b"b"]):
+        # Not one of these bodies is right: each is corrupt, unknown, wrong inside or pickled.
+        return "a body with a codec header, corrupt, unknown, wrong inside or pickled"
     try:
         entry_id = fields[b"i"].decode()
         body = fields[b"b"].decode()

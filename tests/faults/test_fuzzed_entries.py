@@ -44,7 +44,7 @@ def test_fuzzed_entries_are_dead_lettered_and_good_tasks_all_run(
     bad = fuzz.generate(SCALE.fuzz_bad, seed=20240601, huge_cap=SCALE.fuzz_huge)
     dead_expected = [e for e in bad if e.expect == fuzz.DEAD]
     revoked_expected = [e for e in bad if e.expect == fuzz.REVOKED]
-    worker = start_worker("-c", "2")
+    worker = start_worker("-c", "2", env={"TASKQ_TEST_ACCEPT_CONTENT": fuzz.WORKER_ACCEPTS})
     children_before = helpers.wait_children(worker, 2)
     assert fault_fast.delay(-1).get(timeout=30) == -1  # the worker works before the fuzz
 

@@ -534,3 +534,20 @@ def unique_killed(key: str) -> None:
     """Runs past its hard time limit: the worker parent kills the child."""
     _redis().rpush(key, "start")
     time.sleep(30)
+
+
+# -- serializers and compression (tests/e2e/test_codecs.py) ------------------------------
+@shared_task(serializer="msgpack")
+def msgpack_types(values: list[Any]) -> dict[str, Any]:
+    """The values as they arrived, with their type names (msgpack keeps every tagged type)."""
+    return {"types": [type(v).__name__ for v in values], "values": values}
+
+
+@shared_task(compression="zlib", result_compression="zlib")
+def zlib_echo(value: Any) -> Any:
+    return value
+
+
+@shared_task(serializer="msgpack", compression="zstd", result_compression="zstd")
+def zstd_echo(value: Any) -> Any:
+    return value
