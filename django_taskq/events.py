@@ -207,8 +207,8 @@ def encode(events: list[Event]) -> str:
 def received_events(fields: dict[bytes, bytes]) -> list[dict[str, Any]] | None:
     """The ``received`` events of a received entry (fetch.lua's), or None for another entry.
 
-    One event per task id of ``r``, at the entry's ``ts``, which is also
-    its ``rcv``. What is not a task id or a time is dropped.
+    One event per item of ``r``, at the entry's ``ts``, which is also its
+    ``rcv``; an entry without a list or a time has none.
     """
     raw = fields.get(b"r")
     if raw is None:
@@ -221,11 +221,8 @@ def received_events(fields: dict[bytes, bytes]) -> list[dict[str, Any]] | None:
     if not isinstance(ids, list):
         return []
     worker = fields.get(b"w")
-    found: list[dict[str, Any]] = [
-        {"k": RECEIVED, "id": task_id, "ts": ts, "rcv": ts}
-        for task_id in ids
-        if isinstance(task_id, str)
-    ]
+    # An id that is not a string is kept for the caller to drop (and count).
+    found: list[dict[str, Any]] = [{"k": RECEIVED, "id": i, "ts": ts, "rcv": ts} for i in ids]
     if worker:
         name = worker.decode(errors="replace")
         for event in found:
@@ -237,7 +234,7 @@ def decode_entry(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
     """The events of one stream entry (its fields), each with the entry's worker."""
     received = received_events(fields)
     if received is not None:
-        return received
+        return [e for e in received if isinstance(e["id"], str) and e["id"]]
     found = decode(fields.get(b"e", b""))
     worker = fields.get(b"w")
     if worker:
