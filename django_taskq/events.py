@@ -6,6 +6,11 @@ writes they already make, so history costs the hot path almost nothing:
 
 - ``sent``: written by enqueue.lua in the step that publishes the message
   (no extra command for the producer);
+- ``received``: written by fetch.lua in the call that hands a batch of
+  messages to a consumer, as ONE entry for the whole batch (fields ``r``, a
+  JSON list of the task ids, ``ts`` and ``w``; ``received_events`` reads it
+  as one event per task). A blocking read writes the same entry in the
+  pipeline that follows it. No Python per task;
 - ``started``: for a task with ``track_started``, or one still running a
   second after it started (the consumer's guard thread adds it);
 - ``progress``: from ``Task.update_state()`` inside a running task;
@@ -15,8 +20,9 @@ writes they already make, so history costs the hot path almost nothing:
   was received and started, its runtime and delivery count, so one event
   per task is enough to fill a history row.
 
-An entry's field ``e`` is a JSON list of events, and ``w`` the worker that
-wrote them (absent for a producer's); each event is a JSON object with
+An entry's field ``e`` is a JSON list of events (a ``received`` entry has
+``r`` instead), and ``w`` the worker that wrote them (absent for a
+producer's); each event is a JSON object with
 short keys (below), times in epoch milliseconds as integers. The recorder (``django_taskq.history``)
 reads the streams as a consumer group and writes ``TaskRecord`` rows.
 Nothing here is trusted when read back: ``decode`` drops what is not an
@@ -34,6 +40,7 @@ from typing import Any
 from django_taskq.conf import taskq_settings
 
 SENT = "sent"
+RECEIVED = "received"
 STARTED = "started"
 RETRIED = "retried"
 SUCCEEDED = "succeeded"
@@ -42,7 +49,9 @@ REVOKED = "revoked"
 EXPIRED = "expired"
 DEAD = "dead"
 PROGRESS = "progress"
-KINDS = frozenset({SENT, STARTED, RETRIED, SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD, PROGRESS})
+KINDS = frozenset(
+    {SENT, RECEIVED, STARTED, RETRIED, SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD, PROGRESS}
+)
 #: Kinds that end a task.
 FINAL = frozenset({SUCCEEDED, FAILED, REVOKED, EXPIRED, DEAD})
 
@@ -195,8 +204,37 @@ def encode(events: list[Event]) -> str:
     return "[" + ",".join(e if type(e) is str else _encoder.encode(e) for e in events) + "]"
 
 
+def received_events(fields: dict[bytes, bytes]) -> list[dict[str, Any]] | None:
+    """The ``received`` events of a received entry (fetch.lua's), or None for another entry.
+
+    One event per item of ``r``, at the entry's ``ts``, which is also its
+    ``rcv``; an entry without a list or a time has none.
+    """
+    raw = fields.get(b"r")
+    if raw is None:
+        return None
+    try:
+        ids = json.loads(raw)
+        ts = int(fields.get(b"ts", b""))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    if not isinstance(ids, list):
+        return []
+    worker = fields.get(b"w")
+    # An id that is not a string is kept for the caller to drop (and count).
+    found: list[dict[str, Any]] = [{"k": RECEIVED, "id": i, "ts": ts, "rcv": ts} for i in ids]
+    if worker:
+        name = worker.decode(errors="replace")
+        for event in found:
+            event["w"] = name
+    return found
+
+
 def decode_entry(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
     """The events of one stream entry (its fields), each with the entry's worker."""
+    received = received_events(fields)
+    if received is not None:
+        return [e for e in received if isinstance(e["id"], str) and e["id"]]
     found = decode(fields.get(b"e", b""))
     worker = fields.get(b"w")
     if worker:

@@ -23,7 +23,7 @@ from django_taskq import states
 #: State -> the badge's colour class (custom states, e.g. PROGRESS, are "running").
 _BADGE_CLASS = {
     states.PENDING: "pending",
-    states.RECEIVED: "pending",
+    states.RECEIVED: "received",
     states.STARTED: "running",
     states.RETRY: "retry",
     states.SUCCESS: "success",

@@ -38,16 +38,19 @@ from django_taskq.events import (
     EXPIRED,
     FAILED,
     PROGRESS,
+    RECEIVED,
     RETRIED,
     REVOKED,
     SENT,
     STARTED,
     SUCCEEDED,
+    received_events,
 )
 
 #: The state each kind of event puts a row in (``progress`` carries its own).
 KIND_STATE = {
     SENT: states.PENDING,
+    RECEIVED: states.RECEIVED,
     STARTED: states.STARTED,
     RETRIED: states.RETRY,
     SUCCEEDED: states.SUCCESS,
@@ -158,7 +161,19 @@ def parse_entry(fields: dict[bytes, bytes], into: Parsed) -> None:
 
     Unlike ``events.decode``, this counts what it drops, and it knows the
     ``progress`` kind; an event of a kind it does not know is dropped too.
+    A received entry (fetch.lua's ``r`` list) is one ``received`` event per
+    task id.
     """
+    received = received_events(fields)
+    if received is not None:
+        if not received:
+            into.dropped += 1  # nothing in it could be read
+        for event in received:
+            if _usable(event):
+                into.events.append(event)
+            else:
+                into.dropped += 1
+        return
     raw = fields.get(b"e")
     try:
         data = json.loads(raw) if raw is not None else None

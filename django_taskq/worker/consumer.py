@@ -150,6 +150,14 @@ class Consumer:
         self.stop_guard = False
         #: Where revoke(terminate=True) stops this consumer's running task.
         self.gate = TaskGate()
+        #: With task events on, each fetch records its batch as received (one
+        #: events entry per fetch, written by the fetch itself); read once, as
+        #: the Settler reads its settings.
+        self.received = (
+            ops.Received(hostname, int(taskq_settings.EVENTS_MAXLEN))
+            if taskq_settings.EVENTS
+            else None
+        )
 
     # -- main loop -----------------------------------------------------------
     def run(self) -> None:
@@ -264,12 +272,14 @@ class Consumer:
 
     def _fetch(self) -> list[ops.Delivery]:
         client = get_broker()
-        batch = ops.fetch(client, self.queues, self.name, self.batch_size)
+        batch = ops.fetch(client, self.queues, self.name, self.batch_size, self.received)
         if batch:
             return batch
         if self.settler.pending():
             self.settler.flush()
-        return ops.block_fetch(client, self.streams, self.name, self.batch_size, BLOCK_MS)
+        return ops.block_fetch(
+            client, self.streams, self.name, self.batch_size, BLOCK_MS, self.received
+        )
 
     # -- running a batch -------------------------------------------------------
     def _run_batch(self, batch: list[ops.Delivery]) -> None:

@@ -10,6 +10,7 @@ are checked in ``worker/entries.py``, never trusted here.
 from __future__ import annotations
 
 import collections
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,11 +70,31 @@ def _fields(flat: Any) -> dict[bytes, bytes]:
     return dict(zip(items[0::2], items[1::2], strict=False))
 
 
-def fetch(client: redis.Redis, queues: list[str], consumer: str, count: int) -> list[Delivery]:
+@dataclass(frozen=True)
+class Received:
+    """Who records the messages it fetches as received, and how long the events stream gets.
+
+    A consumer with task events on passes one to ``fetch`` and
+    ``block_fetch``: each call then appends one ``received`` entry per queue
+    for the whole batch (events.py), in the call that fetches it.
+    """
+
+    worker: str
+    maxlen: int
+
+
+def fetch(
+    client: redis.Redis,
+    queues: list[str],
+    consumer: str,
+    count: int,
+    received: Received | None = None,
+) -> list[Delivery]:
     """Read up to ``count`` new messages without blocking: queue order, then priority 9..0.
 
     One fetch.lua call per queue (each runs in its queue's slot), stopping
-    as soon as the batch is full.
+    as soon as the batch is full. With ``received``, that call also writes
+    the batch's ``received`` entry to the queue's events stream.
     """
     out: list[Delivery] = []
     now_ms = int(time.time() * 1000)
@@ -82,11 +103,12 @@ def fetch(client: redis.Redis, queues: list[str], consumer: str, count: int) -> 
         if want <= 0:
             break
         streams = keys.queue_streams(queue)
-        flat = scripts.script(client, "fetch")(
-            keys=[keys.revoked(queue), *streams],
-            args=[keys.GROUP, consumer, want, now_ms],
-            client=client,
-        )
+        names = [keys.revoked(queue), *streams]
+        args: list[Any] = [keys.GROUP, consumer, want, now_ms]
+        if received is not None:
+            names.append(keys.events(queue))
+            args += [received.maxlen, received.worker]
+        flat = scripts.script(client, "fetch")(keys=names, args=args, client=client)
         i, n = 0, len(flat)
         while i < n:
             stream, entry_id, revoked, first = flat[i : i + 4]
@@ -108,23 +130,31 @@ def fetch(client: redis.Redis, queues: list[str], consumer: str, count: int) -> 
 
 
 def block_fetch(
-    client: redis.Redis, streams: list[str], consumer: str, count: int, block_ms: int
+    client: redis.Redis,
+    streams: list[str],
+    consumer: str,
+    count: int,
+    block_ms: int,
+    received: Received | None = None,
 ) -> list[Delivery]:
     """Block up to ``block_ms`` for new messages on any stream; sorted by preference.
 
     On Cluster, streams of several slots (several queues) are waited on
-    together by broker/cluster_wait.py, one read per slot.
+    together by broker/cluster_wait.py, one read per slot. With
+    ``received``, the batch's ``received`` entries are written in the
+    pipeline that reads which of its messages are revoked (no round trip
+    of their own).
     """
     groups = topology.slot_groups(client, streams)
     if len(groups) > 1:
         from django_taskq.broker import cluster_wait
 
         reply: Any = cluster_wait.read_any(client, groups, keys.GROUP, consumer, count, block_ms)
-        return _deliveries(client, streams, reply)
+        return _deliveries(client, streams, reply, received)
     reply = client.xreadgroup(
         keys.GROUP, consumer, {s: ">" for s in streams}, count=count, block=block_ms
     )
-    return _deliveries(client, streams, reply)
+    return _deliveries(client, streams, reply, received)
 
 
 def read_own(client: redis.Redis, streams: list[str], consumer: str) -> list[Delivery]:
@@ -166,7 +196,9 @@ def read_own(client: redis.Redis, streams: list[str], consumer: str) -> list[Del
     return found
 
 
-def _deliveries(client: redis.Redis, streams: list[str], reply: Any) -> list[Delivery]:
+def _deliveries(
+    client: redis.Redis, streams: list[str], reply: Any, received: Received | None = None
+) -> list[Delivery]:
     if not reply:
         return []
     order = {s: i for i, s in enumerate(streams)}
@@ -177,12 +209,20 @@ def _deliveries(client: redis.Redis, streams: list[str], reply: Any) -> list[Del
             if fields:
                 out.append(Delivery(stream=stream, entry_id=_s(entry_id), fields=_fields(fields)))
     if out:
-        _mark_revoked(client, out)
+        _mark_revoked(client, out, received)
     return out
 
 
-def _mark_revoked(client: redis.Redis, deliveries: list[Delivery]) -> None:
-    """Flag revoked deliveries: one ZMSCORE per queue (a blocking read cannot run Lua)."""
+def _mark_revoked(
+    client: redis.Redis, deliveries: list[Delivery], received: Received | None = None
+) -> None:
+    """Flag revoked deliveries: one ZMSCORE per queue (a blocking read cannot run Lua).
+
+    With ``received``, the same pipeline appends each queue's ``received``
+    entry (the one fetch.lua writes for a non-blocking fetch). An error of
+    that XADD (an events key of the wrong type) is ignored, as fetch.lua
+    ignores it: the messages are fetched either way.
+    """
     by_queue: dict[str, list[Delivery]] = collections.defaultdict(list)
     for d in deliveries:
         by_queue[d.queue].append(d)
@@ -191,7 +231,20 @@ def _mark_revoked(client: redis.Redis, deliveries: list[Delivery]) -> None:
     for queue, group in by_queue.items():
         members: list[Any] = [d.raw_task_id for d in group]
         pipe.zmscore(keys.revoked(queue), members)
-    for group, scores in zip(by_queue.values(), pipe.execute(), strict=True):
+    if received is not None:
+        for queue, group in by_queue.items():
+            ids = [_s(d.raw_task_id) for d in group if d.raw_task_id]
+            if ids:
+                pipe.xadd(
+                    keys.events(queue),
+                    {"r": json.dumps(ids), "ts": now_ms, "w": received.worker},
+                    maxlen=received.maxlen,
+                    approximate=True,
+                )
+    replies = pipe.execute(raise_on_error=False)
+    for group, scores in zip(by_queue.values(), replies, strict=False):
+        if isinstance(scores, Exception):
+            raise scores
         for d, score in zip(group, scores, strict=True):
             d.revoked = score is not None and float(score) > now_ms
 
@@ -329,6 +382,7 @@ def _s(value: Any) -> str:
 
 __all__ = [
     "Delivery",
+    "Received",
     "block_fetch",
     "ensure_groups",
     "fetch",

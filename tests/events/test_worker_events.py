@@ -45,7 +45,13 @@ def test_a_success_is_sent_then_succeeded_with_its_timings(start_worker: Any, br
     assert done["res"] == "5" and done["n"] == "tests.testapp.tasks.add"
     _timed(done)
     assert sent["ts"] <= done["rcv"]
-    assert [e["k"] for e in of(found, result.id)] == [events.SENT, events.SUCCEEDED]
+    assert [e["k"] for e in of(found, result.id)] == [
+        events.SENT,
+        events.RECEIVED,
+        events.SUCCEEDED,
+    ]
+    received = one(found, result.id, events.RECEIVED)
+    assert received["w"] == HOST and sent["ts"] <= received["rcv"] <= done["st"]
 
     snapshot = counters.read(broker, ["default"])
     name = "tests.testapp.tasks.add"
@@ -74,7 +80,14 @@ def test_a_retry_is_retried_then_sent_again_then_succeeded(start_worker: Any, br
     assert result.get(timeout=15) == 2
     found = wait_for(broker, has(result.id, events.SUCCEEDED))
     kinds = [e["k"] for e in of(found, result.id)]
-    assert kinds == [events.SENT, events.RETRIED, events.SENT, events.SUCCEEDED]
+    assert kinds == [
+        events.SENT,
+        events.RECEIVED,
+        events.RETRIED,
+        events.SENT,
+        events.RECEIVED,
+        events.SUCCEEDED,
+    ]
     retried = one(found, result.id, events.RETRIED)
     assert retried["exc"] == "RuntimeError" and retried["msg"] == "attempt 1 failed"
     assert retried["eta"] >= retried["ts"] / 1000  # due after the retry was decided
@@ -163,7 +176,14 @@ def test_update_state_writes_progress_and_track_started_a_started_event(
     assert result.get(timeout=15) == 2
     found = wait_for(broker, has(result.id, events.SUCCEEDED))
     kinds = [e["k"] for e in of(found, result.id)]
-    assert kinds == [events.SENT, events.STARTED, "progress", "progress", events.SUCCEEDED]
+    assert kinds == [
+        events.SENT,
+        events.RECEIVED,
+        events.STARTED,
+        "progress",
+        "progress",
+        events.SUCCEEDED,
+    ]
     assert one(found, result.id, events.SUCCEEDED)["st"] == started["st"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,6 +40,21 @@ def started(task_id: str, ts: int = T0 + 1000, **fields: Any) -> dict[str, Any]:
         "dc": 1,
         **fields,
     }
+
+
+def received(task_id: str, ts: int = T0 + 500, w: str = "taskq@w1") -> dict[str, Any]:
+    """One task's ``received`` event, as the recorder reads it from a received entry."""
+    return {"k": "received", "id": task_id, "ts": ts, "rcv": ts, "w": w}
+
+
+def emit_received(
+    client: Any, queue: str, task_ids: list[str], ts: int = T0 + 500, worker: str = "taskq@w1"
+) -> None:
+    """Append a received entry to ``queue``'s events stream, in fetch.lua's format."""
+    pipe = client.pipeline(transaction=False)
+    pipe.sadd(keys.queues(), queue)
+    pipe.xadd(keys.events(queue), {"r": json.dumps(task_ids), "ts": ts, "w": worker})
+    pipe.execute()
 
 
 def progress(task_id: str, ts: int, meta: Any, state: str = "PROGRESS") -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from django_taskq.history import fold
-from tests.history.helpers import T0, ended, progress, sent, started
+from tests.history.helpers import T0, ended, progress, received, sent, started
 
 
 def at(ms: int) -> dt.datetime:
@@ -27,6 +27,7 @@ def rows_after(batches: list[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]
 LIVES = {
     "success": [
         sent("t"),
+        received("t", w="taskq@w1"),
         started("t", w="taskq@w1"),
         progress("t", T0 + 1500, {"done": 1, "total": 4}),
         ended("succeeded", "t", res="5", w="taskq@w1"),
@@ -41,6 +42,12 @@ LIVES = {
         ended("failed", "t", T0 + 12_000, exc="ValueError", msg="boom", tb="tb2", rty=1),
     ],
     "dead-lettered": [sent("t"), ended("dead", "t", msg="unregistered task")],
+    "received, handed back, received again": [
+        sent("t"),
+        received("t", T0 + 500, w="taskq@w1"),
+        received("t", T0 + 700, w="taskq@w2"),
+        ended("succeeded", "t", res="5", rcv=T0 + 700, w="taskq@w2"),
+    ],
 }
 
 
@@ -225,3 +232,36 @@ def test_values_of_the_wrong_type_or_size_are_not_trusted() -> None:
     assert (row["priority"], row["args"], row["eta"]) == (None, "", None)
     assert len(row["task_name"]) == 255
     assert row["state"] == "S" * 50
+
+
+def test_received_is_between_sent_and_started_and_never_goes_back() -> None:
+    row = rows_after([[sent("t"), received("t", T0 + 400, w="taskq@w1")]])["t"]
+    assert (row["state"], row["worker"], row["received_at"]) == (
+        "RECEIVED",
+        "taskq@w1",
+        at(T0 + 400),
+    )
+    assert row["started_at"] is None and row["wait_time"] is None
+    # Taken again after a hand-back: the later receive names the worker that holds it.
+    row = rows_after([[sent("t"), received("t", T0 + 400)], [received("t", T0 + 900, "w2")]])["t"]
+    assert (row["state"], row["worker"], row["received_at"]) == ("RECEIVED", "w2", at(T0 + 900))
+    # Read after the task started or ended, it changes nothing.
+    for later in (started("t", w="taskq@w1"), ended("succeeded", "t", res="5", w="taskq@w1")):
+        before = rows_after([[sent("t"), later]])["t"]
+        after = rows_after([[sent("t"), later], [received("t", T0 + 9000, "late@w")]])["t"]
+        assert after == before, later["k"]
+
+
+def test_a_received_entry_is_one_event_per_task_id() -> None:
+    parsed = fold.Parsed()
+    fold.parse_entry({b"r": b'["a","b"]', b"ts": b"1765000000500", b"w": b"taskq@w1"}, parsed)
+    assert parsed.dropped == 0
+    assert parsed.events == [
+        {"k": "received", "id": "a", "ts": 1765000000500, "rcv": 1765000000500, "w": "taskq@w1"},
+        {"k": "received", "id": "b", "ts": 1765000000500, "rcv": 1765000000500, "w": "taskq@w1"},
+    ]
+    bad = fold.Parsed()
+    fold.parse_entry({b"r": b'["a",7,""]', b"ts": b"1765000000500"}, bad)  # ids that are none
+    fold.parse_entry({b"r": b"[not json", b"ts": b"1"}, bad)
+    fold.parse_entry({b"r": b'["a"]', b"ts": b"soon"}, bad)
+    assert [e["id"] for e in bad.events] == ["a"] and bad.dropped == 4

@@ -50,10 +50,12 @@ def bulk(count: int, **fields: Any) -> None:
 def test_list_shows_a_badge_and_the_columns(admin_client):
     make_record(task_id="ok-1", runtime=0.25, retries=2)
     make_record(task_id="dead-1", state="FAILURE", dead_lettered=True)
+    make_record(task_id="held-1", state="RECEIVED")
     response = admin_client.get(CHANGELIST)
     content = response.content.decode()
     assert response.status_code == 200
     assert '<span class="taskq-badge taskq-badge-success">SUCCESS</span>' in content
+    assert '<span class="taskq-badge taskq-badge-received">RECEIVED</span>' in content
     assert 'taskq-badge-dead" title="FAILURE">DEAD-LETTERED</span>' in content
     assert "0.250 s" in content
     assert "taskq@web-1" in content
@@ -99,6 +101,7 @@ def test_query_count_does_not_grow_with_rows_and_large_columns_are_not_read(admi
         ({"state": "FAILURE"}, {"failed", "dead"}),
         ({"state": "failures"}, {"failed", "dead", "revoked"}),
         ({"state": "PROGRESS"}, {"custom"}),
+        ({"state": "RECEIVED"}, {"held"}),
         ({"task_name": "tests.testapp.tasks.fail"}, {"failed", "dead"}),
         ({"queue": "reports"}, {"revoked"}),
         ({"worker": "taskq@web-2"}, {"custom"}),
@@ -118,6 +121,7 @@ def test_filters(admin_client, params, expected):
     make_record(
         task_id="custom", state="PROGRESS", worker="taskq@web-2", parent_id="ok", root_id="ok"
     )
+    make_record(task_id="held", state="RECEIVED", worker="taskq@web-3")
     response = admin_client.get(CHANGELIST, params)
     assert response.status_code == 200, response.get("location")
     assert set(shown(response)) == expected
