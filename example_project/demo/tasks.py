@@ -54,3 +54,11 @@ def count_users() -> int:
     from django.contrib.auth import get_user_model
 
     return int(get_user_model().objects.count())
+
+
+@shared_task(unique_for=30)
+def refresh_report(name: str) -> str:
+    """Unique by its arguments: while one refresh of ``name`` is queued or running,
+    another ``delay(name)`` sends nothing and returns the first one's result."""
+    time.sleep(0.2)
+    return f"report {name} refreshed"

@@ -40,7 +40,15 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def run(self, timeout: float) -> None:
-        from demo.tasks import add, count_users, divide, flaky_fetch, remind, slow_count
+        from demo.tasks import (
+            add,
+            count_users,
+            divide,
+            flaky_fetch,
+            refresh_report,
+            remind,
+            slow_count,
+        )
 
         out = self.stdout
         out.write(f"Sending tasks through {redact(broker_url())}\n")
@@ -95,6 +103,18 @@ class Command(BaseCommand):
             problems.append(
                 f"remind ran {reminder['ran_after']}s after sending, before its countdown"
             )
+
+        # A unique task: a second send while the first is queued or running
+        # returns the first one (existing=True) instead of sending another.
+        report = f"sales-{uuid.uuid4().hex[:6]}"
+        first, again = refresh_report.delay(report), refresh_report.delay(report)
+        out.write(
+            f"\nrefresh_report.delay({report!r}) twice: the same task "
+            f"({again.id == first.id}, existing={again.existing}), "
+            f"{first.get(timeout=timeout)!r}\n"
+        )
+        if again.id != first.id or not again.existing:
+            problems.append("a second send of a unique task sent another task")
 
         never_sent = AsyncResult(str(uuid.uuid4()))
         out.write(
