@@ -27,7 +27,7 @@ from .conftest import PASSWORD, TRACEBACK, failed_record, make_record
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import JavascriptException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -64,7 +64,11 @@ class Admin:
         self.base = base
         # A condition may read an element of the page a click is leaving: that
         # read fails as stale, and the wait asks again on the new page.
-        self.wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
+        # A script run while a submitted form swaps the document fails with a
+        # JavascriptException (its context is gone): the next try reads the new page.
+        self.wait = WebDriverWait(
+            browser, 30, ignored_exceptions=(StaleElementReferenceException, JavascriptException)
+        )
 
     def login(self, username: str) -> Admin:
         self.browser.get(f"{self.base}/admin/login/")
@@ -79,7 +83,11 @@ class Admin:
         self.wait.until(expected_conditions.presence_of_element_located((By.ID, "content")))
 
     def text(self) -> str:
-        return str(self.browser.find_element(By.TAG_NAME, "body").text)
+        """The page's text, read in one script: no element handle a navigation could
+        leave behind (chromedriver's "Node ... does not belong to the document")."""
+        return str(
+            self.browser.execute_script("return document.body ? document.body.innerText : ''")
+        )
 
     def rows(self) -> list[str]:
         """The task ids of the list's rows, in order."""
@@ -365,7 +373,7 @@ def test_an_action_posted_without_the_csrf_token_is_refused(
     ).click()
     Select(browser.find_element(By.NAME, "action")).select_by_value("retry_tasks")
     browser.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
-    page.wait.until(lambda d: "CSRF" in d.find_element(By.TAG_NAME, "body").text)
+    page.wait.until(lambda d: "CSRF" in page.text())
     assert "Forbidden (403)" in page.text()
     # Nothing was sent again: no message of the task in its queue.
     assert broker.xrange(keys.stream("default", 5)) == []

@@ -47,11 +47,20 @@ def by() -> Any:
 
 
 def wait(browser: Any, condition: Any, timeout: float = 20) -> Any:
-    """Wait for ``condition``; a part of the page replaced by a refresh meanwhile is retried."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    """Wait for ``condition``; a part of the page replaced by a refresh meanwhile is retried.
+
+    So is a script run while the browser swaps documents (a form just
+    submitted): its execution context is gone, and the next try reads the
+    new page.
+    """
+    from selenium.common.exceptions import (
+        JavascriptException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    ignored = (NoSuchElementException, StaleElementReferenceException)
+    ignored = (NoSuchElementException, StaleElementReferenceException, JavascriptException)
     return WebDriverWait(browser, timeout, ignored_exceptions=ignored).until(condition)
 
 
@@ -88,7 +97,10 @@ def shoot(browser: Any, folder: Path, name: str) -> None:
 
 
 def body_text(browser: Any) -> str:
-    return str(browser.find_element(by().TAG_NAME, "body").text)
+    """The page's text, read in one script: no element handle that a navigation could
+    leave behind (chromedriver then fails with "Node ... does not belong to the
+    document", which is not a StaleElementReferenceException; seen once in CI)."""
+    return str(browser.execute_script("return document.body ? document.body.innerText : ''"))
 
 
 def post_from_page(browser: Any, url: str, fields: dict[str, str], token: bool) -> int:
