@@ -44,6 +44,24 @@ def wait_for(
                 seen += events.decode_entry(fields)
 
 
+def wait_dead_letters(
+    client: Any, count: int, queue: str = "default", timeout: float = 15.0
+) -> None:
+    """Block until ``queue`` holds ``count`` dead letters (woken by each new one).
+
+    A refused message's FAILURE result is stored before the flush's
+    barrier and its dead letter after it: on Redis Cluster, where the two
+    live on different nodes, ``get()`` can return a round trip before the
+    dead letter is there.
+    """
+    stream, deadline = keys.dead(queue), time.monotonic() + timeout
+    while client.xlen(stream) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{queue} holds {client.xlen(stream)} dead letters, not {count}")
+        client.xread({stream: "$"}, block=max(1, int(min(left, 0.2) * 1000)))
+
+
 def _entries(reply: Any) -> list[tuple[Any, list[Any]]]:
     if not reply:
         return []

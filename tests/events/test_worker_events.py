@@ -11,7 +11,7 @@ from django_taskq import chord, events, group
 from django_taskq.broker import keys
 from django_taskq.broker.publish import publish
 from django_taskq.metrics import counters
-from tests.events.helpers import has, of, one, wait_for
+from tests.events.helpers import has, of, one, wait_dead_letters, wait_for
 from tests.testapp.tasks import add, fail, flaky, progress, sleep_then, xsum
 
 pytestmark = pytest.mark.e2e
@@ -136,11 +136,9 @@ def test_a_malformed_entry_is_dead_with_its_reason(start_worker: Any, broker: An
     snapshot = counters.read(broker, ["default"])
     assert snapshot.counters[(counters.REJECTED, "default", "<unknown>", HOST)] == 2
     # On Cluster the dead letters go after the flush's barrier, a round trip after the
-    # events and counters: wait for them (woken by each new dead letter).
-    dead_letters, deadline = keys.dead("default"), time.monotonic() + 15
-    while broker.xlen(dead_letters) < 2 and time.monotonic() < deadline:
-        broker.xread({dead_letters: "$"}, block=200)
-    assert broker.xlen(dead_letters) == 2
+    # events and counters: wait for them.
+    wait_dead_letters(broker, 2)
+    assert broker.xlen(keys.dead("default")) == 2
 
 
 def test_group_and_chord_members_carry_their_group(start_worker: Any, broker: Any) -> None:
