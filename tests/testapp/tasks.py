@@ -321,17 +321,18 @@ def interruptible(key: str, seconds: float = 60) -> str:
 
 @shared_task
 def deaf(key: str, seconds: float = 60) -> int:
-    """Push the pid to ``<key>:started``, then run ``seconds`` swallowing every exception.
+    """Ignore SIGTERM in this whole process, push the pid to ``<key>:started``, then sleep.
 
-    Terminated included (a BaseException): only a kill ends it early.
+    Only for a prefork child, which is killed in the end: a signal blocked in
+    one thread still reaches another, and an exception swallowed in a loop
+    can land between its ``try`` blocks, so ignoring the signal is the only
+    way to be truly deaf to it.
     """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _redis().rpush(f"{key}:started", os.getpid())
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            time.sleep(0.05)
-        except BaseException:
-            pass
+    time.sleep(seconds)
     return os.getpid()
 
 
