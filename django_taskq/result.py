@@ -287,12 +287,8 @@ class AsyncResult:
         it succeeded, or with ``propagate=False``.
         """
         record = self._record() if propagate else None
-        status = record.get("status") if record else None
-        if status == states.REVOKED:
-            reason = record.get("reason") if record else None
-            raise TaskRevokedError(f"task {self.id} was revoked: {reason or 'revoke() was called'}")
-        if status == states.FAILURE and record is not None:
-            raise rebuild_exception(record.get("result"))
+        if record is not None and record.get("status") in states.PROPAGATE_STATES:
+            self._outcome(record, propagate=True)  # raises as get() does
 
     maybe_reraise = maybe_throw
 

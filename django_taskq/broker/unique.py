@@ -108,6 +108,8 @@ def release_of(
         return key, envelope.id, 0
     if isinstance(unique_for, bool) or not isinstance(unique_for, int | float):
         return None
+    if not math.isfinite(unique_for) or unique_for <= 0:  # JSON allows Infinity and NaN
+        return None
     wait = max(0.0, (republish.eta or 0.0) - time.time())
     return key, envelope.id, max(1, math.ceil((wait + float(unique_for)) * 1000))
 

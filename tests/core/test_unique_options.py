@@ -68,3 +68,16 @@ def test_eager_mode_runs_every_call(broker: Any) -> None:
     assert (first.get(), second.get()) == (3, 3)
     assert first.id != second.id and not second.existing
     assert broker.dbsize() == 0
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -1, 0, "60", True, None])
+def test_a_retry_with_an_unusable_unique_for_in_its_header_is_left_to_the_ttl(bad: Any) -> None:
+    """Whatever a message carries (JSON reads Infinity and NaN), the settle step goes on."""
+    from django_taskq import states
+    from django_taskq.broker.unique import HEADER, release_of
+    from django_taskq.messages import Envelope
+
+    envelope = Envelope(id="t-1", task="t.x", headers={HEADER: {"key": "k", "for": bad}})
+    retry = Envelope(id="t-1", task="t.x", eta=1.0)
+    assert release_of(envelope, states.RETRY, retry) is None
+    assert release_of(envelope, states.SUCCESS, None) == ("k", "t-1", 0)
