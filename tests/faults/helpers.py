@@ -158,6 +158,18 @@ def group_members(pgid: int) -> list[int]:
     return found
 
 
+def describe(pid: int) -> str:
+    """``pid (comm) state ppid``: what a leftover process was, for a failure message."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return f"{pid} (gone)"
+    head, _, rest = stat.rpartition(")")
+    fields = rest.split()
+    return f"{head}) state {fields[0]} ppid {fields[1]}"
+
+
 def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)

@@ -59,7 +59,7 @@ def test_kill_9_of_children_and_parent_loses_nothing(
     rng = random.Random(9)
     record: list[dict[str, Any]] = []
     problems: list[str] = []
-    orphans: list[int] = []
+    orphans: list[str] = []
 
     for k in range(kills):
         threshold = (k + 1) * total // (kills + 1)
@@ -79,7 +79,7 @@ def test_kill_9_of_children_and_parent_loses_nothing(
             os.kill(worker.pid, signal.SIGKILL)
             worker.process.wait(10)
             if not helpers.wait_until(partial(_group_gone, pgid), 10):
-                orphans += helpers.group_members(pgid)
+                orphans += [helpers.describe(p) for p in helpers.group_members(pgid)]
                 helpers.kill_group(pgid)
         # Until here a victim may still have run: a prefork child outlives its
         # killed parent until its parent-death SIGKILL lands, and a task it
