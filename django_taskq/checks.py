@@ -27,8 +27,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
-from django_taskq.conf import DEFAULTS, PREFIX
+from django_taskq.conf import DEFAULTS, PREFIX, check_async_concurrency
 
 
 @register("django_taskq")
@@ -98,6 +99,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E003",
             )
         )
+    try:
+        check_async_concurrency(
+            getattr(settings, PREFIX + "WORKER_ASYNC_CONCURRENCY", 1),
+            PREFIX + "WORKER_ASYNC_CONCURRENCY",
+        )
+    except ImproperlyConfigured as exc:
+        messages.append(Error(str(exc), id="taskq.E003"))
     return messages
 
 

@@ -85,6 +85,10 @@ DEFAULTS: dict[str, Any] = {
     # messages are handed back when one task runs long.
     "WORKER_PREFETCH": 256,
     "WORKER_MAX_TASKS_PER_CHILD": None,
+    # async def tasks one consumer (a prefork child, a thread, the solo
+    # worker) runs at once on its event loop (worker/lane.py); 1 runs them
+    # one at a time, like every other task. taskq_worker --async-concurrency.
+    "WORKER_ASYNC_CONCURRENCY": 1,
     # revoke(terminate=True, signal="SIGTERM") in the prefork pool: a child
     # still running the task this many seconds after the signal is killed.
     "WORKER_TERMINATE_GRACE": 10.0,
@@ -176,6 +180,25 @@ class Settings:
         """Worker concurrency: the setting, else the number of CPUs."""
         value = self.WORKER_CONCURRENCY
         return int(value) if value else (os.cpu_count() or 1)
+
+    @property
+    def async_concurrency(self) -> int:
+        """TASKQ_WORKER_ASYNC_CONCURRENCY, checked (a positive whole number)."""
+        return check_async_concurrency(
+            self.WORKER_ASYNC_CONCURRENCY, f"{PREFIX}WORKER_ASYNC_CONCURRENCY"
+        )
+
+
+def check_async_concurrency(value: Any, where: str) -> int:
+    """``value`` as a number of async tasks a consumer runs at once; an error naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        from django_taskq.exceptions import ImproperlyConfiguredTaskq
+
+        raise ImproperlyConfiguredTaskq(
+            f"{where} must be a whole number of async def tasks one consumer runs at once, "
+            f"1 or more (1: one at a time), not {value!r}"
+        )
+    return value
 
 
 taskq_settings = Settings()

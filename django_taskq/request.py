@@ -1,15 +1,20 @@
 """``Request``: what a running task knows about its own call (``self.request``).
 
-One thread-local stack holds the requests of the calls running in this
-thread (a worker's task, or an eager call nested in it). ``current_request()``
-is its top; ``Task.request`` is the top when it belongs to that task.
+One stack holds the requests of the calls running in this context (a
+worker's task, or an eager call nested in it). ``current_request()`` is its
+top; ``Task.request`` is the top when it belongs to that task. The stack is
+a context variable, not a thread-local: each thread has a context of its
+own, and so does each asyncio task, which copies its creator's context. So
+the ``async def`` tasks a consumer runs at once on its one loop (its async
+lane, worker/lane.py) each see their own request, and code that
+``sync_to_async`` runs on a thread for them sees it too.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,40 +87,35 @@ class Request:
         )
 
 
-_local = threading.local()
-
-
-def _stack() -> list[Request]:
-    stack: list[Request] | None = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
+#: The running calls, innermost last. A tuple: a push or pop sets a new one,
+#: so a copied context (an asyncio task's) never sees its creator's changes.
+_stack: ContextVar[tuple[Request, ...]] = ContextVar("taskq_requests", default=())
 
 
 def current_request() -> Request | None:
-    """The request of the innermost task call running in this thread, if any."""
-    stack = _stack()
+    """The request of the innermost task call running in this context, if any."""
+    stack = _stack.get()
     return stack[-1] if stack else None
 
 
 def push(request: Request) -> None:
     """Make ``request`` the current one (until the matching ``pop()``)."""
-    _stack().append(request)
+    _stack.set((*_stack.get(), request))
 
 
 def pop() -> None:
     """End the current request."""
-    _stack().pop()
+    _stack.set(_stack.get()[:-1])
 
 
 def unwind() -> None:
-    """Forget every request of this thread.
+    """Forget every request of this context.
 
     For a worker's consumer, which runs one task at a time: a run stopped
     by revoke(terminate=True) between its ``push()`` and its ``pop()``
     must not leave its request current for the next task.
     """
-    _stack().clear()
+    _stack.set(())
 
 
 @contextmanager

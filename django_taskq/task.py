@@ -212,6 +212,8 @@ class Task:
         if "countdown" in retry_kwargs and "default_retry_delay" not in options:
             opts["default_retry_delay"] = retry_kwargs["countdown"]
         self.run = func
+        #: An ``async def`` task: a consumer's async lane may run it beside others (worker/lane.py).
+        self.is_async: bool = inspect.iscoroutinefunction(func)
         self.name: str = opts["name"] or f"{func.__module__}.{func.__name__}"
         self.bind: bool = bool(opts["bind"])
         self.queue: str | None = opts["queue"]

@@ -7,18 +7,22 @@ the outcome (store, ack, schedule the retry) is the caller's business.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback as tb
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from django_taskq import async_run, signals, states
+from django_taskq import request as requests
 from django_taskq.django_tasks import HEADER as DJANGO_TASK
 from django_taskq.django_tasks import extended as django_extended
 from django_taskq.exceptions import EncodeError, Reject, Retry, SoftTimeLimitExceeded
 from django_taskq.messages import Envelope, dumps
+from django_taskq.request import Request
 
 if TYPE_CHECKING:
     from django_taskq.task import Task
@@ -118,84 +122,183 @@ def execute(
     """Run ``task`` for ``envelope``; never raises, except the worker's own shutdown signals.
 
     Every exception the task raises, SystemExit and KeyboardInterrupt
-    included, becomes its outcome.
+    included, becomes its outcome. An ``async def`` task's coroutine runs
+    to its end on this thread's loop (async_run.py); ``execute_async`` is
+    the counterpart that awaits it instead, for a consumer's async lane.
     """
-    from django_taskq import request as requests
-
-    request = requests.Request.from_envelope(
-        envelope, hostname=hostname, delivery_count=delivery_count, eager=eager
-    )
-    args, kwargs = envelope.args, envelope.kwargs
-    requests.push(request)
-    signals.send(
-        signals.task_prerun, task, task_id=envelope.id, task=task, args=args, kwargs=kwargs
-    )
-    hooks = task.hooks
+    request = _begin(task, envelope, hostname, delivery_count, eager)
     outcome: Outcome | None = None
     started = time.perf_counter()
     try:
         try:
-            if "before_start" in hooks:
-                task.before_start(envelope.id, args, kwargs)
-            value = task.run(task, *args, **kwargs) if task.bind else task.run(*args, **kwargs)
+            value = _call(task, envelope)
             if type(value) is CoroutineType:  # an async def task: run it on this thread's loop
                 value = async_run.run(value, task.name)
-        except Retry:
-            raise
-        except Reject:
-            raise
         except Exception as exc:
-            if _should_autoretry(task, exc):
-                task.retry(exc=exc, countdown=task.backoff_countdown(envelope.retries))
+            _autoretry(task, envelope, exc)
             raise
-        try:
-            if type(value) not in _JSON_SCALARS:
-                dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise EncodeError(
-                f"{task.name} returned a {type(value).__name__}, which cannot be stored as "
-                f"JSON ({exc}); return an id, a dict or a list instead"
-            ) from exc
-        outcome = Outcome(states.SUCCESS, value=value)
-    except Retry as retry:
-        reason = retry.exc if retry.exc is not None else retry
-        outcome = Outcome(
-            states.RETRY,
-            exception=retry.exc,
-            traceback=_format(retry.exc) if retry.exc is not None else None,
-            retry_envelope=getattr(retry, "envelope", None),
-        )
-        signals.send(
-            signals.task_retry, task, request=request, reason=reason, einfo=outcome.traceback
-        )
-    except Reject as reject:
-        outcome = Outcome(
-            states.FAILURE,
-            exception=reject,
-            traceback=_format(reject),
-            reject_reason=f"rejected by the task: {reject.reason}",
-        )
+        outcome = _succeeded(task, value)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         # sys.exit() or a stray KeyboardInterrupt in a task is that task's
         # failure: letting it end the consumer would redeliver the message
         # forever. (A worker's own shutdown never raises these in a task.)
-        outcome = Outcome(states.FAILURE, exception=exc, traceback=_format(exc))
-        signals.send(
-            signals.task_failure,
-            task,
-            task_id=envelope.id,
-            exception=exc,
-            args=args,
-            kwargs=kwargs,
-            traceback=outcome.traceback,
-            einfo=outcome.traceback,
-        )
+        outcome = _failed(task, envelope, request, exc)
     finally:
         elapsed = time.perf_counter() - started
-        if hooks and outcome is not None:
+        _leave(task, envelope, outcome)
+    return _concluded(task, envelope, request, outcome, elapsed)
+
+
+async def execute_async(
+    task: Task,
+    envelope: Envelope,
+    *,
+    hostname: str | None,
+    delivery_count: int = 1,
+    interrupted: Callable[[], BaseException | None] = lambda: None,
+) -> Outcome:
+    """``execute()`` for a task run as an asyncio task of a consumer's async lane.
+
+    The same steps, signals, hooks and outcomes; the coroutine is awaited
+    on the running loop, beside the lane's other tasks. The lane stops a
+    run by cancelling it, after saying why in what ``interrupted()``
+    returns: ``SoftTimeLimitExceeded`` (the run fails with it if the
+    cancellation ends it), ``TimeLimitExceeded`` (it fails with it,
+    whatever it did after the cancellation) or ``Terminated`` (raised, as
+    from ``execute()``: revoke(terminate=True)).
+    """
+    request = _begin(task, envelope, hostname, delivery_count, False)
+    outcome: Outcome | None = None
+    started = time.perf_counter()
+    try:
+        try:
+            value = _call(task, envelope)
+            if type(value) is CoroutineType:
+                try:
+                    value = await value
+                except asyncio.CancelledError as cancelled:
+                    reason = interrupted()
+                    if reason is None:
+                        raise RuntimeError(
+                            f"{task.name} ended with asyncio.CancelledError that no time "
+                            "limit or revoke sent (a cancellation from inside the task)"
+                        ) from cancelled
+                    raise reason from None
+            reason = interrupted()
+            if reason is not None and not isinstance(reason, SoftTimeLimitExceeded):
+                raise reason  # it outlived its hard limit (or terminate) by swallowing it
+        except Exception as exc:
+            _autoretry(task, envelope, exc)
+            raise
+        outcome = _succeeded(task, value)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        outcome = _failed(task, envelope, request, exc)
+    finally:
+        elapsed = time.perf_counter() - started
+        _leave(task, envelope, outcome)
+    return _concluded(task, envelope, request, outcome, elapsed)
+
+
+def _begin(
+    task: Task, envelope: Envelope, hostname: str | None, delivery_count: int, eager: bool
+) -> Request:
+    """Make the run's request current and send ``task_prerun``."""
+    request = requests.Request.from_envelope(
+        envelope, hostname=hostname, delivery_count=delivery_count, eager=eager
+    )
+    requests.push(request)
+    signals.send(
+        signals.task_prerun,
+        task,
+        task_id=envelope.id,
+        task=task,
+        args=envelope.args,
+        kwargs=envelope.kwargs,
+    )
+    return request
+
+
+def _call(task: Task, envelope: Envelope) -> Any:
+    """``before_start``, then the function: its value (a coroutine for an async def task)."""
+    args, kwargs = envelope.args, envelope.kwargs
+    if "before_start" in task.hooks:
+        task.before_start(envelope.id, args, kwargs)
+    return task.run(task, *args, **kwargs) if task.bind else task.run(*args, **kwargs)
+
+
+def _autoretry(task: Task, envelope: Envelope, exc: Exception) -> None:
+    """Raise the task's Retry if ``exc`` is one its ``autoretry_for`` retries."""
+    if isinstance(exc, (Retry, Reject)):
+        return
+    if _should_autoretry(task, exc):
+        task.retry(exc=exc, countdown=task.backoff_countdown(envelope.retries))
+
+
+def _succeeded(task: Task, value: Any) -> Outcome:
+    """The outcome of a run that returned ``value``; EncodeError if it cannot be stored."""
+    try:
+        if type(value) not in _JSON_SCALARS:
+            dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(
+            f"{task.name} returned a {type(value).__name__}, which cannot be stored as "
+            f"JSON ({exc}); return an id, a dict or a list instead"
+        ) from exc
+    return Outcome(states.SUCCESS, value=value)
+
+
+def _failed(task: Task, envelope: Envelope, request: Request, exc: BaseException) -> Outcome:
+    """What a run that raised ``exc``: a retry, a reject or a failure (and its signal)."""
+    if isinstance(exc, Retry):
+        reason = exc.exc if exc.exc is not None else exc
+        outcome = Outcome(
+            states.RETRY,
+            exception=exc.exc,
+            traceback=_format(exc.exc) if exc.exc is not None else None,
+            retry_envelope=getattr(exc, "envelope", None),
+        )
+        signals.send(
+            signals.task_retry, task, request=request, reason=reason, einfo=outcome.traceback
+        )
+        return outcome
+    if isinstance(exc, Reject):
+        return Outcome(
+            states.FAILURE,
+            exception=exc,
+            traceback=_format(exc),
+            reject_reason=f"rejected by the task: {exc.reason}",
+        )
+    outcome = Outcome(states.FAILURE, exception=exc, traceback=_format(exc))
+    signals.send(
+        signals.task_failure,
+        task,
+        task_id=envelope.id,
+        exception=exc,
+        args=envelope.args,
+        kwargs=envelope.kwargs,
+        traceback=outcome.traceback,
+        einfo=outcome.traceback,
+    )
+    return outcome
+
+
+def _leave(task: Task, envelope: Envelope, outcome: Outcome | None) -> None:
+    """The hooks of a run that has an outcome (with its request still current), then pop it.
+
+    A run stopped by the worker (Terminated, a shutdown) has no outcome and no hooks.
+    """
+    try:
+        if task.hooks and outcome is not None:
             _call_hooks(task, envelope, outcome)  # with self.request still set, as in Celery
+    finally:
         requests.pop()
-    assert outcome is not None  # every way out of the try above set it, or raised
+
+
+def _concluded(
+    task: Task, envelope: Envelope, request: Request, outcome: Outcome | None, elapsed: float
+) -> Outcome:
+    """Fill in the run's time and children and send ``task_success`` and ``task_postrun``."""
+    assert outcome is not None  # every way out of the run set it, or raised
     outcome.runtime = elapsed
     outcome.children = request.children
     if outcome.state == states.SUCCESS:
@@ -205,8 +308,8 @@ def execute(
         task,
         task_id=envelope.id,
         task=task,
-        args=args,
-        kwargs=kwargs,
+        args=envelope.args,
+        kwargs=envelope.kwargs,
         retval=outcome.value if outcome.state == states.SUCCESS else outcome.exception,
         state=outcome.state,
     )

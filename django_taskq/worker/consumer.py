@@ -35,7 +35,6 @@ from django_taskq.broker.connection import connects, get_broker
 from django_taskq.broker.publish import once_token
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import (
-    BrokerUnavailable,
     NotRegistered,
     Reject,
     TaskRevokedError,
@@ -49,6 +48,7 @@ from django_taskq.task import Task
 from django_taskq.trace import Outcome, execute
 from django_taskq.worker import entries
 from django_taskq.worker import streams as ops
+from django_taskq.worker.lane import REDIS_DOWN, Lane, LostRedis
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.settle import Settler
 from django_taskq.worker.terminate import TaskGate, Terminated
@@ -71,9 +71,6 @@ RECONNECT_MAX = 1.0
 NO_LIMITS = contextlib.nullcontext()
 #: Header of a message that was delayed by its rate limit and holds a token.
 RATE_RESERVED = "taskq_rate_reserved"
-#: What a lost Redis looks like: redis-py's errors, or a send that gave up
-#: within TASKQ_PUBLISH_TIMEOUT (follow-ups, retries published by the settle step).
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError, BrokerUnavailable)
 
 
 @dataclass
@@ -121,6 +118,9 @@ class Consumer:
         on_start: Callable[[Running | None], None] | None = None,
         watch_hostages: bool = True,
         tune: Callable[[Task, Envelope], None] | None = None,
+        async_concurrency: int = 1,
+        on_lane: Callable[[list[Running]], None] | None = None,
+        cancel_fd: int | None = None,
     ) -> None:
         self.name = name
         self.queues = queues
@@ -150,6 +150,10 @@ class Consumer:
         self.stop_guard = False
         #: Where revoke(terminate=True) stops this consumer's running task.
         self.gate = TaskGate()
+        #: With async_concurrency > 1: runs async def tasks several at once (worker/lane.py).
+        self.lane = (
+            Lane(self, async_concurrency, on_lane, cancel_fd) if async_concurrency > 1 else None
+        )
         #: With task events on, each fetch records its batch as received (one
         #: events entry per fetch, written by the fetch itself); read once, as
         #: the Settler reads its settings.
@@ -201,6 +205,8 @@ class Consumer:
             with self._wake:
                 self._wake.notify_all()
             guard.join(timeout=1)
+            if self.lane is not None:
+                self.lane.close()
 
     def _catch_up(self) -> None:
         """After a lost connection: settle what was left half done, take back what we hold."""
@@ -304,6 +310,8 @@ class Consumer:
             self.settler.flush()
         # Once a task (before it) and once a batch: an idle worker holds no stale connection.
         close_old_connections()
+        if self.lane is not None:
+            ran += self.lane.take_count()  # the tasks it ran beside the one that started it
         self._adapt(ran, time.perf_counter() - started)
 
     def _adapt(self, ran: int, elapsed: float) -> None:
@@ -336,30 +344,70 @@ class Consumer:
 
     def _guard(self) -> None:
         """While a task runs: flush the results before it, and hand back unstarted messages."""
+        lane = self.lane
         while not self.stop_guard:
             with self._wake:
                 timeout = 0.25
-                if self.running is not None and self.settler.pending():
+                busy = self.running is not None or (lane is not None and lane.active)
+                if busy and self.settler.pending():
                     timeout = max(0.0, FLUSH_INTERVAL - self.settler.age())
                 if timeout:
                     self._wake.wait(timeout)
+            if lane is not None and lane.active:
+                self._guard_lane(lane)
+                continue
             running = self.running
             if running is None:
                 continue
-            if self.settler.pending() and self.settler.age() >= FLUSH_INTERVAL:
-                try:
-                    self.settler.flush()
-                except REDIS_DOWN:
-                    time.sleep(0.1)  # the consumer retries after its task
+            self._flush_due()
             ran_for = time.monotonic() - running.started
             if ran_for >= ANNOUNCE_SECONDS and not running.announced and running.began:
                 self._announce(running)
             if self._watch and ran_for >= HOSTAGE_SECONDS:
-                try:
-                    self._hand_back_local()
-                except REDIS_DOWN:
-                    pass
-                self.batch_size = 1
+                self._hand_back_hostages()
+
+    def _guard_lane(self, lane: Lane) -> None:
+        """The guard's round while the async lane runs: the same duties, for each of its tasks.
+
+        Messages wait in the local batch only while the lane cannot start
+        them (it is full, or ends for a plain task after it): they are
+        handed back once no lane task has started or ended for
+        HOSTAGE_SECONDS. While tasks come and go sooner, they are about to start.
+        """
+        self._flush_due()
+        now = time.monotonic()
+        for running in lane.running():
+            if now - running.started >= ANNOUNCE_SECONDS and not running.announced:
+                self._announce(running)
+        if self._watch and self.local and now - lane.last_progress >= HOSTAGE_SECONDS:
+            self._hand_back_hostages()
+
+    def _flush_due(self) -> None:
+        if self.settler.pending() and self.settler.age() >= FLUSH_INTERVAL:
+            try:
+                self.settler.flush()
+            except REDIS_DOWN:
+                time.sleep(0.1)  # the consumer retries after its task
+
+    def _hand_back_hostages(self) -> None:
+        try:
+            self._hand_back_local()
+        except REDIS_DOWN:
+            pass
+        self.batch_size = 1
+
+    def wake_guard(self) -> None:
+        """Have the guard flush soon what a task that ended beside others queued (the lane)."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def running_now(self) -> list[Running]:
+        """The messages this consumer runs now: one task, or those of its async lane."""
+        running = self.running
+        found = [running] if running is not None and running.envelope is not None else []
+        if self.lane is not None and self.lane.active:
+            found += self.lane.running()
+        return found
 
     def _announce(self, running: Running) -> None:
         """Write the ``started`` event of a task that runs long (from the guard)."""
@@ -393,8 +441,12 @@ class Consumer:
                 self.settler.bad_entry(delivery, bad.reason, bad.task_id)
                 return
             self._handle(message)
-        except REDIS_DOWN:
-            if not any(u.delivery.entry_id == delivery.entry_id for u in self.unsettled):
+        except REDIS_DOWN as exc:
+            # A lane that lost Redis started this message: it is settled again, never re-run.
+            started = isinstance(exc, LostRedis)
+            if not started and not any(
+                u.delivery.entry_id == delivery.entry_id for u in self.unsettled
+            ):
                 with self.lock:
                     self.local.appendleft(delivery)  # not started: it runs after the reconnect
             raise
@@ -402,64 +454,16 @@ class Consumer:
             self._set_running(None)
 
     def _handle(self, message: entries.Message) -> None:
-        envelope, delivery = message.envelope, message.delivery
-        earlier = message.delivery_count - 1
-        if earlier >= self.max_deliveries:
-            reason = (
-                f"task {envelope.task}[{envelope.id}] was delivered {earlier} times without "
-                f"finishing (TASKQ_MAX_DELIVERIES={self.max_deliveries}): it kept killing "
-                "its worker"
-            )
-            logger.error("%s; dead-lettered", reason)
-            outcome = Outcome(
-                states.FAILURE, exception=WorkerLostError(reason), reject_reason=reason
-            )
-            self._end(message, outcome, dead=reason)
-            return
-        if message.verdict:
-            self._end_by_verdict(message, message.verdict)
-            return
-        if delivery.revoked:
-            self._revoked(message, "revoked before it started", expired=False)
-            return
-        if envelope.expires is not None and time.time() > envelope.expires:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(envelope.expires))
-            self._revoked(message, f"expired at {when} UTC before it started", expired=True)
-            return
-        task: Task | None
-        try:
-            task = registry.get(envelope.task)
-        except NotRegistered:
-            task = django_tasks.load(envelope)  # a Django @task outside tasks.py
+        task = self._admit(message)
         if task is None:
-            reason = f"task {envelope.task} is not registered on worker {self.hostname}"
-            logger.error("%s (id %s); dead-lettered", reason, envelope.id)
-            outcome = Outcome(states.FAILURE, exception=NotRegistered(reason), reject_reason=reason)
-            self._end(message, outcome, dead=reason)
             return
-        if self.tune is not None:
-            self.tune(task, envelope)
-        if task.rate_limit and not envelope.headers.get(RATE_RESERVED):
-            from django_taskq.ratelimit import acquire
-
-            wait = acquire(task.name, task.rate_limit)
-            if wait > 0:
-                later = _copy(envelope)
-                later.eta = time.time() + wait
-                later.headers[RATE_RESERVED] = True
-                self.settler.pass_on(delivery, later, f"{envelope.id}:{delivery.entry_id}")
-                return
-        envelope.headers.pop(RATE_RESERVED, None)
+        if self.lane is not None and task.is_async:
+            self._set_running(None)  # the lane describes what it runs itself
+            self.lane.run(message, task)
+            return
         acks_late = task.acks_late
-        if not acks_late:
-            self.settler.ack(delivery)
-            self.settler.flush()
-        began = time.time()
-        if task.track_started:
-            # The STARTED record and the started event, in one round trip
-            # (with what is pending), before the task can report progress.
-            self.settler.started(delivery, envelope, began, message.delivery_count, record=True)
-            self.settler.flush()
+        began = self._begin(message, task, acks_late)
+        envelope = message.envelope
         running = self.running
         if running is not None:  # the task starts now: its time counts from here
             running.envelope, running.started = envelope, time.monotonic()
@@ -473,6 +477,90 @@ class Consumer:
         if running is not None:
             running.announced = True  # the guard must not announce a run that is over
         self.tasks_done += 1
+        self._conclude(message, task, began, ran, terminated, acks_late)
+
+    def _admit(self, message: entries.Message) -> Task | None:
+        """The task to run for ``message``; None when the message was ended instead.
+
+        Ended here: too many deliveries, a verdict of the parent, revoked,
+        expired, not registered, or over its rate limit (passed on for later).
+        """
+        envelope, delivery = message.envelope, message.delivery
+        earlier = message.delivery_count - 1
+        if earlier >= self.max_deliveries:
+            reason = (
+                f"task {envelope.task}[{envelope.id}] was delivered {earlier} times without "
+                f"finishing (TASKQ_MAX_DELIVERIES={self.max_deliveries}): it kept killing "
+                "its worker"
+            )
+            logger.error("%s; dead-lettered", reason)
+            outcome = Outcome(
+                states.FAILURE, exception=WorkerLostError(reason), reject_reason=reason
+            )
+            self._end(message, outcome, dead=reason)
+            return None
+        if message.verdict:
+            self._end_by_verdict(message, message.verdict)
+            return None
+        if delivery.revoked:
+            self._revoked(message, "revoked before it started", expired=False)
+            return None
+        if envelope.expires is not None and time.time() > envelope.expires:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(envelope.expires))
+            self._revoked(message, f"expired at {when} UTC before it started", expired=True)
+            return None
+        task: Task | None
+        try:
+            task = registry.get(envelope.task)
+        except NotRegistered:
+            task = django_tasks.load(envelope)  # a Django @task outside tasks.py
+        if task is None:
+            reason = f"task {envelope.task} is not registered on worker {self.hostname}"
+            logger.error("%s (id %s); dead-lettered", reason, envelope.id)
+            outcome = Outcome(states.FAILURE, exception=NotRegistered(reason), reject_reason=reason)
+            self._end(message, outcome, dead=reason)
+            return None
+        if self.tune is not None:
+            self.tune(task, envelope)
+        if task.rate_limit and not envelope.headers.get(RATE_RESERVED):
+            from django_taskq.ratelimit import acquire
+
+            wait = acquire(task.name, task.rate_limit)
+            if wait > 0:
+                later = _copy(envelope)
+                later.eta = time.time() + wait
+                later.headers[RATE_RESERVED] = True
+                self.settler.pass_on(delivery, later, f"{envelope.id}:{delivery.entry_id}")
+                return None
+        envelope.headers.pop(RATE_RESERVED, None)
+        return task
+
+    def _begin(self, message: entries.Message, task: Task, acks_late: bool) -> float:
+        """Ack early (``acks_late=False``), record STARTED (``track_started``); the start time."""
+        if not acks_late:
+            self.settler.ack(message.delivery)
+            self.settler.flush()
+        began = time.time()
+        if task.track_started:
+            # The STARTED record and the started event, in one round trip
+            # (with what is pending), before the task can report progress.
+            self.settler.started(
+                message.delivery, message.envelope, began, message.delivery_count, record=True
+            )
+            self.settler.flush()
+        return began
+
+    def _conclude(
+        self,
+        message: entries.Message,
+        task: Task,
+        began: float,
+        ran: Outcome | None,
+        terminated: str | None,
+        acks_late: bool,
+    ) -> None:
+        """Settle a message whose task ran: its outcome, or REVOKED if a terminate stopped it."""
+        envelope, delivery = message.envelope, message.delivery
         if ran is None:  # revoke(terminate=True) stopped it (worker/terminate.py)
             reason = f"terminated by revoke(terminate=True) with {terminated}"
             logger.error("Task %s[%s] %s", envelope.task, envelope.id, reason)

@@ -25,7 +25,7 @@ from django_taskq import signals
 from django_taskq.broker import keys
 from django_taskq.broker import queues as queue_registry
 from django_taskq.broker.connection import broker_url, get_broker, redact
-from django_taskq.conf import taskq_settings
+from django_taskq.conf import check_async_concurrency, taskq_settings
 from django_taskq.registry import registry
 from django_taskq.worker import streams as ops
 from django_taskq.worker.consumer import Consumer
@@ -62,6 +62,7 @@ class Worker:
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
         beat: bool = False,
+        async_concurrency: int | None = None,
         stdout: TextIO | Any = None,
         metrics: Any = None,
     ) -> None:
@@ -87,6 +88,11 @@ class Worker:
                 soft_time_limit
                 if soft_time_limit is not None
                 else taskq_settings.TASK_SOFT_TIME_LIMIT
+            ),
+            "async_concurrency": (
+                check_async_concurrency(async_concurrency, "taskq_worker --async-concurrency")
+                if async_concurrency is not None
+                else taskq_settings.async_concurrency
             ),
         }
         self.beat = beat
@@ -143,8 +149,8 @@ class Worker:
         out = []
         now, mono = time.time(), time.monotonic()
         for consumer in list(self._consumers):
-            current = consumer.running
-            if current is not None and current.envelope is not None:
+            for current in consumer.running_now():
+                assert current.envelope is not None
                 out.append(
                     Running(
                         current.envelope.id,
@@ -172,7 +178,12 @@ class Worker:
             f"django_taskq worker {self.hostname} (pid {os.getpid()})",
             f"  broker:      {redact(broker_url())}",
             f"  queues:      {', '.join(self.queues)} (in this order of preference)",
-            f"  pool:        {self.pool}, concurrency {self.concurrency}",
+            f"  pool:        {self.pool}, concurrency {self.concurrency}"
+            + (
+                f", async def tasks {self.options['async_concurrency']} at once per consumer"
+                if self.options["async_concurrency"] > 1
+                else ""
+            ),
             f"  key prefix:  {taskq_settings.KEY_PREFIX}",
             f"  heartbeat:   lost after {taskq_settings.WORKER_HEARTBEAT_TIMEOUT:g}s; "
             f"max deliveries {taskq_settings.MAX_DELIVERIES}",
@@ -386,6 +397,7 @@ class Worker:
             prefetch=self.options["prefetch"],
             limits=limits,
             tune=self.runtime_limits.tune,
+            async_concurrency=self.options["async_concurrency"],
         )
 
     def _give_back_all(self) -> None:
@@ -441,6 +453,8 @@ class Worker:
                 return
             # solo and threads: Terminated is raised in the thread running it.
             for consumer in list(self._consumers):
+                if consumer.lane is not None and consumer.lane.terminate_soon(ids, signame):
+                    continue  # cancelled on its loop (worker/lane.py), its lane goes on
                 if consumer.gate.terminate(ids, signame):
                     logger.warning(
                         "terminating a task of %s (%s pool: Terminated is raised in its "

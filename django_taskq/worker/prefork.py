@@ -59,18 +59,83 @@ logger = logging.getLogger("django_taskq.worker")
 
 _ctx = multiprocessing.get_context("fork")
 SLOT_BYTES = 1024
+#: Room for the description of a child's async lane: about 200 tasks in flight.
+LANE_BYTES = 32768
 
 
 class Slot:
-    """Shared memory a child writes when it starts or ends a task."""
+    """Shared memory a child writes when it starts or ends a task.
 
-    def __init__(self) -> None:
+    With an async lane (worker/lane.py), the child also lists there the
+    lane's tasks in flight, and the parent asks it to cancel one of them
+    through a pipe (``revoke(terminate=True)``): a signal would reach the
+    whole child, and the lane's other tasks with it.
+    """
+
+    def __init__(self, lane: bool = False) -> None:
         self.desc: Any = _ctx.Array(ctypes.c_char, SLOT_BYTES)  # stream \n entry \n task id \n name
         self.started: Any = _ctx.Value(ctypes.c_double, 0.0, lock=False)
         self.hard: Any = _ctx.Value(ctypes.c_double, 0.0, lock=False)
         #: The signal number revoke(terminate=True) is about to send, written by
         #: the parent first, so the child tells it from a shutdown's SIGTERM.
         self.terminate: Any = _ctx.Value(ctypes.c_int, 0, lock=False)
+        #: The lane's tasks: "stream\tentry\ttask id\tname\tstarted" lines.
+        self.lane: Any = _ctx.Array(ctypes.c_char, LANE_BYTES) if lane else None
+        #: The parent writes "<task id>\t<signal>" lines; the child's lane reads them.
+        self.cancel_r, self.cancel_w = os.pipe() if lane else (-1, -1)
+        if lane:
+            os.set_blocking(self.cancel_r, False)
+            os.set_blocking(self.cancel_w, False)
+
+    def update_lane(self, running: list[Running]) -> None:
+        """In the child: list the lane's tasks in flight (an empty list when it ends)."""
+        now, mono = time.time(), time.monotonic()
+        lines = []
+        size = 0
+        for item in running:
+            d, envelope = item.delivery, item.envelope
+            if envelope is None:
+                continue
+            line = f"{d.stream}\t{d.entry_id}\t{envelope.id}\t{envelope.task}\t" + str(
+                now - (mono - item.started)
+            )
+            size += len(line) + 1
+            if size >= LANE_BYTES:
+                break  # inspect shows the first ones; more is unusual
+            lines.append(line)
+        with self.lane.get_lock():
+            self.lane.value = "\n".join(lines).encode()
+
+    def lane_tasks(self) -> list[RunningTask]:
+        """In the parent: the lane's tasks in flight."""
+        if self.lane is None:
+            return []
+        with self.lane.get_lock():
+            text = self.lane.value.decode(errors="replace")
+        out = []
+        for line in text.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 5:
+                stream, entry_id, task_id, task_name, started = parts
+                out.append(RunningTask(task_id, task_name, float(started), stream, entry_id))
+        return out
+
+    def ask_cancel(self, task_id: str, signame: str) -> None:
+        """In the parent: ask the child's lane to cancel ``task_id``."""
+        try:
+            os.write(self.cancel_w, f"{task_id}\t{signame}\n".encode())
+        except (BlockingIOError, OSError):
+            logger.warning("cannot ask a child to cancel task %s (its pipe is full)", task_id)
+
+    def close(self) -> None:
+        """In the parent, once the child is gone: close the pipe."""
+        for fd in (self.cancel_r, self.cancel_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.cancel_r = self.cancel_w = -1
 
     def update(self, running: Running | None, hard: float | None) -> None:
         with self.desc.get_lock():
@@ -165,6 +230,9 @@ def child_main(
             )
         slot.update(running, hard)
 
+    lane = slot.lane is not None
+    if lane:
+        os.close(slot.cancel_w)  # only the parent writes
     consumer = Consumer(
         name,
         queues,
@@ -176,6 +244,9 @@ def child_main(
         limits=limits,
         on_start=on_start,
         tune=runtime.tune if runtime is not None else None,
+        async_concurrency=int(options.get("async_concurrency") or 1),
+        on_lane=slot.update_lane if lane else None,
+        cancel_fd=slot.cancel_r if lane else None,
     )
     gate.append(consumer.gate)
     consumer.run()
@@ -208,7 +279,8 @@ class PreforkPool:
 
         self.generation += 1
         name = self.worker.consumer_name(f"{index}.{self.generation}")
-        child = Child(index, name, Slot(), queues=list(self.worker.queues))
+        lane = int(self.worker.options.get("async_concurrency") or 1) > 1
+        child = Child(index, name, Slot(lane), queues=list(self.worker.queues))
         self.children[index] = child
         # The heartbeat exists before the first read (waiting while Redis is away).
         if not self.worker.heartbeat.beat_until_done():  # stopped meanwhile
@@ -319,6 +391,7 @@ class PreforkPool:
                 task = child.slot.running()
                 if task is not None:
                     out.append(task)
+                out += child.slot.lane_tasks()
         return out
 
     def processes(self) -> list[int]:
@@ -366,6 +439,7 @@ class PreforkPool:
         child.process = None
         running = child.slot.read()
         child.slot.clear()
+        child.slot.close()
         while True:
             try:
                 self._give_back(child, code, running, cold)
@@ -442,6 +516,17 @@ class PreforkPool:
         signum = signal.Signals[signame]
         grace = float(taskq_settings.WORKER_TERMINATE_GRACE)
         for child in self.children.values():
+            if child.process is not None and child.slot.lane is not None:
+                for task in child.slot.lane_tasks():
+                    if (
+                        task.task_id in task_ids
+                    ):  # a lane task: cancel it alone, whatever the signal
+                        child.slot.ask_cancel(task.task_id, signame)
+                        logger.warning(
+                            "Task %s[%s]: asked its child to cancel it (async lane)",
+                            task.task,
+                            task.task_id,
+                        )
             running = child.slot.read() if child.process is not None else None
             if not running or len(running[2]) < 3 or running[2][2] not in task_ids:
                 continue

@@ -20,7 +20,18 @@ from tests.testapp.tasks import (
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("pool", [["-P", "solo"], ["-P", "prefork", "-c", "1"]])
+LANE = ["--async-concurrency", "4"]  # the same behaviour through the async lane (worker/lane.py)
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        ["-P", "solo"],
+        ["-P", "prefork", "-c", "1"],
+        ["-P", "solo", *LANE],
+        ["-P", "threads", "-c", "1", *LANE],
+    ],
+)
 def test_an_async_task_runs_on_the_loop_its_consumer_keeps(
     start_worker: Any, pool: list[str]
 ) -> None:
@@ -31,8 +42,9 @@ def test_an_async_task_runs_on_the_loop_its_consumer_keeps(
     assert first == second  # the same loop (and process) ran both
 
 
-def test_an_async_failure_and_an_autoretry(start_worker: Any, broker: Any) -> None:
-    start_worker("-P", "solo")
+@pytest.mark.parametrize("lane", [[], LANE], ids=["alone", "lane"])
+def test_an_async_failure_and_an_autoretry(start_worker: Any, broker: Any, lane: list[str]) -> None:
+    start_worker("-P", "solo", *lane)
     failed = async_fail.delay("async broke")
     with pytest.raises(ValueError, match="async broke"):
         failed.get(timeout=15)
@@ -40,10 +52,11 @@ def test_an_async_failure_and_an_autoretry(start_worker: Any, broker: Any) -> No
     assert async_flaky.delay("async:flaky").get(timeout=15) == 2
 
 
+@pytest.mark.parametrize("lane", [[], LANE], ids=["alone", "lane"])
 def test_the_soft_time_limit_ends_an_async_task_and_the_loop_goes_on(
-    start_worker: Any, broker: Any
+    start_worker: Any, broker: Any, lane: list[str]
 ) -> None:
-    start_worker("-P", "prefork", "-c", "1")
+    start_worker("-P", "prefork", "-c", "1", *lane)
     limited = async_soft_limited.delay("async:soft")
     with pytest.raises(SoftTimeLimitExceeded):
         limited.get(timeout=15)

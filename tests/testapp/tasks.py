@@ -474,6 +474,53 @@ async def async_waits_inside(allow: bool) -> Any:
         return f"refused: {exc}"
 
 
+@shared_task(bind=True)
+async def lane_wait(self: Any, key: str, n: int = 0) -> dict[str, Any]:
+    """Wait in flight until let go: the async lane's tests (worker/lane.py).
+
+    As it starts it notes how many of its kind run at once ({key}:seen) and
+    says so ({key}:started gets its id). With ``n`` it first meets n - 1
+    others: the n-th to arrive lets all n go, so n of them must be in flight
+    at once, or they wait for ever. Otherwise the test lets each go by pushing
+    a token on {key}:go. Cancelled (a time limit, a terminate), it notes
+    {key}:cancelled:<its id>. Returns its own request's id read before and
+    after the waits, the id of the request current in a thread that
+    sync_to_async ran for it, its process and its delivery count.
+    """
+    from asgiref.sync import sync_to_async
+
+    from django_taskq.broker import aio
+    from django_taskq.request import current_request
+
+    client = await aio.client()
+    tag = "{" + key + "}"
+    own = self.request.id
+    running = await client.incr(f"{tag}:running")
+    try:
+        await client.rpush(f"{tag}:seen", running)
+        await client.rpush(f"{key}:started", own)
+        if n and await client.incr(f"{tag}:arrived") == n:
+            await client.rpush(f"{tag}:go", *(["go"] * n))
+        for _ in range(30):  # short blocks: the client's socket timeout is a few seconds
+            if await client.blpop([f"{tag}:go"], timeout=1) is not None:
+                break
+        else:
+            raise RuntimeError(f"{own}: nobody let it go within 30 s")
+    except asyncio.CancelledError:
+        await client.set(f"{key}:cancelled:{own}", "1")
+        raise
+    finally:
+        await client.decr(f"{tag}:running")
+    in_thread = await sync_to_async(lambda: getattr(current_request(), "id", None))()
+    return {
+        "before": own,
+        "after": self.request.id,
+        "in_thread": in_thread,
+        "pid": os.getpid(),
+        "delivery": self.request.delivery_count,
+    }
+
+
 # -- children and collect() -----------------------------------------------------------
 @shared_task
 def fan_out(n: int, depth: int) -> int:

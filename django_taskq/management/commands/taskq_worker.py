@@ -6,6 +6,7 @@ import sys
 from argparse import ArgumentParser
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq.management.foreground import configure_worker_logging
@@ -80,6 +81,14 @@ class Command(BaseCommand):
             help="Most messages one consumer holds unstarted (default TASKQ_WORKER_PREFETCH).",
         )
         parser.add_argument(
+            "--async-concurrency",
+            type=int,
+            default=None,
+            metavar="N",
+            help="async def tasks one consumer runs at once on its event loop "
+            "(default TASKQ_WORKER_ASYNC_CONCURRENCY, 1: one at a time).",
+        )
+        parser.add_argument(
             "-B",
             "--beat",
             action="store_true",
@@ -116,10 +125,11 @@ class Command(BaseCommand):
                 time_limit=options["time_limit"],
                 soft_time_limit=options["soft_time_limit"],
                 beat=options["beat"],
+                async_concurrency=options["async_concurrency"],
                 stdout=self.stdout,
                 metrics=metrics,
             )
-        except ValueError as exc:
+        except (ValueError, ImproperlyConfigured) as exc:
             if metrics is not None:
                 metrics.stop()
             raise CommandError(str(exc)) from exc
