@@ -207,7 +207,8 @@ class Worker:
         ):
             lines.append(
                 "  WARNING:     time limits are not enforced in the threads pool "
-                "(a thread cannot be interrupted); use prefork"
+                "(a thread cannot be interrupted), except for async def tasks with "
+                "--async-concurrency above 1 (cancelled); use prefork"
             )
         return "\n".join(lines)
 

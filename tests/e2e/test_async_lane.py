@@ -18,7 +18,7 @@ import pytest
 from django_taskq.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from django_taskq.result import AsyncResult
 from tests.ops.helpers import wait_until
-from tests.testapp.tasks import async_fail, async_flaky, lane_wait
+from tests.testapp.tasks import async_fail, async_flaky, lane_early, lane_wait
 
 pytestmark = pytest.mark.e2e
 
@@ -202,3 +202,26 @@ def test_a_cold_stop_hands_lane_tasks_back_unsettled(
     _let_go(broker, key, 2)
     for result in results:
         _own(result, result.get(timeout=20))
+
+
+def test_a_lane_task_acked_on_receipt_is_started_while_it_runs(
+    start_worker: Any, broker: Any
+) -> None:
+    from django_taskq.broker import keys
+    from django_taskq.conf import taskq_settings
+
+    _worker(start_worker, "solo", 2)
+    key = "lane-early"
+    holder = lane_wait.delay(key)
+    _started(broker, key)
+    early = lane_early.delay(key)
+    _started(broker, key)
+    assert AsyncResult(early.id).state == "STARTED"  # track_started, written as it began
+    pending = sum(
+        broker.xpending(stream, keys.GROUP)["pending"]
+        for stream in keys.streams_for([taskq_settings.DEFAULT_QUEUE])
+    )
+    assert pending == 1  # only the holder's: acks_late=False acked it on receipt
+    _let_go(broker, key, 2)
+    _own(early, early.get(timeout=20))
+    _own(holder, holder.get(timeout=20))

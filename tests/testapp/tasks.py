@@ -521,6 +521,12 @@ async def lane_wait(self: Any, key: str, n: int = 0) -> dict[str, Any]:
     }
 
 
+@shared_task(bind=True, acks_late=False, track_started=True)
+async def lane_early(self: Any, key: str) -> dict[str, Any]:
+    """lane_wait, acked on receipt and STARTED while it waits (the lane's early steps)."""
+    return dict(await lane_wait.run(self, key))
+
+
 # -- children and collect() -----------------------------------------------------------
 @shared_task
 def fan_out(n: int, depth: int) -> int:
