@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -62,3 +63,16 @@ def refresh_report(name: str) -> str:
     another ``delay(name)`` sends nothing and returns the first one's result."""
     time.sleep(0.2)
     return f"report {name} refreshed"
+
+
+@shared_task
+async def look_up(name: str, delay: float = 0.5) -> dict[str, Any]:
+    """An I/O-bound ``async def`` task: it awaits (a stand-in for an HTTP call).
+
+    With TASKQ_WORKER_ASYNC_CONCURRENCY above 1 (settings.py says 10), each
+    worker process runs several at once on its event loop: ten of these take
+    about ``delay`` seconds in all, not ten times it.
+    """
+    began = time.time()
+    await asyncio.sleep(delay)
+    return {"name": name, "began": began, "ended": time.time()}

@@ -71,6 +71,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TASKQ_BROKER_URL = os.environ.get("TASKQ_BROKER_URL", "redis://127.0.0.1:6379/0")
 # Keep the demo's keys apart from anything else in a shared Redis.
 TASKQ_KEY_PREFIX = os.environ.get("TASKQ_KEY_PREFIX", "taskq-demo")
+# Each worker process runs up to 10 ``async def`` tasks at once on its event
+# loop (demo.tasks.look_up); plain tasks still run one at a time each.
+TASKQ_WORKER_ASYNC_CONCURRENCY = 10
 # Routing by task name or glob, e.g. send slow work to its own queue and run
 # a worker with ``-Q default,slow`` (consumed in that order of preference):
 # TASKQ_ROUTES = {"demo.tasks.slow_*": "slow"}

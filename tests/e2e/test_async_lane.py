@@ -225,3 +225,20 @@ def test_a_lane_task_acked_on_receipt_is_started_while_it_runs(
     _let_go(broker, key, 2)
     _own(early, early.get(timeout=20))
     _own(holder, holder.get(timeout=20))
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_inspect_active_lists_every_lane_task(start_worker: Any, broker: Any, pool: str) -> None:
+    from django_taskq import control
+
+    _worker(start_worker, pool, 3, "-n", "lane@test")
+    key = "lane-active"
+    results = [lane_wait.delay(key) for _ in range(3)]
+    _started(broker, key, 3)
+    [rows] = control.active(destination="lane@test", timeout=15).results().values()
+    assert sorted(row["task_id"] for row in rows) == sorted(r.id for r in results)
+    assert {row["task"] for row in rows} == {"tests.testapp.tasks.lane_wait"}
+    _let_go(broker, key, 3)
+    for result in results:
+        result.get(timeout=20)
+    assert control.active(destination="lane@test", timeout=15).results() == {"lane@test": []}

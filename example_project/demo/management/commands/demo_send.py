@@ -45,6 +45,7 @@ class Command(BaseCommand):
             count_users,
             divide,
             flaky_fetch,
+            look_up,
             refresh_report,
             remind,
             slow_count,
@@ -115,6 +116,20 @@ class Command(BaseCommand):
         )
         if again.id != first.id or not again.existing:
             problems.append("a second send of a unique task sent another task")
+
+        # async def tasks: each worker process runs up to
+        # TASKQ_WORKER_ASYNC_CONCURRENCY of them at once on its event loop.
+        lookups = [look_up.delay(f"host-{i}", 0.5) for i in range(10)]
+        found = [r.get(timeout=timeout) for r in lookups]
+        spans = [(f["began"], f["ended"]) for f in found]
+        most = max(sum(1 for b, e in spans if b <= began < e) for began, _ in spans)
+        out.write(
+            f"\nlook_up.delay(...) x10 (async def, 0.5 s each): all done "
+            f"{max(e for _, e in spans) - min(b for b, _ in spans):.2f}s after the first "
+            f"began, up to {most} at once\n"
+        )
+        if [f["name"] for f in found] != [f"host-{i}" for i in range(10)]:
+            problems.append("look_up returned other names")
 
         never_sent = AsyncResult(str(uuid.uuid4()))
         out.write(
