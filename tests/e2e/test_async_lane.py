@@ -18,7 +18,7 @@ import pytest
 from django_taskq.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from django_taskq.result import AsyncResult
 from tests.ops.helpers import wait_until
-from tests.testapp.tasks import async_fail, async_flaky, lane_early, lane_wait
+from tests.testapp.tasks import add, async_fail, async_flaky, lane_early, lane_wait
 
 pytestmark = pytest.mark.e2e
 
@@ -242,3 +242,23 @@ def test_inspect_active_lists_every_lane_task(start_worker: Any, broker: Any, po
     for result in results:
         result.get(timeout=20)
     assert control.active(destination="lane@test", timeout=15).results() == {"lane@test": []}
+
+
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_a_plain_task_runs_once_the_lane_is_empty(
+    start_worker: Any, broker: Any, pool: str
+) -> None:
+    _worker(start_worker, pool, 3)
+    key = "lane-mixed"
+    holder = lane_wait.delay(key)
+    _started(broker, key)
+    plain = add.delay(1, 2)  # ends the lane: it waits for the holder
+    after = lane_wait.delay(key)  # behind the plain task: not beside the holder
+    _let_go(broker, key, 1)
+    assert plain.get(timeout=20) == 3
+    _own(holder, holder.get(timeout=20))
+    assert AsyncResult(holder.id).date_done <= AsyncResult(plain.id).date_done
+    _started(broker, key)
+    _let_go(broker, key, 1)
+    _own(after, after.get(timeout=20))
+    assert _seen(broker, key) == [1, 1]  # each ran alone
