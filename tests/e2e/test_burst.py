@@ -23,8 +23,9 @@ def test_burst_runs_everything_waiting_then_exits(start_worker: Any) -> None:
     assert [AsyncResult(r.id).result for r in sent] == [2 * i for i in range(20)]
     # Each chain step is sent before the step before it is acked, so none is left behind.
     assert AsyncResult(steps.id).state == states.SUCCESS and AsyncResult(steps.id).result == 10
-    assert "burst: the queues are empty; stopping" in worker.output
-    assert "burst:       stops once nothing is left to run now" in worker.output
+    # The output is read by a thread of its own: wait for the lines, not just the exit.
+    worker.wait_for_line("burst: the queues are empty; stopping")
+    worker.wait_for_line("burst:       stops once nothing is left to run now")
 
 
 def test_burst_leaves_work_delayed_to_later(start_worker: Any) -> None:
@@ -34,13 +35,13 @@ def test_burst_leaves_work_delayed_to_later(start_worker: Any) -> None:
     assert worker.wait(timeout=30) == 0
     assert AsyncResult(now.id).state == states.SUCCESS
     assert AsyncResult(later.id).state == states.PENDING
-    assert "burst: nothing is due; 1 delayed message(s) left, the first due at" in worker.output
+    worker.wait_for_line("burst: nothing is due; 1 delayed message(s) left, the first due at")
 
 
 def test_burst_on_empty_queues_exits_at_once(start_worker: Any) -> None:
     worker = start_worker("-P", "threads", "-c", "2", "--burst", wait_ready=False)
     assert worker.wait(timeout=30) == 0
-    assert "burst: the queues are empty; stopping" in worker.output
+    worker.wait_for_line("burst: the queues are empty; stopping")
 
 
 @pytest.mark.skipif(PACKAGE is None, reason="Django's tasks framework is not installed")
