@@ -59,6 +59,11 @@ class BurstWatch(threading.Thread):
             except BrokerError:
                 quiet = 0  # Redis away: the consumers wait for it, and so does this
                 continue
+            except Exception:
+                # Never die silently: a burst worker whose watch is gone runs forever.
+                logger.exception("burst: cannot read the queues' counts; trying again")
+                quiet = 0
+                continue
             if left is None:
                 quiet = 0
                 continue
