@@ -256,7 +256,9 @@ def queue_publish(
     )
     queued = 1
     if not envelope.ignore_result and backend_is_broker():
-        pipe.set(keys.result(envelope.id), pending_record(envelope), px=_result_ttl(), nx=True)
+        pipe.set(
+            keys.result(envelope.id), pending_record(envelope), px=_result_ttl(envelope), nx=True
+        )
         queued += 1
     return queued + register_queue(pipe, client, queue)
 
@@ -375,8 +377,16 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
     return count
 
 
-def _result_ttl() -> int:
-    return int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+def _result_ttl(envelope: Envelope) -> int:
+    """Milliseconds to keep ``envelope``'s PENDING record: TASKQ_RESULT_EXPIRES past its ETA.
+
+    Counted from the ETA, not from now: a task due in a week must still be
+    known (``exists()``, Django's ``get_result()``) while it waits.
+    """
+    ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+    if envelope.eta is not None:
+        ttl += max(0, math.ceil((envelope.eta - time.time()) * 1000))
+    return ttl
 
 
 @_pending_records_best_effort
@@ -391,8 +401,9 @@ def _record_pending_elsewhere(envelopes: list[Envelope]) -> None:
     wanted = [e for e in envelopes if not e.ignore_result]
     if not wanted:
         return
-    ttl = _result_ttl()
     pipe = get_backend().pipeline(transaction=False)
     for envelope in wanted:
-        pipe.set(keys.result(envelope.id), pending_record(envelope), px=ttl, nx=True)
+        pipe.set(
+            keys.result(envelope.id), pending_record(envelope), px=_result_ttl(envelope), nx=True
+        )
     pipe.execute()

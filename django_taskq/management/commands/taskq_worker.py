@@ -86,6 +86,12 @@ class Command(BaseCommand):
             help="Also run the periodic task scheduler (beat) in this worker.",
         )
         parser.add_argument(
+            "--burst",
+            action="store_true",
+            help="Run what the queues hold, then stop (for cron and batch jobs); messages "
+            "delayed to later are left for a later run.",
+        )
+        parser.add_argument(
             "--metrics-port",
             type=int,
             default=None,
@@ -116,6 +122,7 @@ class Command(BaseCommand):
                 time_limit=options["time_limit"],
                 soft_time_limit=options["soft_time_limit"],
                 beat=options["beat"],
+                burst=options["burst"],
                 stdout=self.stdout,
                 metrics=metrics,
             )
