@@ -17,6 +17,7 @@ from django_taskq import AsyncResult, control
 from django_taskq.broker import keys
 from django_taskq.broker.publish import publish
 from django_taskq.messages import Envelope
+from tests.events.helpers import wait_dead_letters
 from tests.ops.helpers import command, manage
 from tests.testapp.tasks import add
 
@@ -157,9 +158,12 @@ def test_purge_of_every_queue(broker: Any) -> None:
 # -- taskq_dead ---------------------------------------------------------------------
 def _dead_letter(start_worker: Any, broker: Any, task_id: str) -> str:
     """Make one real dead letter (a task no worker has registered); its entry id."""
+    before = broker.xlen(keys.dead("default"))
     publish(Envelope(id=task_id, task="nowhere.ghost", args=[1]))
     with pytest.raises(Exception, match="is not registered"):
         AsyncResult(task_id).get(timeout=15)
+    # On Cluster the result can be read a round trip before the dead letter is written.
+    wait_dead_letters(broker, before + 1)
     entries = broker.xrange(keys.dead("default"))
     return next(e.decode() for e, f in entries if f[b"i"].decode() == task_id)
 
