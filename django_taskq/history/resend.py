@@ -70,7 +70,7 @@ def retry_envelope(record: TaskRecord, now: float | None = None) -> Envelope:
             _("it is %(state)s; only failed, revoked or dead-lettered tasks can be retried")
             % {"state": record.state}
         )
-    old, _content = kept_envelope(record)
+    old = kept_envelope(record)
     now = time.time() if now is None else now
     expires = None
     if old.expires is not None:
@@ -96,8 +96,8 @@ def retry_envelope(record: TaskRecord, now: float | None = None) -> Envelope:
     )
 
 
-def kept_envelope(record: TaskRecord) -> tuple[Envelope, str]:
-    """The envelope of ``record``'s kept message and its content (``msgpack+zlib``); or Refusal."""
+def kept_envelope(record: TaskRecord) -> Envelope:
+    """The envelope of ``record``'s kept message; Refusal saying why it cannot be read."""
     if not record.body:
         raise Refusal(
             _(
@@ -113,11 +113,15 @@ def kept_envelope(record: TaskRecord) -> tuple[Envelope, str]:
     if found.data is None or found.problem:
         raise Refusal(_("its kept message cannot be read: %(error)s") % {"error": found.problem})
     # Decoded again into an Envelope (read() gave a dict): a tuple stays a tuple.
-    return Envelope.decode(body, accept=codecs.SAFE), found.content
+    return Envelope.decode(body, accept=codecs.SAFE)
 
 
-def codecs_of(content: str) -> tuple[str, str]:
-    """The (serializer, compression) to send a copy of a ``content`` body with ("none": plain)."""
+def sent_form(record: TaskRecord) -> tuple[str, str]:
+    """The serializer and compression ``record``'s message was sent with ("none": plain).
+
+    Only for a record whose kept message ``kept_envelope()`` read.
+    """
+    content = bodies.content_of(bodies.from_text(record.body))
     serializer, _plus, compression = content.partition("+")
     return serializer, compression or codecs.NO_COMPRESSION
 
@@ -144,7 +148,7 @@ def resend(records: list[TaskRecord]) -> Report:
     for index, record in enumerate(records):
         try:
             envelope = retry_envelope(record)
-            serializer, compression = codecs_of(bodies.content_of(bodies.from_text(record.body)))
+            serializer, compression = sent_form(record)
         except Refusal as exc:
             report.refused.append(Refused(record.task_id, str(exc)))
             continue
