@@ -142,8 +142,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENTS_MAXLEN": 100_000,
     # Longest repr of args, kwargs and results kept in an event (characters).
     "HISTORY_REPR_LIMIT": 1000,
-    # Longest message body (JSON) kept in a ``sent`` event; a longer one,
-    # or a pickled one, is left out.
+    # Longest message body kept in a ``sent`` event, in characters of its
+    # text (bodies.to_text: msgpack and compressed bodies in base64); a
+    # longer one, or a pickled one, is left out.
     "HISTORY_BODY_LIMIT": 16384,
     # Keep the Prometheus task counters and histograms in Redis (written
     # by enqueue.lua and each worker flush). Independent of TASKQ_EVENTS.

@@ -221,8 +221,7 @@ def queue_publish(
     ttl = default_once_ttl() if once_ttl is None else once_ttl
     event = ""
     if taskq_settings.EVENTS:
-        # Only a JSON body is kept in the event (bytes: msgpack or compressed).
-        event = events.encode([events.sent_event(envelope, body if type(body) is str else None)])
+        event = events.encode([events.sent_event(envelope, body)])
     counter = counters.field(counters.SENT, envelope.task) if taskq_settings.METRICS else ""
     unique_keys: tuple[str, ...] = ()
     unique_args: tuple[int, ...] = ()
