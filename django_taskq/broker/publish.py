@@ -346,7 +346,8 @@ def publish(
         )
 
     replies = with_publish_retry(f"send task {envelope.task}", send, task_ids=[envelope.id])
-    _record_pending_elsewhere([envelope])
+    if not backend_is_broker():  # else the PENDING record went in the same pipeline
+        _record_pending_elsewhere([envelope])
     return bool(replies[0])
 
 
