@@ -6,8 +6,13 @@
         "default": {
             "BACKEND": "django_taskq.backends.TaskqBackend",
             "QUEUES": ["default", "emails"],  # optional; empty: any queue
+            "OPTIONS": {"BROKER_URL": "redis://127.0.0.1:6379/0"},  # optional
         }
     }
+
+``OPTIONS`` hold django_taskq settings without their ``TASKQ_`` prefix
+(backend_options.py), for a project that keeps its task configuration in
+``TASKS``.
 
 A Django ``@task`` then runs on ``manage.py taskq_worker`` beside the
 project's ``@shared_task`` functions, with the same queues, delivery
@@ -97,6 +102,10 @@ class TaskqBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
+        from django_taskq.backend_options import validate
+
+        # OPTIONS are django_taskq settings (BROKER_URL, ...), read by conf.py.
+        validate(alias, params.get("OPTIONS", {}))
         # Django's default is {"default"}; an explicit empty list means any queue.
         if "QUEUES" in params and not params["QUEUES"]:
             self.queues = set()

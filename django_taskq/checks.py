@@ -18,6 +18,9 @@
   not installed (msgpack, zstandard)
 - taskq.W007 TASKQ_TASK_SERIALIZER or TASKQ_COMPRESSION not in
   TASKQ_ACCEPT_CONTENT: workers with these settings refuse what is sent
+- taskq.E007 OPTIONS of a TaskqBackend in TASKS that are no django_taskq
+  setting (django-tasks-redis's, with their replacement), or that contradict
+  a TASKQ_* setting or another alias (backend_options.py)
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E003",
             )
         )
+    messages += _check_tasks_options()
     messages += _check_metrics()
     messages += _check_send_ahead()
     messages += _check_celery_settings()
@@ -106,6 +110,25 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     except ImproperlyConfigured as exc:
         messages.append(Error(str(exc), id="taskq.E003"))
+    return messages
+
+
+def _check_tasks_options() -> list[CheckMessage]:
+    """taskq.E007 for TaskqBackend OPTIONS (backend_options.py), E001 for their URLs."""
+    from django_taskq.backend_options import problems
+    from django_taskq.broker.connection import validate_url
+    from django_taskq.conf import tasks_options
+
+    messages: list[CheckMessage] = []
+    hint = "See docs/django-tasks.md#configuring-it-in-tasks."
+    for alias, options in tasks_options():
+        messages += [Error(text, hint=hint, id="taskq.E007") for text in problems(alias, options)]
+        for name in ("BROKER_URL", "RESULT_BACKEND"):
+            if options.get(name):
+                try:
+                    validate_url(str(options[name]), f"TASKS[{alias!r}]['OPTIONS'][{name!r}]")
+                except Exception as exc:
+                    messages.append(Error(str(exc), id="taskq.E001"))
     return messages
 
 

@@ -1,9 +1,12 @@
 """Every ``TASKQ_*`` setting, its default, and one cached accessor.
 
 Settings are flat names in the Django settings module. ``taskq_settings.NAME``
-reads ``settings.TASKQ_NAME`` or the default below; the cache is dropped on
-Django's ``setting_changed`` signal so ``override_settings`` works in tests.
-Nothing here connects to anything or reads settings at import time.
+reads ``settings.TASKQ_NAME``, else ``NAME`` in the ``OPTIONS`` of a ``TASKS``
+backend that is ``TaskqBackend`` (so a project on Django's tasks framework
+can configure everything in ``TASKS``; backend_options.py checks them), else
+the default below. The cache is dropped on Django's ``setting_changed``
+signal so ``override_settings`` works in tests. Nothing here connects to
+anything or reads settings at import time.
 """
 
 from __future__ import annotations
@@ -143,8 +146,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENTS_MAXLEN": 100_000,
     # Longest repr of args, kwargs and results kept in an event (characters).
     "HISTORY_REPR_LIMIT": 1000,
-    # Longest message body (JSON) kept in a ``sent`` event; a longer one,
-    # or a pickled one, is left out.
+    # Longest message body kept in a ``sent`` event, in characters of its
+    # text (bodies.to_text: msgpack and compressed bodies in base64); a
+    # longer one, or a pickled one, is left out.
     "HISTORY_BODY_LIMIT": 16384,
     # Keep the Prometheus task counters and histograms in Redis (written
     # by enqueue.lua and each worker flush). Independent of TASKQ_EVENTS.
@@ -152,11 +156,61 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: The ``BACKEND`` of a ``TASKS`` entry whose ``OPTIONS`` hold django_taskq settings.
+TASKQ_BACKEND = "django_taskq.backends.TaskqBackend"
+
+_UNSET = object()
+
+
+def tasks_options() -> list[tuple[str, dict[str, Any]]]:
+    """(alias, OPTIONS) of every ``TASKS`` entry that is ``TaskqBackend`` or a subclass of it.
+
+    A BACKEND path other than TaskqBackend's own is imported to tell (a
+    project's subclass); one that does not import is not ours, and Django's
+    tasks framework reports it.
+    """
+    from django.conf import settings
+
+    found = []
+    for alias, config in (getattr(settings, "TASKS", None) or {}).items():
+        if not isinstance(config, dict):
+            continue
+        path = config.get("BACKEND")
+        if path != TASKQ_BACKEND and not _is_taskq_backend(path):
+            continue
+        options = config.get("OPTIONS") or {}
+        found.append((str(alias), options if isinstance(options, dict) else {}))
+    return found
+
+
+def _is_taskq_backend(path: object) -> bool:
+    if not isinstance(path, str) or "." not in path:
+        return False
+    from django.utils.module_loading import import_string
+
+    try:
+        found = import_string(path)
+        from django_taskq.backends import TaskqBackend
+    except ImportError:
+        return False
+
+    return isinstance(found, type) and issubclass(found, TaskqBackend)
+
+
 class Settings:
-    """Read ``TASKQ_*`` settings lazily, with the defaults above."""
+    """Read ``TASKQ_*`` settings lazily, with the defaults above.
+
+    A value read once is kept as an attribute of the instance, so later
+    reads are plain attribute lookups that never reach ``__getattr__``:
+    ``delay()`` reads a few dozen settings, and on that path each
+    ``__getattr__`` call cost about half a microsecond. ``reload()`` drops
+    them, on Django's ``setting_changed`` signal.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
+        self._origins: dict[str, str] = {}
+        self._options: list[tuple[str, dict[str, Any]]] | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in DEFAULTS:
@@ -167,13 +221,38 @@ class Settings:
             pass
         from django.conf import settings
 
-        value = getattr(settings, PREFIX + name, DEFAULTS[name])
+        value = getattr(settings, PREFIX + name, _UNSET)
+        origin = PREFIX + name
+        if value is _UNSET:
+            value = DEFAULTS[name]
+            if self._options is None:
+                self._options = tasks_options()
+            for alias, options in self._options:
+                if name in options:
+                    value = options[name]
+                    origin = f"TASKS[{alias!r}]['OPTIONS'][{name!r}]"
+                    break
         self._cache[name] = value
+        self._origins[name] = origin
+        self.__dict__[name] = value  # the next read finds it without __getattr__
         return value
+
+    def origin(self, name: str) -> str:
+        """Where ``name``'s value comes from, for error messages.
+
+        ``TASKQ_BROKER_URL``, or ``TASKS['default']['OPTIONS']['BROKER_URL']``
+        when a TaskqBackend's OPTIONS give it.
+        """
+        getattr(self, name)
+        return self._origins[name]
 
     def reload(self) -> None:
         """Forget cached values so the next read sees current settings."""
+        for name in list(self._cache):
+            self.__dict__.pop(name, None)
         self._cache.clear()
+        self._origins.clear()
+        self._options = None
 
     @property
     def concurrency(self) -> int:
@@ -206,7 +285,7 @@ taskq_settings = Settings()
 
 def affects_taskq(setting: str) -> bool:
     """True for settings whose change must drop what was derived from them."""
-    return setting.startswith(PREFIX) or setting in {"CACHES", "TIME_ZONE"}
+    return setting.startswith(PREFIX) or setting in {"CACHES", "TIME_ZONE", "TASKS"}
 
 
 @receiver(setting_changed)

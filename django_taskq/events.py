@@ -81,7 +81,8 @@ FIELDS = {
     "msg": "exception message or reason",
     "tb": "traceback (failed), limited",
     "rof": "the task this one is a retry of, from the admin (sent; headers retry_of)",
-    "body": "the message as encoded for Redis (sent; JSON only, up to HISTORY_BODY_LIMIT)",
+    "body": "the message as encoded for Redis, as text (bodies.to_text: msgpack and compressed "
+    "bodies in base64), up to HISTORY_BODY_LIMIT characters; never a pickled one (sent)",
     "state": "the state name given to update_state() (progress)",
     "meta": "the meta given to update_state(), as JSON (progress; dropped when too long)",
 }
@@ -111,12 +112,14 @@ def short_repr(value: Any, limit: int | None = None) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
-def sent_event(envelope: Any, body: str | None = None) -> dict[str, Any]:
+def sent_event(envelope: Any, body: str | bytes | None = None) -> dict[str, Any]:
     """The ``sent`` event of an envelope about to be published.
 
-    ``body`` is the message as encoded for Redis: kept when it is JSON and
-    no longer than TASKQ_HISTORY_BODY_LIMIT (so the admin can show and send
-    it again).
+    ``body`` is the message as encoded for Redis: kept as text
+    (``bodies.to_text``: JSON as it is, msgpack and compressed bodies in
+    base64) when that is no longer than TASKQ_HISTORY_BODY_LIMIT, so the
+    admin can show it and send it again. A pickled body is never kept: the
+    admin must not unpickle what a database row holds.
     """
     event: dict[str, Any] = {
         "k": SENT,
@@ -147,12 +150,27 @@ def sent_event(envelope: Any, body: str | None = None) -> dict[str, Any]:
         retry_of = headers.get("retry_of")
         if retry_of:
             event["rof"] = str(retry_of)
-    if body is not None and len(body) <= int(taskq_settings.HISTORY_BODY_LIMIT):
-        from django_taskq.messages import PICKLE_MARK
-
-        if not body.startswith(PICKLE_MARK):
-            event["body"] = body
+    if body is not None:
+        kept = _kept_body(body)
+        if kept is not None:
+            event["body"] = kept
     return event
+
+
+def _kept_body(body: str | bytes) -> str | None:
+    """What a ``sent`` event keeps of ``body``: its text, unless too long or pickled."""
+    limit = int(taskq_settings.HISTORY_BODY_LIMIT)
+    if type(body) is str:  # JSON (most messages) or "p:" (pickle): no copy, no header parse
+        return body if len(body) <= limit and not body.startswith("p:") else None
+    # Bytes (msgpack, compressed): base64 grows them by a third; skip what cannot fit.
+    if len(body) * 4 > limit * 3 + 3:
+        return None
+    from django_taskq import bodies
+
+    if bodies.content_of(body).startswith("pickle"):
+        return None
+    text = bodies.to_text(body)
+    return text if len(text) <= limit else None
 
 
 def progress_event(task_id: str, task_name: str, state: str, meta: Any) -> dict[str, Any]:

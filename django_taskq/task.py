@@ -699,6 +699,8 @@ class Task:
         The next attempt goes into the delayed set when the worker acks the
         current message (or runs inline in eager mode). After ``max_retries``
         attempts, ``exc`` is raised instead (or MaxRetriesExceededError).
+        ``headers=`` is added to the current message's headers (a name given
+        replaces its value there), so a unique task keeps its key.
         """
         request = self.request
         if request.called_directly:
@@ -725,7 +727,9 @@ class Task:
             eta=eta if countdown is None else None,
             queue=options.pop("queue", request.queue),
             priority=options.pop("priority", request.priority),
-            headers=options.pop("headers", request.headers),
+            # Added to the request's, not instead: the headers the framework put there (a
+            # unique task's key, a Django task's, a periodic run's) must travel with it.
+            headers={**(request.headers or {}), **(options.pop("headers", None) or {})},
             ignore_result=request.ignore_result,
             parent_id=request.parent_id,
             root_id=request.root_id,

@@ -122,7 +122,7 @@ def _results_url() -> tuple[str, str] | None:
     if taskq_settings.RESULT_BACKEND:
         return str(taskq_settings.RESULT_BACKEND), "TASKQ_RESULT_BACKEND"
     if taskq_settings.BROKER_URL:
-        return str(taskq_settings.BROKER_URL), "TASKQ_BROKER_URL"
+        return str(taskq_settings.BROKER_URL), taskq_settings.origin("BROKER_URL")
     if taskq_settings.REDIS_CACHE_ALIAS:
         return None
     from django_taskq.broker.connection import DEFAULT_URL

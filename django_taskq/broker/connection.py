@@ -178,7 +178,9 @@ def get_broker() -> redis.Redis:
         client = _clients.get("broker")
         if client is None:
             if taskq_settings.BROKER_URL:
-                client = _from_url(str(taskq_settings.BROKER_URL), "TASKQ_BROKER_URL")
+                client = _from_url(
+                    str(taskq_settings.BROKER_URL), taskq_settings.origin("BROKER_URL")
+                )
             elif taskq_settings.REDIS_CACHE_ALIAS:
                 client = _from_cache_alias(str(taskq_settings.REDIS_CACHE_ALIAS))
             else:
@@ -197,7 +199,7 @@ def get_backend() -> redis.Redis:
         with _lock:
             client = _clients.get("backend")
             if client is None:
-                client = _from_url(str(url), "TASKQ_RESULT_BACKEND")
+                client = _from_url(str(url), taskq_settings.origin("RESULT_BACKEND"))
                 _clients["backend"] = client
     return client
 
@@ -211,7 +213,7 @@ def new_client() -> redis.Redis:
     """A broker client with a pool of its own (for blocking reads and pub/sub)."""
     url = taskq_settings.BROKER_URL
     if url and urls.topology_of(str(url)) != "single":
-        return _from_url(str(url), "TASKQ_BROKER_URL")
+        return _from_url(str(url), taskq_settings.origin("BROKER_URL"))
     broker = get_broker()
     from django_taskq.broker import sentinel
 

@@ -34,7 +34,7 @@ def _broker() -> tuple[str, str]:
 
     url = redact(broker_url())
     if taskq_settings.BROKER_URL:
-        return url, "TASKQ_BROKER_URL"
+        return url, taskq_settings.origin("BROKER_URL")
     if taskq_settings.REDIS_CACHE_ALIAS:
         return url, f"the cache TASKQ_REDIS_CACHE_ALIAS={taskq_settings.REDIS_CACHE_ALIAS!r}"
     return url, "TASKQ_BROKER_URL (not set: the default is used)"

@@ -221,8 +221,7 @@ def queue_publish(
     ttl = default_once_ttl() if once_ttl is None else once_ttl
     event = ""
     if taskq_settings.EVENTS:
-        # Only a JSON body is kept in the event (bytes: msgpack or compressed).
-        event = events.encode([events.sent_event(envelope, body if type(body) is str else None)])
+        event = events.encode([events.sent_event(envelope, body)])
     counter = counters.field(counters.SENT, envelope.task) if taskq_settings.METRICS else ""
     unique_keys: tuple[str, ...] = ()
     unique_args: tuple[int, ...] = ()
@@ -256,7 +255,9 @@ def queue_publish(
     )
     queued = 1
     if not envelope.ignore_result and backend_is_broker():
-        pipe.set(keys.result(envelope.id), pending_record(envelope), px=_result_ttl(), nx=True)
+        pipe.set(
+            keys.result(envelope.id), pending_record(envelope), px=_result_ttl(envelope), nx=True
+        )
         queued += 1
     return queued + register_queue(pipe, client, queue)
 
@@ -345,7 +346,8 @@ def publish(
         )
 
     replies = with_publish_retry(f"send task {envelope.task}", send, task_ids=[envelope.id])
-    _record_pending_elsewhere([envelope])
+    if not backend_is_broker():  # else the PENDING record went in the same pipeline
+        _record_pending_elsewhere([envelope])
     return bool(replies[0])
 
 
@@ -375,8 +377,16 @@ def publish_many(envelopes: Iterable[Envelope]) -> int:
     return count
 
 
-def _result_ttl() -> int:
-    return int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+def _result_ttl(envelope: Envelope) -> int:
+    """Milliseconds to keep ``envelope``'s PENDING record: TASKQ_RESULT_EXPIRES past its ETA.
+
+    Counted from the ETA, not from now: a task due in a week must still be
+    known (``exists()``, Django's ``get_result()``) while it waits.
+    """
+    ttl = int(float(taskq_settings.RESULT_EXPIRES) * 1000)
+    if envelope.eta is not None:
+        ttl += max(0, math.ceil((envelope.eta - time.time()) * 1000))
+    return ttl
 
 
 @_pending_records_best_effort
@@ -391,8 +401,9 @@ def _record_pending_elsewhere(envelopes: list[Envelope]) -> None:
     wanted = [e for e in envelopes if not e.ignore_result]
     if not wanted:
         return
-    ttl = _result_ttl()
     pipe = get_backend().pipeline(transaction=False)
     for envelope in wanted:
-        pipe.set(keys.result(envelope.id), pending_record(envelope), px=ttl, nx=True)
+        pipe.set(
+            keys.result(envelope.id), pending_record(envelope), px=_result_ttl(envelope), nx=True
+        )
     pipe.execute()

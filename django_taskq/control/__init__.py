@@ -6,6 +6,7 @@ Read and act on Redis directly (no worker needed):
   ``unknown_queues(names)``, ``queue_stats(client, queue)``;
 - ``purge(queues)`` / ``purge_counts(queues)``: delete waiting messages;
 - ``dead_letters(count)``, ``requeue_dead(ids)``, ``delete_dead(ids)``;
+  ``requeue_refusals(ids, queue=)``: which would only be dead-lettered again;
 - ``revoke(ids, terminate=False)``.
 
 Ask the workers and wait for their replies (``Replies``: each worker's
@@ -24,6 +25,7 @@ from django_taskq.control.dead import (
     dead_letters,
     delete_dead,
     requeue_dead,
+    requeue_refusals,
 )
 from django_taskq.control.errors import BadRequest
 from django_taskq.control.operations import (
@@ -78,6 +80,7 @@ __all__ = [
     "rate_limit",
     "registered",
     "requeue_dead",
+    "requeue_refusals",
     "reserved",
     "revoke",
     "scheduled",

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django_taskq import bodies
 from django_taskq.broker import keys
 from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
@@ -35,20 +36,51 @@ def dead_letters(
     """The newest dead letters of ``queues`` (default: all), newest first, with their reason.
 
     Each row holds the entry's fields (``i``: the task id, ``b``: the body,
-    ``reason``, ``stream``, ``at``) decoded as text, plus ``entry_id`` and
-    ``queue``.
+    ``reason``, ``stream``, ``at``) as text, plus ``entry_id``, ``queue`` and
+    ``content`` (the body's serializer and compression: ``json``,
+    ``msgpack+zlib``...). A body that is not UTF-8 (msgpack, compressed)
+    is ``bodies.to_text()``'s ``base64:...``, which ``bodies.from_text()``
+    turns back into the bytes.
     """
     client: Any = get_broker()
     names = _queues(queues, queue)
     rows = []
     for name in names:
         for entry_id, fields in client.xrevrange(keys.dead(name), count=count):
-            row = {_s(k): _s(v) for k, v in fields.items()}
+            row = {_s(k): _s(v) for k, v in fields.items() if k != b"b"}
+            if b"b" in fields:
+                row["b"] = bodies.to_text(fields[b"b"])
+                row["content"] = bodies.content_of(fields[b"b"])
             row["entry_id"] = _s(entry_id)
             row["queue"] = name
             rows.append(row)
     rows.sort(key=lambda r: _entry_order(r["entry_id"]), reverse=True)
     return rows[:count]
+
+
+@translating_errors("read dead letters")
+def requeue_refusals(entry_ids: Iterable[str], *, queue: str | None = None) -> dict[str, str]:
+    """Entry id -> why requeueing it would only dead-letter it again, for those of ``entry_ids``.
+
+    A dead letter whose body cannot be decoded (corrupt or cut-off bytes,
+    an unknown codec, a field no worker can use) is refused; one that only
+    this process cannot read (a codec's library missing here, a pickled
+    body) is not: the workers may. Ids not found are left out (they are
+    "gone" to ``requeue_dead``). ``queue`` None looks in every known queue.
+    """
+    client: Any = get_broker()
+    wanted = _check_ids(entry_ids) or []
+    refused = {}
+    for _name, found in _pages(client, wanted, _queues(None, queue)):
+        for entry_id, fields in found:
+            body = fields.get(b"b")
+            if body is None:
+                refused[_s(entry_id)] = "it has no message body"
+                continue
+            read = bodies.read(body)
+            if not read.ok and not read.here_only:
+                refused[_s(entry_id)] = read.problem
+    return refused
 
 
 @translating_errors("requeue dead letters")

@@ -160,9 +160,9 @@ class RecordDetail(RecordAdmin):
     def body_detail(self, obj: TaskRecord) -> SafeString:
         if not obj.body:
             return format_html(
-                "{}", _("Not kept (larger than TASKQ_HISTORY_BODY_LIMIT, or not JSON).")
+                "{}", _("Not kept (larger than TASKQ_HISTORY_BODY_LIMIT, or pickled).")
             )
-        return display.preformatted(display.pretty_json(obj.body))
+        return display.kept_body(obj.body)
 
     @admin.display(description=_("periodic task"))
     def periodic_task_detail(self, obj: TaskRecord) -> SafeString:

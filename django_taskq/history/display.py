@@ -59,6 +59,36 @@ def pretty_json(raw: str) -> str:
         return raw
 
 
+def kept_body(kept: str) -> SafeString:
+    """A kept message (``TaskRecord.body``) for reading: decoded, indented, with its content.
+
+    A msgpack or compressed body is shown decoded like a JSON one, under a
+    line naming its serializer and compression; one that cannot be read
+    here says why, with the text as kept.
+    """
+    from django_taskq import bodies
+    from django_taskq.exceptions import DecodeError
+    from django_taskq.messages import dumps
+
+    try:
+        raw = bodies.from_text(kept)
+    except DecodeError as exc:
+        return format_html("{}{}", str(exc), preformatted(kept))
+    found = bodies.read(raw)
+    if found.content == bodies.JSON:
+        return preformatted(pretty_json(kept))
+    head = _("Sent as %(content)s; shown decoded.") % {"content": found.content}
+    if found.data is None:
+        head = _("Sent as %(content)s; cannot be shown here: %(problem)s") % {
+            "content": found.content,
+            "problem": found.problem,
+        }
+        return format_html('<p class="taskq-content">{}</p>{}', head, preformatted(kept))
+    return format_html(
+        '<p class="taskq-content">{}</p>{}', head, preformatted(pretty_json(dumps(found.data)))
+    )
+
+
 def short_id(task_id: str, length: int = 8) -> SafeString:
     """The start of a task id, the whole of it on hover (list columns stay narrow)."""
     if len(task_id) <= length + 1:

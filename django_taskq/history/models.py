@@ -237,8 +237,9 @@ class TaskRecord(models.Model):
         blank=True,
         default="",
         help_text=_(
-            "The task's message as sent (JSON), kept so the admin can send it again; empty "
-            "when it was larger than TASKQ_HISTORY_BODY_LIMIT or not JSON."
+            "The task's message as sent, kept so the admin can show it and send it again "
+            "(JSON as it is; msgpack or compressed as 'base64:' and the bytes in base64); "
+            "empty when it was larger than TASKQ_HISTORY_BODY_LIMIT or pickled."
         ),
     )
     updated_at = models.DateTimeField(

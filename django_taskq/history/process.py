@@ -11,7 +11,14 @@ every row. So the worker starts the recorder as a process once it is up
 - stops it with SIGTERM when the worker stops, and waits for it to release
   its lease (so another worker's recorder takes over at once);
 - is its parent thread for Linux's parent-death signal, so a worker killed
-  with SIGKILL takes its recorder with it (its lease then lapses).
+  with SIGKILL takes its recorder with it at once (its lease then lapses).
+
+That signal is SIGKILL, not the SIGTERM of a warm stop: a recorder has
+nothing it must finish (what it read and did not acknowledge stays pending
+in Redis, and the next recorder reads it again into the same rows), and a
+graceful end could take long. The recorder runs niced on a busy machine,
+and may still be starting Django when its worker dies; it then went on for
+more than ten seconds after its worker (seen in CI, under load).
 
 The recorder runs at a lower CPU priority (``nice`` +RECORDER_NICE): history
 is written behind the work, so when the worker's tasks and the recorder want
@@ -60,7 +67,7 @@ def _recorder_main(hostname: str, parent: int, level: int) -> None:
     """The recorder process: ``parent`` is the worker's pid, ``level`` its log level."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: end with the worker
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: end with the worker, at once
         # PR_SET_NAME: `ps`, `top` and /proc/<pid>/comm tell it from the pool's children.
         libc.prctl(15, PROCESS_NAME.encode())
     except OSError:  # pragma: no cover - not Linux

@@ -1,10 +1,13 @@
 """Send a failed, revoked or dead-lettered task again, as a new task (the admin's retry).
 
-The recorder keeps each task's message as sent (``TaskRecord.body``, JSON).
-A retry decodes it with the envelope's own checked decoder (JSON only,
-never pickle: the admin must not unpickle what a database row holds), and
+The recorder keeps each task's message as sent (``TaskRecord.body``: JSON
+as it is, a msgpack or compressed body as ``bodies.to_text()`` writes it).
+A retry reads it with ``bodies.read`` (the envelope's own checks; never
+pickle: the admin must not unpickle what a database row holds), and
 publishes a copy through ``broker.publish``, the one way a message enters
-Redis, with:
+Redis, in the form the original was sent in (its serializer and
+compression), so the task gets its arguments as the original run did
+(a tuple stays a tuple with msgpack), with:
 
 - a new id, so the new run has a history row of its own; the header
   ``retry_of`` names the old id (the recorder copies it into
@@ -34,7 +37,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from django_taskq import states
+from django_taskq import bodies, codecs, states
 from django_taskq.broker.publish import publish
 from django_taskq.exceptions import BrokerUnavailable, DecodeError
 from django_taskq.history.models import TaskRecord
@@ -67,17 +70,7 @@ def retry_envelope(record: TaskRecord, now: float | None = None) -> Envelope:
             _("it is %(state)s; only failed, revoked or dead-lettered tasks can be retried")
             % {"state": record.state}
         )
-    if not record.body:
-        raise Refusal(
-            _(
-                "its message was not kept (larger than TASKQ_HISTORY_BODY_LIMIT, or not JSON), "
-                "so it cannot be sent again from here"
-            )
-        )
-    try:
-        old = Envelope.decode(record.body, accept=("json",))
-    except DecodeError as exc:
-        raise Refusal(_("its kept message cannot be read: %(error)s") % {"error": exc}) from exc
+    old = kept_envelope(record)
     now = time.time() if now is None else now
     expires = None
     if old.expires is not None:
@@ -103,6 +96,36 @@ def retry_envelope(record: TaskRecord, now: float | None = None) -> Envelope:
     )
 
 
+def kept_envelope(record: TaskRecord) -> Envelope:
+    """The envelope of ``record``'s kept message; Refusal saying why it cannot be read."""
+    if not record.body:
+        raise Refusal(
+            _(
+                "its message was not kept (larger than TASKQ_HISTORY_BODY_LIMIT, or pickled), "
+                "so it cannot be sent again from here"
+            )
+        )
+    try:
+        body = bodies.from_text(record.body)
+    except DecodeError as exc:
+        raise Refusal(_("its kept message cannot be read: %(error)s") % {"error": exc}) from exc
+    found = bodies.read(body)
+    if found.data is None or found.problem:
+        raise Refusal(_("its kept message cannot be read: %(error)s") % {"error": found.problem})
+    # Decoded again into an Envelope (read() gave a dict): a tuple stays a tuple.
+    return Envelope.decode(body, accept=codecs.SAFE)
+
+
+def sent_form(record: TaskRecord) -> tuple[str, str]:
+    """The serializer and compression ``record``'s message was sent with ("none": plain).
+
+    Only for a record whose kept message ``kept_envelope()`` read.
+    """
+    content = bodies.content_of(bodies.from_text(record.body))
+    serializer, _plus, compression = content.partition("+")
+    return serializer, compression or codecs.NO_COMPRESSION
+
+
 @dataclass
 class Report:
     """What a retry of some rows did."""
@@ -125,11 +148,17 @@ def resend(records: list[TaskRecord]) -> Report:
     for index, record in enumerate(records):
         try:
             envelope = retry_envelope(record)
+            serializer, compression = sent_form(record)
         except Refusal as exc:
             report.refused.append(Refused(record.task_id, str(exc)))
             continue
         try:
-            queued = publish(envelope, once=f"retry:{record.task_id}")
+            queued = publish(
+                envelope,
+                once=f"retry:{record.task_id}",
+                serializer=serializer,
+                compression=compression,
+            )
         except BrokerUnavailable as exc:
             report.error = exc
             report.unsent = [r.task_id for r in records[index:]]

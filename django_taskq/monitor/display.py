@@ -8,8 +8,11 @@ are not UTF-8, JSON of the wrong shape, a body nested ten thousand deep).
 instead of failing. Arguments are decoded with the message codec (a
 datetime shows as a datetime) and shortened with reprlib, so a message
 with megabytes of arguments costs a page little. msgpack and compressed
-bodies are decoded (inflated to MAX_DECODE at most); pickled bodies
-(TASKQ_ACCEPT_CONTENT) are never unpickled here: unpickling runs code.
+bodies are decoded (bodies.read, inflated to MAX_DECODE at most) and
+their ``content`` (``msgpack+zlib``) is shown; one that this process cannot
+decode (a codec's library not installed here, corrupt bytes) is shown as
+unreadable with the reason. Pickled bodies (TASKQ_ACCEPT_CONTENT) are never
+unpickled here: unpickling runs code.
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
-from django_taskq import codecs
-from django_taskq.messages import PICKLE_MARK, loads
+from django_taskq import bodies
 
 #: The task shown for an entry whose body cannot be read; ``args`` says why.
 UNREADABLE = "(unreadable)"
@@ -48,12 +50,17 @@ _short = _repr()
 
 @dataclass(frozen=True)
 class Shown:
-    """What a page shows of one message body."""
+    """What a page shows of one message body.
+
+    ``content`` is the body's serializer and compression as its header
+    names them (``"msgpack+zlib"``; ``"json"`` for a plain JSON body).
+    """
 
     task_id: str
     task: str
     args: str
     kwargs: str
+    content: str = bodies.JSON
 
 
 def text(value: Any, limit: int = 200) -> str:
@@ -72,9 +79,9 @@ def short_repr(value: Any) -> str:
         return f"(cannot show: {type(exc).__name__})"
 
 
-def unreadable(task_id: str, reason: str, raw: Any = b"") -> Shown:
+def unreadable(task_id: str, reason: str, raw: Any = b"", content: str = bodies.JSON) -> Shown:
     preview = f": {text(raw, 120)!r}" if raw else ""
-    return Shown(task_id, UNREADABLE, f"{reason}{preview}", "")
+    return Shown(task_id, UNREADABLE, f"{reason}{preview}", "", content)
 
 
 def describe(raw_id: Any, body: Any) -> Shown:
@@ -83,38 +90,39 @@ def describe(raw_id: Any, body: Any) -> Shown:
     if body is None:
         return unreadable(task_id, "no body")
     raw = body if isinstance(body, bytes) else str(body).encode(errors="replace")
-    if raw.startswith(PICKLE_MARK.encode()):
-        return Shown(task_id, "(pickled)", "(pickled arguments are not shown)", "")
+    content = bodies.content_of(raw)
+    if content.startswith("pickle"):
+        return Shown(task_id, "(pickled)", "(pickled arguments are not shown)", "", content)
     if len(raw) > MAX_DECODE:
-        return Shown(task_id, _task_name_of(raw), f"({len(raw)} bytes of body, not shown)", "")
-    header = codecs.header_of(raw) if raw[:1] != b"{" else None
-    if header is not None:
-        if header[0] == "pickle":
-            return Shown(task_id, "(pickled)", "(pickled arguments are not shown)", "")
-        try:  # msgpack and compressed bodies: never inflated past MAX_DECODE here
-            envelope = codecs.decode_body(raw, codecs.SAFE, limit=MAX_DECODE)
+        shown = f"({len(raw)} bytes of body, not shown)"
+        return Shown(task_id, _task_name_of(raw), shown, "", content)
+    found = bodies.read(raw, limit=MAX_DECODE)  # never inflated past MAX_DECODE here
+    envelope: Any = found.data
+    if envelope is None and content == bodies.JSON:
+        try:  # a tagged value the codec refuses: show the plain JSON instead
+            envelope = json.loads(raw)
         except Exception as exc:
-            return unreadable(task_id, f"body cannot be decoded ({text(exc, 120)})", raw[:40])
-    else:
-        try:
-            envelope = loads(raw)
-        except Exception:
-            try:  # a tagged value the codec refuses: show the plain JSON instead
-                envelope = json.loads(raw)
-            except Exception as exc:
-                return unreadable(task_id, f"body is not JSON ({text(exc, 80)})", raw)
+            return unreadable(task_id, f"body is not JSON ({text(exc, 80)})", raw)
+    if envelope is None:
+        # Binary bytes say nothing to a person: the reason and the header do.
+        return unreadable(
+            task_id, f"body cannot be decoded ({text(found.problem, 200)})", "", content
+        )
     if not isinstance(envelope, dict):
         return unreadable(task_id, f"body is a JSON {type(envelope).__name__}", raw)
     task = envelope.get("task")
     if not task_id and envelope.get("id"):
         task_id = text(envelope["id"], 200)
     if not isinstance(task, str) or not task:
-        return unreadable(task_id, "body names no task", raw)
+        return unreadable(
+            task_id, "body names no task", raw if content == bodies.JSON else "", content
+        )
     return Shown(
         task_id,
         text(task, 200),
         short_repr(envelope.get("args", [])),
         short_repr(envelope.get("kwargs", {})),
+        content,
     )
 
 

@@ -77,6 +77,8 @@ class QueuedMessage:
     eta: float | None
     #: Stream entry id of a ready message; None for a delayed one.
     entry_id: str | None
+    #: The body's serializer and compression (``"msgpack+zlib"``; ``"json"`` when plain).
+    content: str = "json"
 
 
 def _queue_names(queues: list[str] | None, client: Any) -> list[str]:
@@ -231,6 +233,7 @@ def _message(
         priority=priority,
         eta=eta,
         entry_id=entry_id,
+        content=shown.content,
     )
 
 

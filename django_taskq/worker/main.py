@@ -63,6 +63,7 @@ class Worker:
         soft_time_limit: float | None = None,
         beat: bool = False,
         async_concurrency: int | None = None,
+        burst: bool = False,
         stdout: TextIO | Any = None,
         metrics: Any = None,
     ) -> None:
@@ -96,6 +97,8 @@ class Worker:
             ),
         }
         self.beat = beat
+        #: Stop once the queues have nothing left to run now (--burst; burst.py).
+        self.burst = burst
         # A bound metrics.exposition.MetricsServer (--metrics-port): run() starts it.
         self.metrics = metrics
         self.stdout = stdout or sys.stdout
@@ -194,6 +197,8 @@ class Worker:
         ]
         if self.beat:
             lines.append("  beat:        embedded (-B)")
+        if self.burst:
+            lines.append("  burst:       stops once nothing is left to run now (--burst)")
         if self.metrics is not None:
             lines.append(f"  metrics:     {self.metrics.url}")
         if self.pool in ("solo", "threads"):
@@ -232,6 +237,10 @@ class Worker:
         connections.close_all()
         start_in_worker(self.stopping, hostname=self.hostname)
         beat_thread = self._start_beat() if self.beat else None
+        if self.burst:
+            from django_taskq.worker.burst import BurstWatch
+
+            BurstWatch(self.stopping, lambda: list(self.queues), self.request_stop).start()
         try:
             if self.pool == "prefork":
                 self._run_prefork()

@@ -25,6 +25,7 @@ from tests.testapp.tasks import (
     unique_killed,
     unique_rejected,
     unique_retried,
+    unique_retried_with_headers,
 )
 
 pytestmark = pytest.mark.e2e
@@ -187,6 +188,21 @@ def test_a_retry_keeps_the_key(start_worker: Any, broker: Any) -> None:
     assert first.get(timeout=15) == 2
     _wait_for(lambda: not broker.exists(_key(unique_retried, "uq-retry")))
     assert unique_retried.delay("uq-retry").id != first.id
+
+
+def test_a_retry_with_headers_keeps_the_key_and_gives_it_up_at_the_end(
+    start_worker: Any, broker: Any
+) -> None:
+    start_worker("-c", "1")
+    first = unique_retried_with_headers.delay("uq-retry-h")
+    _wait_for(lambda: first.state == states.RETRY)
+    again = unique_retried_with_headers.delay("uq-retry-h")
+    assert (again.id, again.existing) == (first.id, True)
+    # The retry's headers are added to the message's: its own and the unique key's.
+    assert first.get(timeout=15) == [2, "second", True]
+    _wait_for(lambda: not broker.exists(_key(unique_retried_with_headers, "uq-retry-h")))
+    later = unique_retried_with_headers.delay("uq-retry-h")
+    assert (later.id == first.id, later.existing) == (False, False)
 
 
 def test_kill_9_of_the_worker_keeps_the_key_to_the_redelivered_run(

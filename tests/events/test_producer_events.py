@@ -47,6 +47,27 @@ def test_a_long_or_pickled_body_is_left_out(broker: Any, settings: Any) -> None:
     assert "body" not in one(found, pickled.id, events.SENT)
 
 
+@pytest.mark.parametrize("serializer, compression", [("msgpack", None), ("json", "zlib")])
+def test_a_msgpack_or_compressed_body_is_kept_as_text_that_gives_it_back(
+    broker: Any, settings: Any, serializer: str, compression: str | None
+) -> None:
+    import base64
+
+    settings.TASKQ_COMPRESSION_MIN_SIZE = 0
+    result = add.apply_async((1, 2), serializer=serializer, compression=compression)
+    sent = one(read_events(broker), result.id, events.SENT)
+    [(_, fields)] = broker.xrange(keys.stream("default", 5))
+    assert sent["body"] == "base64:" + base64.b64encode(fields[b"b"]).decode()
+
+
+def test_a_compressed_pickled_body_is_left_out(broker: Any, settings: Any) -> None:
+    settings.TASKQ_COMPRESSION_MIN_SIZE = 0
+    result = add.apply_async((1, 2), serializer="pickle", compression="zlib")
+    [(_, fields)] = broker.xrange(keys.stream("default", 5))
+    assert fields[b"b"].startswith(b"pickle+zlib:")
+    assert "body" not in one(read_events(broker), result.id, events.SENT)
+
+
 def test_a_periodic_send_names_its_periodic_task_and_a_duplicate_writes_nothing(
     broker: Any,
 ) -> None:

@@ -66,3 +66,31 @@ def test_the_worker_s_recorder_is_a_process_restarted_and_ended_with_it(
     finally:
         os.close(exited)
     assert readable or gone(current), "the recorder outlived its worker"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_a_recorder_that_cannot_run_still_ends_with_its_killed_worker(
+    start_worker: Any, broker: Any
+) -> None:
+    """The parent-death signal is SIGKILL: nothing the recorder does (or cannot do) delays it.
+
+    A recorder that gets no CPU when its worker dies (niced on a busy
+    machine, still starting Django) stands for one that is stopped here:
+    SIGTERM would wait until it runs again; SIGKILL ends it at once.
+    """
+    worker = start_worker("-P", "solo")
+    emit(broker, "default", [sent("first")])
+    recorded("first")  # so the recorder runs: its parent-death signal is set
+    (recorder,) = wait_for(lambda: recorder_children(worker.pid), what="the recorder process")
+    exited = os.pidfd_open(recorder)  # readable once it exits
+    try:
+        os.kill(recorder, signal.SIGSTOP)
+        os.kill(worker.pid, signal.SIGKILL)
+        readable, _, _ = select.select([exited], [], [], 20)
+    finally:
+        os.close(exited)
+        try:
+            os.kill(recorder, signal.SIGKILL)  # a stopped leftover would outlive the test
+        except ProcessLookupError:
+            pass
+    assert readable or gone(recorder), "a stopped recorder outlived its killed worker"

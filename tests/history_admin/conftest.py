@@ -36,11 +36,28 @@ def _fast_passwords(settings: Any) -> None:
 
 
 def body_of(
-    task: str, args: list[Any], kwargs: dict[str, Any] | None = None, **options: Any
+    task: str,
+    args: list[Any],
+    kwargs: dict[str, Any] | None = None,
+    serializer: str = "json",
+    compression: str | None = None,
+    **options: Any,
 ) -> tuple[str, str]:
-    """The JSON message ``task.apply_async(args, kwargs, **options)`` would send, and its id."""
+    """The message ``task.apply_async(args, kwargs, **options)`` would send, as kept, and its id.
+
+    With a ``serializer`` or ``compression`` (applied whatever the size), the
+    body is kept as the recorder keeps it: ``base64:`` and the bytes.
+    """
+    import base64
+
+    from django.test import override_settings
+
     envelope = registry.get(task).build_envelope(args, kwargs or {}, **options)
-    return envelope.encode(), envelope.id
+    with override_settings(TASKQ_COMPRESSION_MIN_SIZE=0):
+        body = envelope.encode(serializer, compression)
+    if isinstance(body, bytes):
+        return "base64:" + base64.b64encode(body).decode(), envelope.id
+    return body, envelope.id
 
 
 def make_record(**fields: Any) -> TaskRecord:
@@ -72,7 +89,7 @@ def failed_record(
 ) -> TaskRecord:
     """A FAILURE row whose kept message can be sent again."""
     call = args if args is not None else [2, 3]
-    body, task_id = body_of(task, call, **fields.pop("options", {}))
+    body, task_id = body_of(task, call, **fields.pop("options", {}), **fields.pop("codecs", {}))
     values = {
         "task_id": task_id,
         "task_name": task,
@@ -92,9 +109,10 @@ def failed_record(
 def start_plain_worker(start_worker: Any) -> Callable[..., Any]:
     """``start_worker`` without the history recorder (tests/history_admin/worker_settings.py)."""
 
-    def start(*args: str) -> Any:
+    def start(*args: str, env: dict[str, str] | None = None) -> Any:
         return start_worker(
-            *args, env={"DJANGO_SETTINGS_MODULE": "tests.history_admin.worker_settings"}
+            *args,
+            env={"DJANGO_SETTINGS_MODULE": "tests.history_admin.worker_settings", **(env or {})},
         )
 
     return start

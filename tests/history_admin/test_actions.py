@@ -6,6 +6,7 @@ every POST carries Django's CSRF token like any admin form.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from django.urls import reverse
 
 from django_taskq import states
 from django_taskq.broker import keys
+from django_taskq.broker.connection import get_broker
 from django_taskq.history import admin_actions
 from django_taskq.history.resend import RETRY_OF_HEADER, retry_envelope
 from django_taskq.messages import Envelope
@@ -135,6 +137,79 @@ def _sent_again(old: Any) -> list[Any]:
         for body in queued(get_broker())
         if body["headers"].get(RETRY_OF_HEADER) == old.task_id
     ]
+
+
+# -- retry of msgpack and compressed messages (kept as "base64:..." text) -----------------
+CODED = [("msgpack", None), ("json", "zlib"), ("msgpack", "zstd")]
+
+
+@pytest.mark.parametrize("serializer, compression", CODED)
+def test_retry_sends_a_coded_message_again_in_its_own_form(
+    admin_client, broker, settings, serializer, compression
+):
+    settings.TASKQ_COMPRESSION_MIN_SIZE = 0  # compress however small (as body_of does)
+    codecs = {"serializer": serializer, "compression": compression}
+    old = failed_record("tests.testapp.tasks.msgpack_types", [[(1, "two")]], codecs=codecs)
+    assert old.body.startswith("base64:")
+    response = act(admin_client, "retry_tasks", old)
+    assert "Sent 1 task again as a new task:" in response.content.decode()
+    [(_, fields)] = broker.xrange(keys.stream("default", 5))
+    content = f"{serializer}+{compression}" if compression else serializer
+    assert fields[b"b"].startswith(f"{content}:".encode())
+    new = Envelope.decode(fields[b"b"], ["json", "msgpack", "zlib", "zstd"])
+    assert new.id != old.task_id and new.headers[RETRY_OF_HEADER] == old.task_id
+    expected = [(1, "two")] if serializer == "msgpack" else [[1, "two"]]
+    assert (new.task, new.args) == ("tests.testapp.tasks.msgpack_types", [expected])
+
+
+def test_retry_refuses_a_kept_message_it_cannot_decode_and_says_why(
+    admin_client, broker, monkeypatch
+):
+    import sys
+
+    zstd = failed_record(codecs={"serializer": "msgpack", "compression": "zstd"})
+    cut = failed_record(codecs={"compression": "zlib"})
+    cut.body = "base64:" + base64.b64encode(base64.b64decode(cut.body[7:])[:-6]).decode()
+    cut.save()
+    broken = failed_record(body="base64:not base64!")
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # not installed in the web process
+    content = act(admin_client, "retry_tasks", zstd, cut, broken).content.decode()
+    assert queued_count(broker) == 0
+    assert (
+        "its kept message cannot be read: msgpack+zstd body: zstd needs the zstandard package: "
+        "pip install django-taskq-streams[zstd] (not installed in this process"
+    ) in content
+    assert "its kept message cannot be read: message body: zlib data is truncated" in content
+    assert "its kept message cannot be read: kept message body is not valid base64" in content
+
+
+def test_retried_msgpack_task_really_runs_with_the_same_arguments(
+    admin_client, start_plain_worker, settings
+):
+    settings.TASKQ_COMPRESSION_MIN_SIZE = 0
+    codecs = {"serializer": "msgpack", "compression": "zlib"}
+    old = failed_record("tests.testapp.tasks.msgpack_types", [[(1, "two"), b"\x00"]], codecs=codecs)
+    act(admin_client, "retry_tasks", old)
+    [(_, fields)] = get_broker().xrange(keys.stream("default", 5))
+    assert fields[b"b"].startswith(b"msgpack+zlib:")
+    new_id = Envelope.decode(fields[b"b"], ["msgpack", "zlib"]).id
+    start_plain_worker("-P", "solo", env={"TASKQ_TEST_ACCEPT_CONTENT": "json,msgpack,zlib"})
+    out = AsyncResult(new_id).get(timeout=15)
+    assert out["types"] == ["tuple", "bytes"]
+
+
+def test_the_detail_page_shows_a_coded_message_decoded(admin_client):
+    codecs = {"serializer": "msgpack", "compression": "zlib"}
+    record = failed_record(args=[4, 5], codecs=codecs)
+    url = reverse("admin:django_taskq_taskrecord_change", args=[record.pk])
+    content = admin_client.get(url).content.decode()
+    assert "Sent as msgpack+zlib; shown decoded." in content
+    assert "&quot;task&quot;: &quot;tests.testapp.tasks.add&quot;" in content
+    assert "&quot;args&quot;: [\n    4,\n    5\n  ]" in content
+
+
+def queued_count(broker: Any) -> int:
+    return sum(broker.xlen(s) for s in keys.queue_streams("default"))
 
 
 def test_retry_says_when_redis_is_unreachable(admin_client, settings):

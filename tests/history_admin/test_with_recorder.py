@@ -65,6 +65,33 @@ def test_retry_a_recorded_failure(admin_client: Any, start_worker: Any) -> None:
     assert admin_client.get(link)["location"] == change_url(new)
 
 
+def test_retry_a_recorded_msgpack_zlib_failure(
+    admin_client: Any, start_worker: Any, settings: Any
+) -> None:
+    settings.TASKQ_COMPRESSION_MIN_SIZE = 0  # compress however small
+    start_worker("-P", "solo", env={"TASKQ_TEST_ACCEPT_CONTENT": "json,msgpack,zlib"})
+    result = fail.apply_async(("declined",), serializer="msgpack", compression="zlib")
+    with pytest.raises(ValueError, match="declined"):
+        result.get(timeout=20)
+    old = recorded(lambda: TaskRecord.objects.filter(task_id=result.id, state="FAILURE").first())
+    assert old.body.startswith("base64:")  # kept, as text that gives the bytes back
+    assert (
+        "Sent as msgpack+zlib; shown decoded." in admin_client.get(change_url(old)).content.decode()
+    )
+
+    response = admin_client.post(
+        HISTORY, {"action": "retry_tasks", "_selected_action": [old.pk]}, follow=True
+    )
+    assert "Sent 1 task again as a new task:" in response.content.decode()
+    new = recorded(lambda: TaskRecord.objects.filter(retry_of=old.task_id, state="FAILURE").first())
+    assert (new.task_name, new.args, new.exception_message) == (
+        old.task_name,
+        old.args,
+        "declined",
+    )
+    assert new.body.startswith("base64:")
+
+
 def test_progress_of_a_running_task(admin_client: Any, start_worker: Any, broker: Any) -> None:
     start_worker("-P", "solo")
     result = progress.delay(4, "progress-steps")

@@ -116,10 +116,22 @@ def dead_letter(
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
-def envelope_body(task: str, task_id: str, args: list[Any]) -> str:
+def envelope_body(
+    task: str,
+    task_id: str,
+    args: list[Any],
+    serializer: str = "json",
+    compression: str | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> str | bytes:
+    """The body ``delay()`` would send; compressed whatever its size when a compression is named."""
+    from django.test import override_settings
+
     from django_taskq.messages import Envelope
 
-    return Envelope(id=task_id, task=task, args=args).encode()
+    envelope = Envelope(id=task_id, task=task, args=args, kwargs=kwargs or {})
+    with override_settings(TASKQ_COMPRESSION_MIN_SIZE=0):
+        return envelope.encode(serializer, compression)
 
 
 def write_counters(broker: Any) -> None:

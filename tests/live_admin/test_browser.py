@@ -366,3 +366,65 @@ def test_redis_down_is_a_message_naming_it(
 
 def By_CSS() -> Any:
     return by().CSS_SELECTOR
+
+
+def test_a_msgpack_zlib_dead_letter_is_shown_decoded_and_requeued(
+    live_server: Any,
+    browser: Any,
+    superuser: Any,
+    broker: Any,
+    start_worker: Any,
+    screenshots: Path,
+    settings: Any,
+) -> None:
+    """A message a JSON-only worker refused: shown decoded, requeued, run by a worker that reads it.
+
+    Beside it a compressed body cut short: shown as unreadable with why, and
+    its requeue refused with the reason.
+    """
+    from tests.testapp.tasks import record
+
+    settings.TASKQ_COMPRESSION_MIN_SIZE = 0  # compress however small
+    json_only = start_worker("-P", "solo", "-Q", "live", "-n", "web2")
+    sent = record.apply_async(
+        ("coded-seen", (1, "two")), queue="live", serializer="msgpack", compression="zlib"
+    )
+    wait_for(lambda: broker.xlen(keys.dead("live")) == 1)
+    json_only.stop()
+    cut = envelope_body("tests.testapp.tasks.record", "cut-1", ["k", 1], "json", "zlib")[:-6]
+    dead_letter(broker, "live", cut, "message body: zlib data is truncated", task_id="cut-1")
+    log_in(browser, live_server.url, "admin")
+    By = by()
+
+    browser.get(f"{live_server.url}{DEAD}?queue=live")
+    row = browser.find_element(By.XPATH, f'//tr[contains(., "{sent.id}")]')
+    assert "tests.testapp.tasks.record" in row.text
+    assert row.find_element(By.CSS_SELECTOR, ".taskq-content").text == "msgpack+zlib"
+    assert "['coded-seen', (1, 'two')]" in row.find_element(By.CSS_SELECTOR, ".taskq-args").text
+    assert "add 'msgpack' to TASKQ_ACCEPT_CONTENT" in row.text
+    assert not row.find_elements(By.CSS_SELECTOR, ".taskq-unreadable")
+    bad = browser.find_element(By.XPATH, '//tr[contains(., "cut-1")]')
+    assert bad.find_element(By.CSS_SELECTOR, ".taskq-unreadable").text == "unreadable"
+    assert bad.find_element(By.CSS_SELECTOR, ".taskq-content").text == "json+zlib"
+    assert "zlib data is truncated" in bad.find_element(By.CSS_SELECTOR, ".taskq-args").text
+    shoot(browser, screenshots, "dead-letters-coded")
+
+    bad.find_element(By.CSS_SELECTOR, "button.taskq-requeue").click()
+    wait(browser, lambda d: "Not requeued: dead letter" in body_text(d))
+    assert "zlib data is truncated. A worker would dead-letter it again" in body_text(browser)
+    assert broker.xlen(keys.dead("live")) == 2
+    row = browser.find_element(By.XPATH, f'//tr[contains(., "{sent.id}")]')
+    row.find_element(By.CSS_SELECTOR, "button.taskq-requeue").click()
+    wait(browser, lambda d: "Requeued 1 dead letter." in body_text(d))
+    assert broker.xlen(keys.dead("live")) == 1
+    start_worker(
+        "-P",
+        "solo",
+        "-Q",
+        "live",
+        "-n",
+        "web3",
+        env={"TASKQ_TEST_ACCEPT_CONTENT": "json,msgpack,zlib"},
+    )
+    # Run by the worker with the arguments as sent: msgpack keeps the tuple a tuple.
+    assert broker.blpop(["coded-seen"], timeout=20) == (b"coded-seen", b"(1, 'two')")

@@ -9,6 +9,7 @@ Chromium.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
@@ -242,6 +243,110 @@ def test_dead_letters_show_their_reasons_and_unreadable_bodies(
     assert "message body is not UTF-8" in page
     assert "taskq-unreadable" in page
     assert 'href="?queue=shop">shop (2)</a>' in page
+
+
+# Bodies with a serializer or a compression (codecs.py): the page decodes them as a worker
+# would; what this process cannot decode is a row that says why, never a 500.
+CODED = [("msgpack", None), ("json", "zlib"), ("msgpack", "zlib"), ("msgpack", "zstd")]
+
+
+@pytest.mark.parametrize("serializer, compression", CODED)
+def test_dead_letters_show_coded_bodies_decoded_with_their_content(
+    admin_client: Client, broker: Any, serializer: str, compression: str | None
+) -> None:
+    body = envelope_body(
+        "tests.testapp.tasks.echo", "coded-1", [7, "eight"], serializer, compression, {"n": 9}
+    )
+    assert isinstance(body, bytes)  # as Redis gets it, not text
+    content = f"{serializer}+{compression}" if compression else serializer
+    assert body.startswith(f"{content}:".encode())
+    dead_letter(broker, "shop", body, "message is msgpack but this worker accepts only ['json']")
+    response = admin_client.get(DEAD)
+    [row] = response.context["rows"]
+    assert row["readable"] is True
+    shown = row["shown"]
+    assert (shown.task, shown.task_id, shown.args, shown.kwargs, shown.content) == (
+        "tests.testapp.tasks.echo",
+        "coded-1",
+        "[7, 'eight']",
+        "{'n': 9}",
+        content,
+    )
+    page = text(response)
+    label = 'title="Serializer and compression of the message"'
+    assert f'<span class="taskq-content" {label}>{content}</span>' in page
+    assert 'class="taskq-unreadable"' not in page
+
+
+def test_a_plain_json_dead_letter_shows_no_content_label(
+    admin_client: Client, redis_data: dict[str, Any]
+) -> None:
+    assert 'class="taskq-content"' not in text(admin_client.get(DEAD))
+
+
+def test_a_body_this_process_cannot_decode_is_shown_with_the_reason(
+    admin_client: Client, broker: Any, monkeypatch: Any
+) -> None:
+    good = envelope_body("tests.testapp.tasks.echo", "z-1", [1], "msgpack", "zstd")
+    cut = envelope_body("tests.testapp.tasks.echo", "z-2", [2], "json", "zlib")[:-6]
+    dead_letter(broker, "shop", good, "r", task_id="z-1")
+    dead_letter(broker, "shop", cut, "r", task_id="z-2")
+    dead_letter(broker, "shop", b"msgpack:\xc1", "r", task_id="z-3")
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # not installed in the web process
+    response = admin_client.get(DEAD)
+    assert response.status_code == 200
+    rows = {r["shown"].task_id: r for r in response.context["rows"]}
+    assert not any(r["readable"] for r in rows.values())
+    assert [rows[i]["shown"].content for i in ("z-1", "z-2", "z-3")] == [
+        "msgpack+zstd",
+        "json+zlib",
+        "msgpack",
+    ]
+    assert "pip install django-taskq-streams[zstd]" in rows["z-1"]["shown"].args
+    assert "not installed in this process" in rows["z-1"]["shown"].args
+    assert "zlib data is truncated" in rows["z-2"]["shown"].args
+    assert "msgpack data cannot be decoded" in rows["z-3"]["shown"].args
+    page = text(response)
+    assert page.count('class="taskq-unreadable"') == 3
+    assert "\ufffd" not in page  # no binary bytes shown as text
+
+
+def test_requeue_puts_a_coded_body_back_byte_for_byte(admin_client: Client, broker: Any) -> None:
+    body = envelope_body("tests.testapp.tasks.echo", "coded-2", [(1, 2)], "msgpack", "zlib")
+    entry = dead_letter(broker, "shop", body, "r", task_id="coded-2")
+    response = admin_client.post(
+        f"{DEAD}act/", {"op": "requeue", "entry": f"shop {entry}"}, follow=True
+    )
+    assert "Requeued 1 dead letter." in text(response)
+    [(_, fields)] = broker.xrange(keys.stream("shop", 5))
+    assert fields[b"b"] == body
+
+
+def test_requeue_refuses_what_no_worker_could_decode_and_says_why(
+    admin_client: Client, broker: Any, monkeypatch: Any
+) -> None:
+    good = envelope_body("tests.testapp.tasks.echo", "ok-1", [1], "msgpack", "zstd")
+    cut = envelope_body("tests.testapp.tasks.echo", "cut-1", [2], "msgpack", "zlib")[:-6]
+    a = dead_letter(broker, "shop", good, "r", task_id="ok-1")
+    b = dead_letter(broker, "shop", cut, "r", task_id="cut-1")
+    c = dead_letter(broker, "shop", b"\xff\xfe not json {", "r")
+    # Missing here is no reason to refuse: the workers may have zstandard.
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    response = admin_client.post(
+        f"{DEAD}act/",
+        {"op": "requeue", "entry": [f"shop {a}", f"shop {b}", f"shop {c}"], "confirmed": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    page = text(response)
+    assert "Requeued 1 dead letter." in page
+    assert (
+        f"Not requeued: dead letter {b} of queue shop: message body: zlib data is truncated. "
+        "A worker would dead-letter it again; delete it, or send the task anew."
+    ) in page
+    assert f"Not requeued: dead letter {c} of queue shop: message body is not UTF-8" in page
+    assert [f[b"b"] for _, f in broker.xrange(keys.stream("shop", 5))] == [good]
+    assert [e.decode() for e, _ in broker.xrange(keys.dead("shop"))] == [b, c]
 
 
 def test_dead_letters_filter_by_queue(admin_client: Client, broker: Any) -> None:

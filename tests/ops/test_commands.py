@@ -17,6 +17,7 @@ from django_taskq import AsyncResult, control
 from django_taskq.broker import keys
 from django_taskq.broker.publish import publish
 from django_taskq.messages import Envelope
+from tests.events.helpers import wait_dead_letters
 from tests.ops.helpers import command, manage
 from tests.testapp.tasks import add
 
@@ -157,9 +158,12 @@ def test_purge_of_every_queue(broker: Any) -> None:
 # -- taskq_dead ---------------------------------------------------------------------
 def _dead_letter(start_worker: Any, broker: Any, task_id: str) -> str:
     """Make one real dead letter (a task no worker has registered); its entry id."""
+    before = broker.xlen(keys.dead("default"))
     publish(Envelope(id=task_id, task="nowhere.ghost", args=[1]))
     with pytest.raises(Exception, match="is not registered"):
         AsyncResult(task_id).get(timeout=15)
+    # On Cluster the result can be read a round trip before the dead letter is written.
+    wait_dead_letters(broker, before + 1)
     entries = broker.xrange(keys.dead("default"))
     return next(e.decode() for e, f in entries if f[b"i"].decode() == task_id)
 
@@ -192,3 +196,30 @@ def test_taskq_dead_lists_requeues_and_deletes(start_worker: Any, broker: Any) -
     out, _ = command("taskq_dead", "--delete", "-f", "-Q", "default")
     assert out.strip() == "Deleted 1 dead letter(s)."
     assert broker.xlen(keys.dead("default")) == 0
+
+
+def test_taskq_dead_shows_coded_bodies_decoded_and_refuses_undecodable_requeues(
+    broker: Any,
+) -> None:
+    from django.test import override_settings
+
+    with override_settings(TASKQ_COMPRESSION_MIN_SIZE=0):
+        good = Envelope(id="cd-1", task="tests.testapp.tasks.echo", args=[(1, "two")])
+        body = good.encode("msgpack", "zlib")
+    assert isinstance(body, bytes)
+    broker.sadd(keys.queues(), "default")
+    fields = {"dc": "1", "reason": "not accepted", "stream": keys.stream("default", 5)}
+    first = broker.xadd(keys.dead("default"), {"i": "cd-1", "b": body, **fields}).decode()
+    cut = broker.xadd(keys.dead("default"), {"i": "cd-2", "b": body[:-4], **fields}).decode()
+    out, _ = command("taskq_dead", "--count", "5")
+    assert "task tests.testapp.tasks.echo [msgpack+zlib] args=[(1, 'two')]" in out
+    assert "task (unreadable) [msgpack+zlib] args=body cannot be decoded (message body: " in out
+    out, err = command("taskq_dead", "--requeue", first, cut)
+    assert out.strip() == "Requeued 1 dead letter(s)."
+    assert f"Not requeued: {cut}: message body: zlib data is truncated." in err
+    [(_, back)] = broker.xrange(keys.stream("default", 5))
+    assert back[b"b"] == body
+    with pytest.raises(CommandError, match="nothing requeued"):
+        command("taskq_dead", "--requeue", cut)
+    out, _ = command("taskq_dead", "--requeue", cut, "--force")
+    assert out.strip() == "Requeued 1 dead letter(s)."

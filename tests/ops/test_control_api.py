@@ -199,3 +199,51 @@ def test_commands_with_redis_down_say_it_in_one_line(down: str, args: list[str])
     with pytest.raises(CommandError, match=f"Redis at {down} is unreachable") as info:
         command(*args)
     assert "\n" not in str(info.value)
+
+
+# -- dead letters with msgpack or compressed bodies (codecs.py) ------------------------------
+def _coded_dead(broker: Any, queue: str, body: bytes, task_id: str) -> str:
+    broker.sadd(keys.queues(), queue)
+    fields = {"i": task_id, "b": body, "dc": "1", "reason": "r", "stream": keys.stream(queue, 5)}
+    return str(broker.xadd(keys.dead(queue), fields).decode())
+
+
+def _coded_body(task_id: str, serializer: str, compression: str | None) -> bytes:
+    from django.test import override_settings
+
+    from django_taskq.messages import Envelope
+
+    with override_settings(TASKQ_COMPRESSION_MIN_SIZE=0):
+        body = Envelope(id=task_id, task="t.x", args=[(1, 2)]).encode(serializer, compression)
+    assert isinstance(body, bytes)
+    return body
+
+
+def test_dead_letters_give_a_coded_body_losslessly_with_its_content(broker: Any) -> None:
+    import base64
+
+    from django_taskq.messages import Envelope
+
+    body = _coded_body("c-1", "msgpack", "zlib")
+    _coded_dead(broker, "c", body, "c-1")
+    [row] = control.dead_letters(5, queue="c")
+    assert row["content"] == "msgpack+zlib"
+    # Text that gives the bytes back (the old text lost them: utf-8 with replacements).
+    assert row["b"] == "base64:" + base64.b64encode(body).decode()
+    raw = base64.b64decode(row["b"].removeprefix("base64:"))
+    assert Envelope.decode(raw, ["msgpack", "zlib"]).args == [(1, 2)]
+
+
+def test_requeue_refusals_name_what_no_worker_could_decode(broker: Any, monkeypatch: Any) -> None:
+    import sys
+
+    good = _coded_dead(broker, "c", _coded_body("c-2", "msgpack", "zstd"), "c-2")
+    cut = _coded_dead(broker, "c", _coded_body("c-3", "json", "zlib")[:-5], "c-3")
+    wrong = _coded_dead(broker, "c", b"msgpack:\x92\x01", "c-4")
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # here only: workers may have it
+    refused = control.requeue_refusals([good, cut, wrong, "1-1"], queue="c")
+    assert refused == {
+        cut: "message body: zlib data is truncated",
+        wrong: "message body: msgpack data cannot be decoded: Unpack failed: incomplete input",
+    }
+    assert control.requeue_refusals([cut]) == {cut: "message body: zlib data is truncated"}

@@ -588,6 +588,16 @@ def unique_retried(self: Any, key: str) -> int:
     return n
 
 
+@shared_task(bind=True, unique_for=60, max_retries=3)
+def unique_retried_with_headers(self: Any, key: str) -> list[Any]:
+    """Retried once with ``headers=`` (1.5 s later); then its attempt and what its headers hold."""
+    n = int(_redis().incr(key))
+    if n == 1:
+        raise self.retry(countdown=1.5, headers={"attempt": "second"})
+    headers = self.request.headers
+    return [n, headers.get("attempt"), "unique" in headers]
+
+
 @shared_task(unique_for=60, time_limit=1)
 def unique_killed(key: str) -> None:
     """Runs past its hard time limit: the worker parent kills the child."""

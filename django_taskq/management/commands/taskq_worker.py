@@ -95,6 +95,12 @@ class Command(BaseCommand):
             help="Also run the periodic task scheduler (beat) in this worker.",
         )
         parser.add_argument(
+            "--burst",
+            action="store_true",
+            help="Run what the queues hold, then stop (for cron and batch jobs); messages "
+            "delayed to later are left for a later run.",
+        )
+        parser.add_argument(
             "--metrics-port",
             type=int,
             default=None,
@@ -126,6 +132,7 @@ class Command(BaseCommand):
                 soft_time_limit=options["soft_time_limit"],
                 beat=options["beat"],
                 async_concurrency=options["async_concurrency"],
+                burst=options["burst"],
                 stdout=self.stdout,
                 metrics=metrics,
             )

@@ -44,7 +44,7 @@ def parse_entry_key(value: str) -> tuple[str, str] | None:
     return None
 
 
-def dead_row(fields: dict[str, str]) -> dict[str, Any]:
+def dead_row(fields: dict[str, Any]) -> dict[str, Any]:
     """A dead letter as the page shows it, whatever its fields hold."""
     shown = sources.describe(fields.get("i"), fields.get("b"))
     at: float | None
@@ -130,9 +130,13 @@ class DeadLetterAdmin(LiveAdmin):
         return HttpResponseRedirect(back)
 
     def _apply(self, request: HttpRequest, operation: str, chosen: list[tuple[str, str]]) -> None:
+        refused: dict[tuple[str, str], str] = {}
         try:
             if operation == "requeue":
-                done = sources.requeue_dead(chosen)
+                # What no worker could decode would only come back here: say why instead.
+                refused = sources.requeue_refusals(chosen)
+                chosen = [c for c in chosen if c not in refused]
+                done = sources.requeue_dead(chosen) if chosen else 0
                 text = ngettext(
                     "Requeued %(count)d dead letter.", "Requeued %(count)d dead letters.", done
                 )
@@ -145,6 +149,18 @@ class DeadLetterAdmin(LiveAdmin):
             self.message_user(
                 request, self.problem(exc, f"{operation} of dead letters"), messages.ERROR
             )
+            return
+        for (queue, entry_id), reason in refused.items():
+            self.message_user(
+                request,
+                _(
+                    "Not requeued: dead letter %(entry)s of queue %(queue)s: %(reason)s. A worker "
+                    "would dead-letter it again; delete it, or send the task anew."
+                )
+                % {"entry": entry_id, "queue": queue, "reason": reason},
+                messages.ERROR,
+            )
+        if refused and not chosen:
             return
         level = messages.SUCCESS if done == len(chosen) else messages.WARNING
         message = text % {"count": done}

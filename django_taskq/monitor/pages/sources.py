@@ -47,6 +47,7 @@ __all__ = [
     "purge",
     "queue_stats",
     "requeue_dead",
+    "requeue_refusals",
     "shutdown_worker",
     "throughput",
     "workers",
@@ -66,6 +67,15 @@ def purge(queue: str) -> int:
 def requeue_dead(entries: Iterable[tuple[str, str]]) -> int:
     """Put the dead letters ``(queue, entry id)`` back on their queues; how many moved."""
     return sum(control.requeue_dead(ids, queue=q) for q, ids in _by_queue(entries).items())
+
+
+def requeue_refusals(entries: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(queue, entry id) -> why requeueing that dead letter would only dead-letter it again."""
+    return {
+        (q, entry_id): reason
+        for q, ids in _by_queue(entries).items()
+        for entry_id, reason in control.requeue_refusals(ids, queue=q).items()
+    }
 
 
 def delete_dead(entries: Iterable[tuple[str, str]]) -> int:
@@ -96,7 +106,9 @@ def _by_queue(entries: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 class DeadLetterPage:
     """One page of dead letters, newest first, and the cursor of the next (older) page."""
 
-    rows: list[dict[str, str]]
+    #: Each entry's fields as text, but ``b`` (the body) as Redis holds it: a
+    #: msgpack or compressed body is bytes, and text would break it.
+    rows: list[dict[str, Any]]
     next_cursor: str | None
 
 
@@ -121,7 +133,8 @@ def dead_letter_page(queues: list[str], count: int, before: str | None = None) -
     rows = []
     for queue, entries in zip(queues, pipe.execute(), strict=True):
         for entry_id, fields in entries:
-            row = {_s(k): _s(v) for k, v in fields.items()}
+            row: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items() if k != b"b"}
+            row["b"] = fields.get(b"b")
             row["entry_id"] = _s(entry_id)
             row["queue"] = queue
             rows.append(row)
