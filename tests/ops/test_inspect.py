@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 
 from django_taskq import control
 from django_taskq.broker import keys
+from django_taskq.broker.publish import run_pipeline
 from django_taskq.metrics import counters
 from django_taskq.monitor.workers import workers
 from tests.ops.helpers import (
@@ -139,9 +140,9 @@ def test_registered_and_stats(start_worker: Any, broker: Any) -> None:
     worker = start_worker("-P", "prefork", "-c", "2", "-n", "st@test")
     batch = counters.Batch()
     batch.task_ended("default", "tests.testapp.tasks.add", "st@test", counters.SUCCEEDED, 0.1, 0)
-    pipe = broker.pipeline(transaction=False)
-    batch.queue_writes(pipe, broker)
-    pipe.execute()
+    # Through run_pipeline, as the worker writes them: it loads the scripts
+    # when this Redis has none yet (a bare pipeline failed with NoScriptError).
+    run_pipeline(broker, lambda pipe: batch.queue_writes(pipe, broker))
     registered = only_reply(command_json("taskq_inspect", "registered"))["result"]
     names = {row["name"]: row for row in registered}
     assert names["tests.testapp.tasks.limited"]["rate_limit"] == "5/s"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from django_taskq.broker import keys
+from django_taskq.broker.publish import run_pipeline
 from django_taskq.metrics import counters
 from django_taskq.monitor.workers import registered_task_names, workers
 from tests.ops.helpers import release, started, wait_until
@@ -106,9 +107,9 @@ def test_processed_and_failed_come_from_the_counters_of_the_hostname(
     batch.task_ended("default", "t.dead", "counted@test", counters.REJECTED, None, None)
     batch.task_ended("default", "t.ok", "counted@test", counters.RETRIED, 0.01, 0.0)
     batch.task_ended("default", "t.ok", "someone@else", counters.SUCCEEDED, 0.01, 0.0)
-    pipe = broker.pipeline(transaction=False)
-    batch.queue_writes(pipe, broker)
-    pipe.execute()
+    # Through run_pipeline, as the worker writes them: it loads the scripts
+    # when this Redis has none yet (a bare pipeline failed with NoScriptError).
+    run_pipeline(broker, lambda pipe: batch.queue_writes(pipe, broker))
     [state] = workers()
     assert state.processed == 6  # every ending of its hostname, on every queue
     assert state.failed == 3  # failed + dead-lettered
