@@ -65,6 +65,28 @@ def problems(sig: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, A
     return found
 
 
+def positional_range(sig: inspect.Signature) -> tuple[int, float] | None:
+    """How many positional arguments alone make a valid call: ``(fewest, most)``.
+
+    None when no call without keywords can bind (a keyword-only parameter
+    without a default). A call with no keywords binds exactly when its count
+    of positional arguments is in the range, so ``delay(1, 2)`` is checked
+    by a comparison instead of ``Signature.bind`` (about a fifth of what a
+    ``delay()`` spends in Python before its round trip).
+    """
+    fewest, most = 0, 0.0
+    for p in sig.parameters.values():
+        if p.kind in _POSITIONAL:
+            most += 1
+            if p.default is _P.empty:
+                fewest = int(most)
+        elif p.kind is _P.VAR_POSITIONAL:
+            most = float("inf")
+        elif p.kind is _P.KEYWORD_ONLY and p.default is _P.empty:
+            return None
+    return fewest, most
+
+
 def check(
     sig: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any], name: str
 ) -> str | None:

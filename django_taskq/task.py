@@ -24,6 +24,7 @@ from django.conf import settings
 from django_taskq import request as requests
 from django_taskq import states
 from django_taskq.arguments import check as check_call
+from django_taskq.arguments import positional_range
 from django_taskq.codecs import check_option as check_codec
 from django_taskq.codecs import default_serializer
 from django_taskq.conf import taskq_settings
@@ -410,9 +411,13 @@ class Task:
         a task sent under the same key is queued or running, send nothing and
         return its AsyncResult, with ``existing=True`` (django_taskq/unique.py).
         """
+        unique = unique_key is not None or unique_for is not None or self.unique_for is not None
         envelope = self.build_envelope(
             args,
             kwargs,
+            # A plain send encodes the body at once, and a failed JSON encoding
+            # names the argument (Envelope.encode_json): no separate check first.
+            json_check=unique or bool(taskq_settings.TASK_ALWAYS_EAGER),
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -427,7 +432,7 @@ class Task:
             soft_time_limit=soft_time_limit,
             **extra,
         )
-        if unique_key is not None or unique_for is not None or self.unique_for is not None:
+        if unique:
             from django_taskq.unique import apply_unique
 
             check_codec(f"{self.name}.apply_async()", "serializer", serializer)
@@ -474,9 +479,15 @@ class Task:
         group_index: int | None = None,
         chord: dict[str, Any] | None = None,
         retries: int = 0,
+        json_check: bool = True,
         **extra: Any,
     ) -> Envelope:
-        """The message for one call, with every option resolved and checked."""
+        """The message for one call, with every option resolved and checked.
+
+        ``json_check=False`` leaves out the check that JSON can encode the
+        arguments, for a caller that encodes the message right away (the
+        encoding names a bad argument the same way).
+        """
         if extra:
             queue = _queue_alias(self.name, queue, extra)
         if extra:
@@ -501,7 +512,7 @@ class Task:
         kwarg_dict = dict(kwargs or {})
         if self.typing:
             self._check_signature(arg_list, kwarg_dict)
-        if (self.serializer or default_serializer()) == "json":
+        if json_check and (self.serializer or default_serializer()) == "json":
             # Others are checked by their own encoder, at the send (codecs.py).
             check_encodable(self.name, arg_list, kwarg_dict)
 
@@ -580,10 +591,20 @@ class Task:
             sig = sig.replace(parameters=list(sig.parameters.values())[1:])
         return sig
 
+    @functools.cached_property
+    def _positional_range(self) -> tuple[int, float] | None:
+        """``arguments.positional_range`` of the run signature, computed once."""
+        sig = self._run_signature
+        return None if sig is None else positional_range(sig)
+
     def _check_signature(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         sig = self._run_signature
         if sig is None:
             return
+        if not kwargs:  # the common call: positional arguments only
+            bounds = self._positional_range
+            if bounds is not None and bounds[0] <= len(args) <= bounds[1]:
+                return
         error = check_call(sig, args, kwargs, self.name)
         if error is not None:
             raise TypeError(error)
