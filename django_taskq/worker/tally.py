@@ -17,6 +17,9 @@ import multiprocessing
 from typing import Any
 
 _ctx = multiprocessing.get_context("fork")
+#: Longest wait for the counters' lock: a child killed while it held it (a hard
+#: time limit, a cold shutdown) must not block the others, or the parent, for ever.
+LOCK_TIMEOUT = 1.0
 
 
 class Tally:
@@ -25,27 +28,31 @@ class Tally:
     def __init__(self, max_tasks: int | None = None) -> None:
         #: Stop the worker once this many messages ended (``--max-tasks``); None: never.
         self.max_tasks = max_tasks
-        self._ended: Any = _ctx.Value(ctypes.c_long, 0)
+        # Written under the lock, read without it (one aligned word: never torn).
+        self._lock: Any = _ctx.Lock()
+        self._ended: Any = _ctx.Value(ctypes.c_long, 0, lock=False)
         self._failed: Any = _ctx.Value(ctypes.c_long, 0, lock=False)
 
     def count(self, failed: bool) -> bool:
         """One message ended (``failed``: FAILURE or dead-lettered); True once the limit is met."""
-        with self._ended.get_lock():
+        locked = self._lock.acquire(timeout=LOCK_TIMEOUT)
+        try:  # without the lock (its holder died), a count may be lost to a race, never hang
             self._ended.value += 1
             if failed:
                 self._failed.value += 1
             ended = int(self._ended.value)
+        finally:
+            if locked:
+                self._lock.release()
         return self.max_tasks is not None and ended >= self.max_tasks
 
     @property
     def ended(self) -> int:
-        with self._ended.get_lock():
-            return int(self._ended.value)
+        return int(self._ended.value)
 
     @property
     def failed(self) -> int:
-        with self._ended.get_lock():
-            return int(self._failed.value)
+        return int(self._failed.value)
 
     def reached(self) -> bool:
         """Whether ``--max-tasks`` messages ended."""

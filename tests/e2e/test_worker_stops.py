@@ -13,7 +13,7 @@ import pytest
 
 from django_taskq import AsyncResult, send_task, states
 from django_taskq.monitor.queues import queue_stats
-from tests.testapp.tasks import add, fail, gated, interruptible
+from tests.testapp.tasks import add, async_add, fail, gated, interruptible
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,26 @@ def test_max_tasks_stops_the_worker_after_n_tasks(start_worker: Any, pool: str) 
     assert _succeeded(sent) == 12
 
 
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_max_tasks_with_an_async_lane(start_worker: Any, pool: str) -> None:
+    sent = [async_add.delay(i, 1) for i in range(12)]
+    worker = start_worker(
+        *POOLS[pool][:2],
+        "-c",
+        "1",
+        "--async-concurrency",
+        "4",
+        "--max-tasks",
+        "3",
+        wait_ready=False,
+    )
+    assert worker.wait(timeout=60) == 0
+    done = _succeeded(sent)
+    # The lane starts none after the 3rd ended; those it had in flight end (at most 3 more).
+    assert 3 <= done <= 6, done
+    assert queue_stats(["default"])[0].ready == 12 - done
+
+
 def test_max_tasks_counts_failures_too(start_worker: Any) -> None:
     failing = [fail.delay("max-tasks") for _ in range(2)]
     later = add.delay(1, 1)
@@ -73,6 +93,18 @@ def test_shutdown_timeout_turns_a_warm_shutdown_cold_in_solo(
     worker.wait_for_line("warm shutdown not finished after 0.5s (--shutdown-timeout)")
     worker.wait_for_line("cold shutdown: interrupting tasks")
     assert broker.lrange("st-solo", 0, -1) == [b"cleanup"]  # interrupted, not finished
+    assert AsyncResult(result.id).state != states.SUCCESS
+    assert queue_stats(["default"])[0].ready == 1  # handed back, to run again
+
+
+def test_shutdown_timeout_in_threads_hands_the_message_back(start_worker: Any, broker: Any) -> None:
+    worker = start_worker("-P", "threads", "-c", "1", "--shutdown-timeout", "0.5")
+    result = gated.delay("st-threads", 120)
+    _started(broker, "st-threads")
+    worker.signal(15)
+    # The thread cannot be interrupted: the process exits around it.
+    assert worker.wait(timeout=30) == 0
+    worker.wait_for_line("warm shutdown not finished after 0.5s (--shutdown-timeout)")
     assert AsyncResult(result.id).state != states.SUCCESS
     assert queue_stats(["default"])[0].ready == 1  # handed back, to run again
 
