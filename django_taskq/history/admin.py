@@ -73,6 +73,7 @@ class TaskRecordAdmin(RecordActions, RecordDetail):
         filters.TaskNameFilter,
         filters.QueueFilter,
         filters.WorkerFilter,
+        filters.PriorityFilter,
         "dead_lettered",
         "sent_at",
         "finished_at",

@@ -5,7 +5,7 @@ which folds the task events workers and producers append to Redis into
 idempotent bulk upserts keyed by ``task_id``. Nothing else writes them, so
 a row is a view of what the events said, and replaying events converges on
 the same row. The indexes follow the admin's filters: state, task name,
-queue and worker, each with the send time, which is the date hierarchy and
+queue, worker and priority, each with the send time, which is the date hierarchy and
 the default ordering; retention prunes by send time too.
 """
 
@@ -261,6 +261,7 @@ class TaskRecord(models.Model):
             models.Index(fields=["task_name", "-sent_at"], name="taskq_record_name_sent"),
             models.Index(fields=["queue", "-sent_at"], name="taskq_record_queue_sent"),
             models.Index(fields=["worker", "-sent_at"], name="taskq_record_worker_sent"),
+            models.Index(fields=["priority", "-sent_at"], name="taskq_record_priority_sent"),
             models.Index(
                 fields=["periodic_task_name", "-sent_at"], name="taskq_record_periodic_sent"
             ),

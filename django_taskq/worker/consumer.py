@@ -121,6 +121,8 @@ class Consumer:
         async_concurrency: int = 1,
         on_lane: Callable[[list[Running]], None] | None = None,
         cancel_fd: int | None = None,
+        on_end: Callable[[bool], None] | None = None,
+        enough: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.queues = queues
@@ -132,6 +134,11 @@ class Consumer:
         self.max_memory_kib = max_memory_kib
         self.limits = limits or TimeLimits(None, None, soft_only=True)
         self.on_start = on_start
+        #: Told of every message this consumer ends (True: it failed or was
+        #: dead-lettered), for --max-tasks and the burst exit codes (worker/tally.py).
+        self.on_end = on_end
+        #: True once the worker ended --max-tasks messages: start none more.
+        self.enough = enough
         #: Runtime limits (taskq_control): may change the message's time limits and the task's rate.
         self.tune = tune
         self.accept = list(taskq_settings.ACCEPT_CONTENT)
@@ -171,7 +178,7 @@ class Consumer:
         backoff = 0.1
         groups_ready = False
         try:
-            while not self.stop.is_set() and not self._should_recycle():
+            while not self.stop.is_set() and not self._should_recycle() and not self._enough():
                 try:
                     if not groups_ready:
                         ops.ensure_groups(get_broker(), self.streams)
@@ -262,6 +269,13 @@ class Consumer:
             "consumer %s gave up flushing; its pending messages will be redelivered", self.name
         )
 
+    def _enough(self) -> bool:
+        """Whether the worker's --max-tasks is met (by any of its consumers): then stop."""
+        if self.enough is not None and self.enough():
+            self.stop.set()
+            return True
+        return False
+
     def _should_recycle(self) -> bool:
         if self.max_tasks and self.tasks_done >= self.max_tasks:
             logger.info("consumer %s recycles after %d tasks", self.name, self.tasks_done)
@@ -293,7 +307,7 @@ class Consumer:
             self.local.extend(batch)
         started = time.perf_counter()
         ran = 0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self._enough():
             with self.lock:
                 if not self.local:
                     break
@@ -439,6 +453,7 @@ class Consumer:
             except entries.BadEntry as bad:
                 logger.error("%s; dead-lettered", bad.reason)
                 self.settler.bad_entry(delivery, bad.reason, bad.task_id)
+                self.ended(failed=True)
                 return
             self._handle(message)
         except REDIS_DOWN as exc:
@@ -629,6 +644,13 @@ class Consumer:
         except REDIS_DOWN:
             self.unsettled.append(Unsettled(message.delivery, message.envelope, outcome, options))
             raise
+        finally:  # kept to settle again after a reconnect, it has ended all the same
+            self.ended(failed=outcome.state == states.FAILURE or bool(options.get("dead")))
+
+    def ended(self, failed: bool) -> None:
+        """Count one message this consumer ended (``on_end``)."""
+        if self.on_end is not None:
+            self.on_end(failed)
 
     def _end_by_verdict(self, message: entries.Message, verdict: str) -> None:
         """The parent killed this message's run: settle it the way the parent decided."""

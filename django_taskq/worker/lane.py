@@ -268,6 +268,8 @@ class Lane:
         consumer = self.consumer
         if self._ending or self._lost is not None or consumer.stop.is_set():
             return False
+        if consumer._enough():
+            return False
         limit = consumer.max_tasks
         return not (limit and consumer.tasks_done + len(self.flights) >= limit)
 
@@ -301,6 +303,7 @@ class Lane:
             except entries.BadEntry as bad:
                 logger.error("%s; dead-lettered", bad.reason)
                 consumer.settler.bad_entry(delivery, bad.reason, bad.task_id)
+                consumer.ended(failed=True)
                 continue
             name = message.envelope.task
             found = registry.get(name) if name in registry else None

@@ -35,6 +35,7 @@ from django_taskq.worker.inspection import Running
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.maintenance import Maintenance
 from django_taskq.worker.overrides import RuntimeLimits
+from django_taskq.worker.tally import Tally
 from django_taskq.worker.terminate import signal_name
 
 logger = logging.getLogger("django_taskq.worker")
@@ -64,6 +65,10 @@ class Worker:
         beat: bool = False,
         async_concurrency: int | None = None,
         burst: bool = False,
+        max_tasks: int | None = None,
+        shutdown_timeout: float | None = None,
+        failed_exit_code: int | None = None,
+        empty_exit_code: int | None = None,
         stdout: TextIO | Any = None,
         metrics: Any = None,
     ) -> None:
@@ -96,6 +101,17 @@ class Worker:
                 else taskq_settings.async_concurrency
             ),
         }
+        check_stop_options(burst, max_tasks, shutdown_timeout, failed_exit_code, empty_exit_code)
+        #: A cold shutdown this many seconds after a signal's warm one (--shutdown-timeout).
+        self.shutdown_timeout = shutdown_timeout
+        self.failed_exit_code = failed_exit_code
+        self.empty_exit_code = empty_exit_code
+        #: What the consumers ended (--max-tasks, the burst exit codes); None: not counted.
+        self.tally: Tally | None = None
+        if max_tasks is not None or failed_exit_code is not None or empty_exit_code is not None:
+            self.tally = Tally(max_tasks)
+            self.options["tally"] = self.tally  # inherited by prefork children
+        self._max_logged = False
         self.beat = beat
         #: Stop once the queues have nothing left to run now (--burst; burst.py).
         self.burst = burst
@@ -199,6 +215,13 @@ class Worker:
             lines.append("  beat:        embedded (-B)")
         if self.burst:
             lines.append("  burst:       stops once nothing is left to run now (--burst)")
+        if self.tally is not None and self.tally.max_tasks is not None:
+            lines.append(f"  max tasks:   stops after {self.tally.max_tasks} (--max-tasks)")
+        if self.shutdown_timeout is not None:
+            lines.append(
+                f"  shutdown:    a warm shutdown turns cold after {self.shutdown_timeout:g}s "
+                "(--shutdown-timeout)"
+            )
         if self.metrics is not None:
             lines.append(f"  metrics:     {self.metrics.url}")
         if self.pool in ("solo", "threads"):
@@ -256,7 +279,44 @@ class Worker:
             self._unregister()
             signals.send(signals.worker_shutdown, self)
             logger.info("worker %s stopped", self.hostname)
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        """0, or --failed-exit-code / --empty-exit-code for a burst that asked for them."""
+        if self.tally is None or not self.burst:
+            return 0
+        if self.failed_exit_code is not None and self.tally.failed:
+            logger.info(
+                "burst: %d task(s) failed or were dead-lettered; exit code %d (--failed-exit-code)",
+                self.tally.failed,
+                self.failed_exit_code,
+            )
+            return self.failed_exit_code
+        if self.empty_exit_code is not None and not self.tally.ended:
+            logger.info(
+                "burst: nothing was run; exit code %d (--empty-exit-code)", self.empty_exit_code
+            )
+            return self.empty_exit_code
         return 0
+
+    def task_ended(self, failed: bool) -> None:
+        """An in-process consumer ended a message: count it; stop at --max-tasks."""
+        assert self.tally is not None
+        if self.tally.count(failed):
+            self.max_tasks_reached()
+
+    def max_tasks_reached(self) -> None:
+        """--max-tasks messages ended: a warm shutdown (said once)."""
+        if not self._max_logged:
+            self._max_logged = True
+            assert self.tally is not None
+            logger.info(
+                "worker %s ended %d task(s) (--max-tasks %d); warm shutdown",
+                self.hostname,
+                self.tally.ended,
+                self.tally.max_tasks,
+            )
+        self.request_stop()
 
     def _connect(self) -> bool:
         """Register, create the groups, recover lost workers' messages; wait while Redis is down.
@@ -408,6 +468,8 @@ class Worker:
             limits=limits,
             tune=self.runtime_limits.tune,
             async_concurrency=self.options["async_concurrency"],
+            on_end=self.task_ended if self.tally is not None else None,
+            enough=self.tally.reached if self.tally is not None else None,
         )
 
     def _give_back_all(self) -> None:
@@ -442,12 +504,26 @@ class Worker:
             )
             self.stopping.set()
             self.consumer_stop.set()
+            if self.shutdown_timeout is not None:
+                timer = threading.Timer(self.shutdown_timeout, self._shutdown_timed_out)
+                timer.daemon = True
+                timer.start()
             return
         if not self.cold.is_set():
             logger.warning("cold shutdown: interrupting tasks and handing their messages back")
             self.cold.set()
             if self.pool == "solo":
                 raise ColdShutdown()
+
+    def _shutdown_timed_out(self) -> None:
+        """--shutdown-timeout passed: turn cold, as a second SIGTERM does (it is one)."""
+        if self.cold.is_set():
+            return
+        logger.warning(
+            "warm shutdown not finished after %gs (--shutdown-timeout)", self.shutdown_timeout
+        )
+        # The signal runs the cold path on the main thread, where the solo pool needs it.
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def on_control(self, payload: dict[str, Any]) -> None:
         """A message on the control channel (on the housekeeping thread)."""
@@ -504,6 +580,39 @@ class Worker:
             self.heartbeat.close(self.consumer_names())
         except Exception as exc:
             logger.warning("could not unregister worker %s: %s", self.hostname, exc)
+
+
+def check_stop_options(
+    burst: bool,
+    max_tasks: int | None,
+    shutdown_timeout: float | None,
+    failed_exit_code: int | None,
+    empty_exit_code: int | None,
+) -> None:
+    """ValueError naming the flag for a --max-tasks, --shutdown-timeout or exit code refused."""
+    if max_tasks is not None and max_tasks < 1:
+        raise ValueError(
+            f"taskq_worker --max-tasks {max_tasks}: give 1 or more (tasks the worker ends "
+            "before it stops), or leave it out to run until stopped"
+        )
+    if shutdown_timeout is not None and not shutdown_timeout > 0:
+        raise ValueError(
+            f"taskq_worker --shutdown-timeout {shutdown_timeout:g}: give seconds above 0, or "
+            "leave it out to wait for running tasks as long as they take"
+        )
+    for flag, code in (
+        ("--failed-exit-code", failed_exit_code),
+        ("--empty-exit-code", empty_exit_code),
+    ):
+        if code is None:
+            continue
+        if not burst:
+            raise ValueError(
+                f"taskq_worker {flag} needs --burst: only a burst worker ends by itself "
+                "(a stopped worker exits 0)"
+            )
+        if not 0 <= code <= 255:
+            raise ValueError(f"taskq_worker {flag} {code}: an exit code is 0-255")
 
 
 def _load_average() -> list[float] | None:

@@ -53,6 +53,7 @@ from django_taskq.worker.inspection import Running as RunningTask
 from django_taskq.worker.lifeline import die_with_parent
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.overrides import RuntimeLimits
+from django_taskq.worker.tally import Tally
 from django_taskq.worker.terminate import TaskGate
 
 logger = logging.getLogger("django_taskq.worker")
@@ -247,9 +248,26 @@ def child_main(
         async_concurrency=int(options.get("async_concurrency") or 1),
         on_lane=slot.update_lane if lane else None,
         cancel_fd=slot.cancel_r if lane else None,
+        on_end=_counter(options.get("tally"), stop),
+        enough=options["tally"].reached if options.get("tally") is not None else None,
     )
     gate.append(consumer.gate)
     consumer.run()
+
+
+def _counter(tally: Tally | None, stop: threading.Event) -> Callable[[bool], None] | None:
+    """A child's ``on_end``: count in the shared tally; stop fetching once --max-tasks is met.
+
+    The parent sees the count too and stops the worker (``PreforkPool.run``).
+    """
+    if tally is None:
+        return None
+
+    def on_end(failed: bool) -> None:
+        if tally.count(failed):
+            stop.set()
+
+    return on_end
 
 
 class PreforkPool:
@@ -336,6 +354,9 @@ class PreforkPool:
                     _signal(c, signal.SIGKILL)
             sentinels = [c.process.sentinel for c in alive]
             multiprocessing.connection.wait([*sentinels, self._wake_r], timeout=0.25)
+            tally = self.worker.tally
+            if tally is not None and tally.reached() and not stopping.is_set():
+                self.worker.max_tasks_reached()  # before a child that stopped is replaced
             for c in alive:
                 if c.process.exitcode is not None:
                     self._after_exit(c, cold=cold.is_set())

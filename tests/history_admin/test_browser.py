@@ -202,6 +202,7 @@ def history() -> dict[str, TaskRecord]:
         task_name="mail.tasks.send_digest",
         state="PENDING",
         queue="mail",
+        priority=9,
         worker="",
         sent_at=ago(5),
         received_at=None,
@@ -252,6 +253,14 @@ def test_list_filters_and_search(live_server, browser, django_user_model, screen
     queue_filter.find_element(By.LINK_TEXT, "reports").click()
     page.wait.until(lambda d: "queue=reports" in d.current_url)
     assert page.rows() == [rows["running"].task_id]
+    # The priority filter (0-9), as django-tasks-redis's admin has one.
+    page.open(LIST_PATH)
+    priority_filter = browser.find_element(
+        By.CSS_SELECTOR, '#changelist-filter details[data-filter-title="priority"]'
+    )
+    priority_filter.find_element(By.LINK_TEXT, "9").click()
+    page.wait.until(lambda d: "priority=9" in d.current_url)
+    assert page.rows() == [rows["pending"].task_id]
 
     # Search by an argument, then by an exact id.
     page.open(LIST_PATH)

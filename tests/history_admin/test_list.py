@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_taskq.history.distinct import distinct_values
-from django_taskq.history.filters import TaskNameFilter
+from django_taskq.history.filters import PriorityFilter, TaskNameFilter
 from django_taskq.history.models import TaskRecord
 from django_taskq.history.paginator import EstimatedCountPaginator
 
@@ -109,6 +109,10 @@ def test_query_count_does_not_grow_with_rows_and_large_columns_are_not_read(admi
         ({"parent_id": "ok"}, {"custom"}),
         ({"root_id": "ok"}, {"ok", "custom"}),
         ({"periodic_task_name": "nightly"}, {"revoked"}),
+        ({"priority": "9"}, {"held"}),
+        ({"priority": "0"}, {"custom"}),
+        ({"priority": "5"}, {"ok", "failed", "dead", "revoked"}),  # not "unknown" (None)
+        ({"priority": "3"}, set()),
     ],
 )
 def test_filters(admin_client, params, expected):
@@ -119,12 +123,36 @@ def test_filters(admin_client, params, expected):
     )
     make_record(task_id="revoked", state="REVOKED", queue="reports", periodic_task_name="nightly")
     make_record(
-        task_id="custom", state="PROGRESS", worker="taskq@web-2", parent_id="ok", root_id="ok"
+        task_id="custom",
+        state="PROGRESS",
+        worker="taskq@web-2",
+        parent_id="ok",
+        root_id="ok",
+        priority=0,
     )
-    make_record(task_id="held", state="RECEIVED", worker="taskq@web-3")
+    make_record(task_id="held", state="RECEIVED", worker="taskq@web-3", priority=9)
+    make_record(task_id="unknown", priority=None)  # sent before priorities were recorded
     response = admin_client.get(CHANGELIST, params)
     assert response.status_code == 200, response.get("location")
     assert set(shown(response)) == expected
+
+
+def test_priority_filter_lists_0_to_9_without_a_query_and_refuses_others(admin_client):
+    make_record(task_id="high", priority=9)
+    make_record(task_id="low", priority=1)
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(CHANGELIST, {"priority": "1"})
+    assert shown(response) == ["low"]
+    [spec] = [f for f in response.context["cl"].filter_specs if isinstance(f, PriorityFilter)]
+    choices = [c["display"] for c in spec.choices(response.context["cl"])]
+    assert choices == ["All", *[str(p) for p in range(9, -1, -1)]]
+    # Its choices are fixed: no query reads the priority column for them.
+    assert not any("DISTINCT" in q["sql"].upper() for q in queries.captured_queries)
+    assert 'href="?priority=9"' in response.content.decode()
+    # A value outside 0-9 (a hand-edited URL) gets the admin's "?e=1", not a 500.
+    for bad in ("10", "x", "-1"):
+        refused = admin_client.get(CHANGELIST, {"priority": bad})
+        assert refused.status_code == 302 and refused["location"].endswith("?e=1"), bad
 
 
 def test_date_filters_and_hierarchy(admin_client):

@@ -101,6 +101,36 @@ class Command(BaseCommand):
             "delayed to later are left for a later run.",
         )
         parser.add_argument(
+            "--max-tasks",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Stop the worker (warm, exit 0) after its consumers ended N tasks; with "
+            "several consumers, tasks already running then end too.",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Turn a warm shutdown (SIGTERM, Ctrl-C) cold after this long: running tasks "
+            "are interrupted and their messages handed back.",
+        )
+        parser.add_argument(
+            "--failed-exit-code",
+            type=int,
+            default=None,
+            metavar="N",
+            help="With --burst: exit N if a task this worker ran failed or was dead-lettered.",
+        )
+        parser.add_argument(
+            "--empty-exit-code",
+            type=int,
+            default=None,
+            metavar="N",
+            help="With --burst: exit N if the queues held nothing to run.",
+        )
+        parser.add_argument(
             "--metrics-port",
             type=int,
             default=None,
@@ -133,6 +163,10 @@ class Command(BaseCommand):
                 beat=options["beat"],
                 async_concurrency=options["async_concurrency"],
                 burst=options["burst"],
+                max_tasks=options["max_tasks"],
+                shutdown_timeout=options["shutdown_timeout"],
+                failed_exit_code=options["failed_exit_code"],
+                empty_exit_code=options["empty_exit_code"],
                 stdout=self.stdout,
                 metrics=metrics,
             )
