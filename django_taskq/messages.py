@@ -195,7 +195,8 @@ class Envelope:
         """
         # Shallow on purpose: asdict() deep-copies by rebuilding each value's
         # type, which breaks dict subclasses such as a Signature argument.
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        names = _ENVELOPE_NAMES if type(self) is Envelope else [f.name for f in fields(self)]
+        data = {name: getattr(self, name) for name in names}
         if serializer != "json" or compression:
             from django_taskq.codecs import encode_body
 
@@ -273,6 +274,8 @@ def parse_json(body: str | bytes) -> Any:
 
 #: Field names of Envelope (unknown fields in a message are dropped).
 _ENVELOPE_FIELDS = frozenset(Envelope.__dataclass_fields__)
+#: The envelope's field names in their order (a body's keys follow it).
+_ENVELOPE_NAMES = tuple(f.name for f in fields(Envelope))
 
 
 def new_id() -> str:

@@ -446,14 +446,19 @@ class Task:
         self, envelope: Envelope, serializer: str | None = None, compression: str | None = None
     ) -> AsyncResult:
         """Publish a built message to Redis (never eagerly); return its AsyncResult."""
+        from django_taskq.broker.connection import backend_is_broker
         from django_taskq.broker.publish import publish, publish_deadline
         from django_taskq.result import AsyncResult
 
         if serializer is not None or compression is not None:
             check_codec(f"{self.name}.apply_async()", "serializer", serializer)
             check_codec(f"{self.name}.apply_async()", "compression", compression)
-        with publish_deadline():  # one bound for the message and its PENDING record
-            publish(envelope, serializer=serializer or self.serializer, compression=compression)
+        serializer = serializer or self.serializer
+        if backend_is_broker():  # one round trip: publish() bounds it
+            publish(envelope, serializer=serializer, compression=compression)
+        else:
+            with publish_deadline():  # one bound for the message and its PENDING record
+                publish(envelope, serializer=serializer, compression=compression)
         return AsyncResult(envelope.id, task_name=self.name)
 
     def build_envelope(

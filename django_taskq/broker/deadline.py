@@ -36,23 +36,30 @@ T = TypeVar("T")
 _deadline: ContextVar[float | None] = ContextVar("taskq_deadline", default=None)
 
 
-@contextmanager
-def deadline(seconds: float) -> Iterator[float]:
+class deadline:  # used as a function: ``with deadline(seconds):``
     """Run the block with at most ``seconds`` for every Redis call in it.
 
     An enclosing deadline that ends sooner stays in force (a nested block
     never extends the time its caller was given). Yields the deadline as a
-    ``time.monotonic()`` value.
+    ``time.monotonic()`` value. A class, not a generator context manager:
+    every ``delay()`` enters one, and this costs it a third as much.
     """
-    enclosing = _deadline.get()
-    end = time.monotonic() + max(float(seconds), 0.0)
-    if enclosing is not None:
-        end = min(end, enclosing)
-    token = _deadline.set(end)
-    try:
-        yield end
-    finally:
-        _deadline.reset(token)
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = max(float(seconds), 0.0)
+
+    def __enter__(self) -> float:
+        enclosing = _deadline.get()
+        end = time.monotonic() + self._seconds
+        if enclosing is not None and enclosing < end:
+            end = enclosing
+        self._token = _deadline.set(end)
+        return end
+
+    def __exit__(self, *exc: object) -> None:
+        _deadline.reset(self._token)
 
 
 def remaining() -> float | None:
@@ -85,15 +92,18 @@ class Progress:
 _progress: ContextVar[Progress | None] = ContextVar("taskq_progress", default=None)
 
 
-@contextmanager
-def tracking() -> Iterator[Progress]:
-    """Record in the yielded Progress whether the block's commands were written."""
-    progress = Progress()
-    token = _progress.set(progress)
-    try:
-        yield progress
-    finally:
-        _progress.reset(token)
+class tracking:  # used as a function: ``with tracking() as progress:``
+    """Record in the returned Progress whether the block's commands were written."""
+
+    __slots__ = ("_progress", "_token")
+
+    def __enter__(self) -> Progress:
+        self._progress = Progress()
+        self._token = _progress.set(self._progress)
+        return self._progress
+
+    def __exit__(self, *exc: object) -> None:
+        _progress.reset(self._token)
 
 
 def _observe(written: bool) -> None:

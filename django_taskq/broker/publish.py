@@ -163,6 +163,14 @@ ETA_TOLERANCE_MS = 0.001
 REGISTER_EVERY = 5.0
 
 
+def registration_due(client: redis.Redis, queue: str) -> bool:
+    """True when this client has not added ``queue`` to the registry for REGISTER_EVERY seconds."""
+    memo: dict[tuple[str, str], float] | None = getattr(client, "_taskq_registered", None)
+    if not memo:
+        return True
+    return time.monotonic() - memo.get((keys.prefix(), queue), -REGISTER_EVERY) >= REGISTER_EVERY
+
+
 def register_queue(pipe: Any, client: redis.Redis, queue: str) -> int:
     """Add ``queue`` to the queue registry (at most every REGISTER_EVERY seconds per client).
 
@@ -172,18 +180,79 @@ def register_queue(pipe: Any, client: redis.Redis, queue: str) -> int:
     when is remembered on the client, so a new client (after a settings
     change, in a forked child) registers again at once.
     """
+    if not registration_due(client, queue):
+        return 0
     memo: dict[tuple[str, str], float] | None = getattr(client, "_taskq_registered", None)
     if memo is None:
         memo = {}
         setattr(client, "_taskq_registered", memo)  # noqa: B010 - cache on the client
-    key = (keys.prefix(), queue)
-    now = time.monotonic()
-    if now - memo.get(key, -REGISTER_EVERY) < REGISTER_EVERY:
-        return 0
     topology.barrier(pipe)  # after the message on Cluster too (one round trip more, rarely)
     pipe.sadd(keys.queues(), queue)
-    memo[key] = now
+    memo[(keys.prefix(), queue)] = time.monotonic()
     return 1
+
+
+def pending_in_script(client: redis.Redis, envelope: Envelope) -> bool:
+    """True when enqueue.lua writes ``envelope``'s PENDING record itself.
+
+    It can when results live on the broker and the result key may sit
+    beside the queue's keys: a single Redis or Sentinel, not a Cluster,
+    where the record lives in the task's own slot.
+    """
+    return not envelope.ignore_result and backend_is_broker() and not topology.is_cluster(client)
+
+
+def enqueue_call(
+    client: redis.Redis,
+    envelope: Envelope,
+    body: str | bytes,
+    *,
+    once: str | None = None,
+    once_ttl: float | None = None,
+    unique: tuple[str, int] | None = None,
+) -> tuple[list[Any], list[Any]]:
+    """The keys and arguments of the enqueue.lua call that publishes ``envelope``.
+
+    With ``pending_in_script()``, the call writes the PENDING record too
+    (the result key goes last among the keys).
+    """
+    due_ms = 0
+    if envelope.eta is not None and envelope.eta > time.time():
+        # Rounded up, so a task never runs before its ETA; a float a hair
+        # above a whole millisecond (beat's eta_of) stays on it.
+        due_ms = math.ceil(envelope.eta * 1000 - ETA_TOLERANCE_MS)
+    queue = envelope.queue
+    ttl = default_once_ttl() if once_ttl is None else once_ttl
+    settings = taskq_settings
+    event = events.encode([events.sent_event(envelope, body)]) if settings.EVENTS else ""
+    counter = counters.field(counters.SENT, envelope.task) if settings.METRICS else ""
+    script_keys = [
+        keys.stream(queue, envelope.priority),
+        keys.delayed(queue),
+        keys.once(queue, once or once_token(envelope)),
+        keys.events(queue),
+        keys.metrics(queue),
+    ]
+    args: list[Any] = [
+        body,
+        envelope.id,
+        due_ms,
+        int(ttl * 1000),
+        envelope.priority,
+        keys.delayed_wake(),
+        queue,
+        event,
+        int(settings.EVENTS_MAXLEN),
+        counter,
+        "",
+    ]
+    if unique is not None:
+        script_keys += (unique[0], keys.revoked(queue))
+        args[10] = unique[1]
+    if pending_in_script(client, envelope):
+        script_keys.append(keys.result(envelope.id))
+        args += (pending_record(envelope), _result_ttl(envelope))
+    return script_keys, args
 
 
 def queue_publish(
@@ -198,13 +267,14 @@ def queue_publish(
 ) -> int:
     """Queue the commands that publish ``envelope`` on ``pipe`` (a broker pipeline).
 
-    One EVALSHA of enqueue.lua in the queue's slot, then (when results live
-    on the broker) the PENDING record with SET NX in the task's slot, then
-    the queue registration. The same EVALSHA appends the ``sent`` event to
-    the queue's events stream (TASKQ_EVENTS) and counts the publish
-    (TASKQ_METRICS), for a message that was queued only. The caller
-    executes the pipeline, with ``run_pipeline`` so a Redis that lost its
-    scripts is handled. Returns
+    One EVALSHA of enqueue.lua in the queue's slot, which also writes the
+    PENDING record when it can (``pending_in_script()``); else, when
+    results live on the broker, the PENDING record with SET NX in the
+    task's slot; then the queue registration when it is due. The same
+    EVALSHA appends the ``sent`` event to the queue's events stream
+    (TASKQ_EVENTS) and counts the publish (TASKQ_METRICS), for a message
+    that was queued only. The caller executes the pipeline, with
+    ``run_pipeline`` so a Redis that lost its scripts is handled. Returns
     how many commands were queued; the first one's reply is 1 when the
     message was queued, 0 when its once key said it was already.
 
@@ -212,54 +282,57 @@ def queue_publish(
     the same EVALSHA check and set that key (broker/unique.py); its reply
     is then the owner's task id when another task holds the key.
     """
-    due_ms = 0
-    if envelope.eta is not None and envelope.eta > time.time():
-        # Rounded up, so a task never runs before its ETA; a float a hair
-        # above a whole millisecond (beat's eta_of) stays on it.
-        due_ms = math.ceil(envelope.eta * 1000 - ETA_TOLERANCE_MS)
-    queue = envelope.queue
-    ttl = default_once_ttl() if once_ttl is None else once_ttl
-    event = ""
-    if taskq_settings.EVENTS:
-        event = events.encode([events.sent_event(envelope, body)])
-    counter = counters.field(counters.SENT, envelope.task) if taskq_settings.METRICS else ""
-    unique_keys: tuple[str, ...] = ()
-    unique_args: tuple[int, ...] = ()
-    if unique is not None:
-        unique_keys, unique_args = (unique[0], keys.revoked(queue)), (unique[1],)
-    scripts.queue_evalsha(
-        pipe,
-        client,
-        "enqueue",
-        [
-            keys.stream(queue, envelope.priority),
-            keys.delayed(queue),
-            keys.once(queue, once or once_token(envelope)),
-            keys.events(queue),
-            keys.metrics(queue),
-            *unique_keys,
-        ],
-        [
-            body,
-            envelope.id,
-            due_ms,
-            int(ttl * 1000),
-            envelope.priority,
-            keys.delayed_wake(),
-            queue,
-            event,
-            int(taskq_settings.EVENTS_MAXLEN),
-            counter,
-            *unique_args,
-        ],
+    script_keys, args = enqueue_call(
+        client, envelope, body, once=once, once_ttl=once_ttl, unique=unique
     )
+    scripts.queue_evalsha(pipe, client, "enqueue", script_keys, args)
     queued = 1
-    if not envelope.ignore_result and backend_is_broker():
+    if (
+        not envelope.ignore_result
+        and backend_is_broker()
+        and not pending_in_script(client, envelope)
+    ):
         pipe.set(
             keys.result(envelope.id), pending_record(envelope), px=_result_ttl(envelope), nx=True
         )
         queued += 1
-    return queued + register_queue(pipe, client, queue)
+    return queued + register_queue(pipe, client, envelope.queue)
+
+
+def one_command(client: redis.Redis, envelope: Envelope) -> bool:
+    """True when publishing ``envelope`` is the enqueue.lua call alone.
+
+    So when its PENDING record is in the call or not wanted, the queue's
+    registration is not due, and no replica acknowledgement is waited for
+    (TASKQ_BROKER_MIN_REPLICAS): then ``publish()`` sends the call without
+    a pipeline, which costs a producer a good part of its Python time.
+    """
+    from django_taskq.broker import durability
+
+    return (
+        (envelope.ignore_result or pending_in_script(client, envelope) or not backend_is_broker())
+        and not registration_due(client, envelope.queue)
+        and not durability.wanted()[0]
+    )
+
+
+def run_script(client: redis.Redis, name: str, script_keys: list[Any], args: list[Any]) -> Any:
+    """One EVALSHA of ``name`` on ``client``; loads the script when Redis has lost it.
+
+    What ``run_pipeline`` does for a pipeline, for a single call: a
+    connection error forgets which queues were registered, as Redis may
+    have restarted without its data.
+    """
+    sha = scripts.script(client, name).sha
+    try:
+        try:
+            return client.evalsha(sha, len(script_keys), *script_keys, *args)
+        except redis.exceptions.NoScriptError:
+            scripts.load_all(client)
+            return client.evalsha(sha, len(script_keys), *script_keys, *args)
+    except (redis.ConnectionError, redis.TimeoutError):
+        setattr(client, "_taskq_registered", {})  # noqa: B010
+        raise
 
 
 def run_pipeline(
@@ -340,6 +413,9 @@ def publish(
         # The client inside the retried call: a Cluster client reads the slot
         # map when it is made, which fails while the cluster is unreachable.
         client = get_broker()
+        if one_command(client, envelope):
+            script_keys, args = enqueue_call(client, envelope, body, once=once, once_ttl=once_ttl)
+            return [run_script(client, "enqueue", script_keys, args)]
         return run_pipeline(
             client,
             lambda p: queue_publish(p, client, envelope, body, once=once, once_ttl=once_ttl),

@@ -22,11 +22,20 @@ T = TypeVar("T")
 BATCH = 256
 
 
+#: is_cluster() by the client's class: the isinstance() check goes through
+#: redis-py's typing protocols, slow enough to show in every ``delay()``.
+_CLUSTER_BY_TYPE: dict[type, bool] = {}
+
+
 def is_cluster(client: Any) -> bool:
     """True for a redis-py Cluster client (or a pipeline of one)."""
-    from redis.cluster import ClusterPipeline, RedisCluster
+    kind = type(client)
+    found = _CLUSTER_BY_TYPE.get(kind)
+    if found is None:
+        from redis.cluster import ClusterPipeline, RedisCluster
 
-    return isinstance(client, RedisCluster | ClusterPipeline)
+        found = _CLUSTER_BY_TYPE[kind] = isinstance(client, RedisCluster | ClusterPipeline)
+    return found
 
 
 def barrier(pipe: Any) -> None:

@@ -52,6 +52,7 @@ def publish_unique(
     from django_taskq import codecs
     from django_taskq.broker.publish import (
         _record_pending_elsewhere,
+        pending_in_script,
         queue_publish,
         run_pipeline,
         with_publish_retry,
@@ -68,12 +69,17 @@ def publish_unique(
         )
 
     replies = with_publish_retry(f"send task {envelope.task}", send, task_ids=[envelope.id])
+    client = get_broker()
     holder = replies[0]
     if isinstance(holder, int):  # 1: queued; 0: queued by an attempt whose reply was lost
         _record_pending_elsewhere([envelope])
         return None
-    if not envelope.ignore_result and backend_is_broker():
-        _forget_pending(envelope.id)
+    if (
+        not envelope.ignore_result
+        and backend_is_broker()
+        and not pending_in_script(client, envelope)
+    ):
+        _forget_pending(envelope.id)  # written beside the call; enqueue.lua writes none then
     return holder.decode() if isinstance(holder, bytes) else str(holder)
 
 

@@ -12,6 +12,9 @@
 --                      task that owns it (django_taskq/unique.py)
 -- KEYS[7]  revoked     (unique tasks only) the queue's revoked set (task id ->
 --                      expiry ms): a revoked owner gives its unique key up
+-- KEYS[#]  result      (with ARGV[12] only) the last key: the task's result
+--                      record, when it lives on this Redis and in no other
+--                      Cluster slot (a single Redis or Sentinel)
 -- ARGV[1]  body        message body (the JSON envelope)
 -- ARGV[2]  task id
 -- ARGV[3]  due ms      epoch milliseconds; 0 = ready now
@@ -25,25 +28,32 @@
 --                      "" writes no event (TASKQ_EVENTS = False)
 -- ARGV[9]  maxlen      about how many entries KEYS[4] keeps (MAXLEN ~)
 -- ARGV[10] counter     field of KEYS[5] counting this publish ("" = none)
--- ARGV[11] unique ttl  (unique tasks only) ms to keep KEYS[6]
+-- ARGV[11] unique ttl  ms to keep KEYS[6]; "" for a task that is not unique
+-- ARGV[12] pending     the PENDING result record to write with SET NX into the
+--                      last key; "" or absent: the caller writes it itself
+-- ARGV[13] pending ttl ms to keep that record
 --
 -- Returns 1 when published, 0 when KEYS[3] already existed. The once key
 -- and the publish are one step, so a publish retried after its reply was
 -- lost, a follow-up sent again by a re-run task, or a periodic run sent by
 -- two beats, is queued exactly once; a crash cannot leave one without the
--- other. The PENDING result record is written by the caller with SET NX,
--- after this (a fast worker's state is never overwritten). The event and
--- the counter are written only for a message that was queued, in the same
--- step: a producer pays no round trip for them.
+-- other. The PENDING result record is written with SET NX, so a state a
+-- worker already stored (an earlier attempt's) is never overwritten: here,
+-- in the same step, when the result key may go with the queue's keys
+-- (ARGV[12]); else by the caller, after this, in the task's own Cluster
+-- slot. The event, the counter and the record are written only for a
+-- message that was queued, in the same step: a producer pays no round trip
+-- for them, and a one-command publish is one command.
 --
--- With KEYS[6] (a unique task), returns the id held there instead when
+-- For a unique task, returns the id held there instead when
 -- another task owns the key and was not revoked: nothing is published and
 -- no once key is set. The check and the SET of the key are in the same
 -- step as the publish, so two concurrent sends never both publish. A key
 -- that already holds this task's id is a publish sent again after a lost
 -- reply: the once key answers it.
 
-if KEYS[6] then
+local unique = ARGV[11] and ARGV[11] ~= ''
+if unique then
   local holder = redis.call('GET', KEYS[6])
   if holder and holder ~= ARGV[2] then
     local expiry = redis.call('ZSCORE', KEYS[7], holder)
@@ -57,8 +67,11 @@ end
 if not redis.call('SET', KEYS[3], 1, 'NX', 'PX', tonumber(ARGV[4])) then
   return 0
 end
-if KEYS[6] then
+if unique then
   redis.call('SET', KEYS[6], ARGV[2], 'PX', tonumber(ARGV[11]))
+end
+if ARGV[12] and ARGV[12] ~= '' then
+  redis.call('SET', KEYS[#KEYS], ARGV[12], 'NX', 'PX', tonumber(ARGV[13]))
 end
 local due = tonumber(ARGV[3])
 if due > 0 then
