@@ -217,6 +217,11 @@ quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 Event = dict[str, Any] | str
 
 
+def encode_one(event: dict[str, Any]) -> str:
+    """One event's JSON text (enqueue_many.lua joins those of the messages it queued)."""
+    return _encoder.encode(event)
+
+
 def encode(events: list[Event]) -> str:
     """One stream entry's ``e`` field."""
     return "[" + ",".join(e if type(e) is str else _encoder.encode(e) for e in events) + "]"

@@ -632,6 +632,9 @@ class Task:
             from django_taskq.unique import refuse_elsewhere
 
             raise refuse_elsewhere(self.name, "apply_many()")
+        # Sent: publish_many() encodes every body before it sends any, and a
+        # failed JSON encoding names the argument, so no separate check first.
+        options.setdefault("json_check", bool(taskq_settings.TASK_ALWAYS_EAGER))
         envelopes = [self.build_envelope(args, kwargs, **options) for args, kwargs in calls]
         if taskq_settings.TASK_ALWAYS_EAGER:
             propagate = taskq_settings.TASK_EAGER_PROPAGATES

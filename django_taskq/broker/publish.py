@@ -116,6 +116,32 @@ def _pending_records_best_effort(
 
 
 def pending_record(envelope: Envelope) -> str:
+    """The PENDING result record of ``envelope``, as stored (JSON text).
+
+    The same text for every top-level call of a task (no parent, no root,
+    no Django task fields), so that one is made once per task name.
+    """
+    if envelope.parent_id is None and envelope.root_id is None and not envelope.headers:
+        return _top_level_pending(envelope.task)
+    return _pending_record(envelope)
+
+
+@functools.lru_cache(maxsize=1024)
+def _top_level_pending(task: str) -> str:
+    return dumps(
+        {
+            "status": states.PENDING,
+            "result": None,
+            "traceback": None,
+            "date_done": None,
+            "task": task,
+            "parent_id": None,
+            "root_id": None,
+        }
+    )
+
+
+def _pending_record(envelope: Envelope) -> str:
     record = {
         "status": states.PENDING,
         "result": None,
@@ -428,29 +454,103 @@ def publish(
 
 
 def publish_many(envelopes: Iterable[Envelope]) -> int:
-    """Publish many messages in one pipelined round trip; returns how many were queued."""
+    """Publish many messages in one pipelined round trip; returns how many were queued.
+
+    The messages of one queue go in one ``enqueue_many.lua`` call per
+    ``topology.BATCH`` of them (once keys, messages, PENDING records where
+    they may go with the queue's keys, events and counters), so a bulk send
+    packs and runs one command per batch, not one per message.
+    """
     prepared = [(e, e.encode(*codecs.choose(e.task))) for e in envelopes]
     if not prepared:
         return 0
-    firsts: list[int] = []
+    by_queue: dict[str, list[tuple[Envelope, str | bytes]]] = {}
+    for item in prepared:
+        by_queue.setdefault(item[0].queue, []).append(item)
+    calls: list[int] = []
 
     def build(pipe: Any) -> None:
         client = get_broker()
-        firsts.clear()
+        calls.clear()
         index = 0
-        for envelope, body in prepared:
-            firsts.append(index)
-            index += queue_publish(pipe, client, envelope, body)
+        for queue, items in by_queue.items():
+            for start in range(0, len(items), topology.BATCH):
+                calls.append(index)
+                index += queue_publish_many(pipe, client, items[start : start + topology.BATCH])
+            index += register_queue(pipe, client, queue)
 
     def send() -> int:
         replies = run_pipeline(get_broker(), build)  # made inside the retry, as in publish()
-        return sum(1 for index in firsts if replies[index])
+        return sum(sum(int(flag) for flag in replies[index]) for index in calls)
 
     count = with_publish_retry(
         f"send {len(prepared)} tasks", send, task_ids=[e.id for e, _ in prepared]
     )
     _record_pending_elsewhere([envelope for envelope, _ in prepared])
     return count
+
+
+def queue_publish_many(
+    pipe: Any, client: redis.Redis, batch: Sequence[tuple[Envelope, str | bytes]]
+) -> int:
+    """Queue one ``enqueue_many.lua`` call for ``batch`` (messages of one queue, with bodies).
+
+    Its reply lists 1 for each message queued, 0 for one whose once key
+    existed already. Where the result keys may not go with the queue's
+    keys (a Cluster), the PENDING records follow as SET NX commands in
+    their own slots. Returns how many commands were queued.
+    """
+    settings = taskq_settings
+    queue = batch[0][0].queue
+    on_broker = backend_is_broker()
+    in_script = on_broker and not topology.is_cluster(client)
+    with_events, with_counters = settings.EVENTS, settings.METRICS
+    now = time.time()
+    streams: dict[int, str] = {}
+    script_keys: list[Any] = [keys.delayed(queue), keys.events(queue), keys.metrics(queue)]
+    args: list[Any] = [
+        len(batch),
+        int(default_once_ttl() * 1000),
+        keys.delayed_wake(),
+        queue,
+        int(settings.EVENTS_MAXLEN),
+        1 if in_script else 0,
+    ]
+    ttls: list[int] = []
+    beside: list[Envelope] = []
+    for envelope, body in batch:
+        stream = streams.get(envelope.priority)
+        if stream is None:
+            stream = streams[envelope.priority] = keys.stream(queue, envelope.priority)
+        script_keys += (stream, keys.once(queue, once_token(envelope)))
+        due_ms = 0
+        if envelope.eta is not None and envelope.eta > now:
+            due_ms = math.ceil(envelope.eta * 1000 - ETA_TOLERANCE_MS)
+        pending = ""
+        if not envelope.ignore_result:
+            if in_script:
+                pending = pending_record(envelope)
+            elif on_broker:
+                beside.append(envelope)
+        if in_script:
+            script_keys.append(keys.result(envelope.id))
+            ttls.append(_result_ttl(envelope) if pending else 0)
+        args += (
+            body,
+            envelope.id,
+            due_ms,
+            envelope.priority,
+            events.encode_one(events.sent_event(envelope, body)) if with_events else "",
+            counters.field(counters.SENT, envelope.task) if with_counters else "",
+            pending,
+        )
+    args += ttls
+    scripts.queue_evalsha(pipe, client, "enqueue_many", script_keys, args)
+    for envelope in beside:
+        pipe.set(
+            keys.result(envelope.id), pending_record(envelope), px=_result_ttl(envelope), nx=True
+        )
+    return 1 + len(beside)
 
 
 def _result_ttl(envelope: Envelope) -> int:
