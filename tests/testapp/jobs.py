@@ -84,3 +84,8 @@ if TAKES_OPTIONS:
         if attempt < 3:
             raise RuntimeError(f"attempt {attempt} failed")
         return attempt
+
+    @task(autoretry_for=(RuntimeError,), max_retries=2, default_retry_delay=0)
+    def always_fails(key: str) -> None:
+        attempt = int(get_broker().incr(f"{ATTEMPTS}:{key}"))
+        raise RuntimeError(f"attempt {attempt} failed")
