@@ -8,6 +8,7 @@ Django 6.1's ``@task(**options)``, or the django-tasks backport's on Django
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -28,10 +29,10 @@ from tests.testapp.tasks import add, flaky
 
 TaskResultStatus = part("base").TaskResultStatus
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not jobs.TAKES_OPTIONS, reason="@task(**options) is Django 6.1+"),
-]
+pytestmark = pytest.mark.e2e
+
+#: Retrying a Django task needs @task(autoretry_for=...): Django 6.1, or the backport on 5.2.
+retries = pytest.mark.skipif(not jobs.TAKES_OPTIONS, reason="@task(**options) is Django 6.1+")
 
 
 def _tracebacks_say(result: Any, *texts: str) -> None:
@@ -43,6 +44,7 @@ def _tracebacks_say(result: Any, *texts: str) -> None:
         assert f"RuntimeError: {text}" in error.traceback
 
 
+@retries
 def test_each_failed_attempt_is_an_error_and_each_attempt_names_its_worker(
     start_worker: Any, broker: Any
 ) -> None:
@@ -70,6 +72,7 @@ def test_each_failed_attempt_is_an_error_and_each_attempt_names_its_worker(
     assert broker.exists(keys.result(result.id), keys.attempts(result.id)) == 0
 
 
+@retries
 def test_a_task_failing_every_attempt_has_an_error_per_attempt(start_worker: Any) -> None:
     start_worker("-P", "prefork", "-c", "1")
     result = jobs.always_fails.enqueue("attempts-2")  # max_retries=2: three attempts
@@ -79,6 +82,18 @@ def test_a_task_failing_every_attempt_has_an_error_per_attempt(start_worker: Any
     _tracebacks_say(result, "attempt 1 failed", "attempt 2 failed", "attempt 3 failed")
     assert result.attempts == len(result.errors) == 3
     assert len(set(result.worker_ids)) == 1 and result.worker_ids[0].startswith("taskq@")
+    read = asyncio.run(jobs.always_fails.aget_result(result.id))  # the same, awaited
+    assert (read.worker_ids, read.errors) == (result.worker_ids, result.errors)
+
+
+def test_a_run_cut_short_by_a_crash_is_an_attempt(start_worker: Any) -> None:
+    """The prefork child dies in the first run; the message comes back; two starts, no error."""
+    start_worker("-P", "prefork", "-c", "1")
+    result = jobs.crash_once.enqueue("attempts-crash")
+    assert AsyncResult(result.id).get(timeout=30) == 2
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.errors == []
+    assert result.attempts == 2 and result.worker_ids[0] == result.worker_ids[1]
 
 
 def test_a_failure_without_retries_is_one_error_and_one_worker(start_worker: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import time
 from typing import Any
 
@@ -70,6 +71,15 @@ def send_mail(to: str) -> str:
 @task
 def stamp() -> float:
     return time.time()
+
+
+@task
+def crash_once(key: str) -> int:
+    """Kill the process running it (SIGKILL) at the first attempt; return the attempt number."""
+    attempt = int(get_broker().incr(f"{ATTEMPTS}:{key}"))
+    if attempt == 1:
+        os.kill(os.getpid(), 9)
+    return attempt
 
 
 if TAKES_OPTIONS:
