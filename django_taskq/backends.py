@@ -154,13 +154,22 @@ class TaskqBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def get_result(self, result_id: str) -> Any:
         """The ``TaskResult`` of ``result_id``; TaskResultDoesNotExist if nothing is known of it."""
-        from django_taskq.result import AsyncResult
+        from django_taskq.broker import errors, keys
+        from django_taskq.broker.connection import get_backend
+        from django_taskq.messages import loads
 
-        record = AsyncResult(str(result_id))._record()
-        if record is None:
+        task_id = str(result_id)
+        # The record and its attempts list (attempts.py) in one round trip; one tag, one slot.
+        with errors.translating_errors(f"read the result of task {task_id}", uses="results"):
+            pipe = get_backend().pipeline(transaction=False)
+            pipe.get(keys.result(task_id))
+            pipe.lrange(keys.attempts(task_id), 0, -1)
+            raw, entries = pipe.execute()
+        if raw is None:
             raise TaskResultDoesNotExist(result_id)
+        record = loads(raw)
         task = self._django_task(str(record.get("task") or ""), result_id)
-        return django_tasks.task_result(task, str(result_id), record)
+        return django_tasks.task_result(task, task_id, record, entries)
 
     def _taskq_task(self, task: Any) -> Any:
         name = task.module_path

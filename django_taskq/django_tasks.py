@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django_taskq import states
@@ -116,8 +116,21 @@ def _when(stamp: Any) -> dt.datetime | None:
     return None
 
 
-def task_result(django_task: Any, task_id: str, record: dict[str, Any] | None) -> Any:
-    """A ``TaskResult`` of ``django_task`` from a result record (None: just enqueued)."""
+def task_result(
+    django_task: Any,
+    task_id: str,
+    record: dict[str, Any] | None,
+    attempts: Sequence[bytes | str] | None = None,
+) -> Any:
+    """A ``TaskResult`` of ``django_task`` from a result record (None: just enqueued).
+
+    ``attempts``: the entries of the task's attempts list (attempts.py), for
+    one error per failed attempt and one worker id per attempt. Without
+    them (a record written before the list existed, or its list trimmed
+    away), the final failure is the one error and the last worker stands
+    for every attempt.
+    """
+    from django_taskq.attempts import read
     from django_taskq.tasks_framework import part
 
     base = part("base")
@@ -137,18 +150,21 @@ def task_result(django_task: Any, task_id: str, record: dict[str, Any] | None) -
         started = done
     elif started is None and state in (states.SUCCESS, states.FAILURE) and done is not None:
         started = done  # a record written before date_started was kept
-    errors = []
-    if status == TaskResultStatus.FAILED:
+    tried = read(attempts or ())
+    errors = [TaskError(exception_class_path=p, traceback=t) for p, t in tried.errors]
+    # A revoke, or a failure whose write carried no entry, adds the record's own error.
+    if status == TaskResultStatus.FAILED and (state != states.FAILURE or not tried.ends_in_failure):
         found = record.get("result")
         info: dict[str, Any] = found if isinstance(found, dict) else {}
         kind = str(info.get("exc_type") or "django_taskq.exceptions.TaskRevokedError")
         if "." not in kind:
             kind = f"builtins.{kind}"
         errors.append(TaskError(exception_class_path=kind, traceback=record.get("traceback") or ""))
-    retries = record.get("retries")
-    tried = int(retries) + 1 if isinstance(retries, int) and not isinstance(retries, bool) else 1
-    attempts = int(record.get("attempts") or (tried if started else 0))
-    worker = record.get("worker")
+    worker_ids = tried.workers
+    if not worker_ids and (worker := record.get("worker")):
+        retries = record.get("retries")
+        runs = int(retries) + 1 if isinstance(retries, int) and not isinstance(retries, bool) else 1
+        worker_ids = [str(worker)] * int(record.get("attempts") or (runs if started else 0))
     finished = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
     result: Any = TaskResult(
         task=django_task,
@@ -162,7 +178,7 @@ def task_result(django_task: Any, task_id: str, record: dict[str, Any] | None) -
         kwargs=kwargs if isinstance(kwargs := record.get("kwargs"), dict) else {},
         backend=django_task.backend,
         errors=errors,
-        worker_ids=[str(worker)] * attempts if worker else [],
+        worker_ids=worker_ids,
     )
     if status == TaskResultStatus.SUCCESSFUL:
         object.__setattr__(result, "_return_value", record.get("result"))

@@ -435,10 +435,11 @@ class AsyncResult:
 
     # -- acting --------------------------------------------------------------
     def forget(self) -> None:
-        """Remove the stored result."""
+        """Remove the stored result (and a Django task's attempts list)."""
         self._cache = None
         with errors.translating_errors(f"forget the result of task {self.id}", uses="results"):
-            get_backend().delete(keys.result(self.id))
+            # One tag, one slot: a single DEL on Redis Cluster too.
+            get_backend().delete(keys.result(self.id), keys.attempts(self.id))
 
     def revoke(self, terminate: bool = False, signal: str = "SIGKILL") -> None:
         """Stop the task: it will not start; with ``terminate`` a running one is stopped.

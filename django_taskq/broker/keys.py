@@ -214,6 +214,15 @@ def wakeup(task_id: str, token: str) -> str:
     return f"{task_tag(task_id)}:wake:{token}"
 
 
+def attempts(task_id: str) -> str:
+    """List of a Django task's attempts: who started each, what each failed with.
+
+    Written by store_result.lua with the records of a Django task, read by
+    ``TaskqBackend.get_result()`` (django_taskq/attempts.py).
+    """
+    return f"{task_tag(task_id)}:attempts"
+
+
 def result_keys(task_id: str) -> list[str]:
     """The keys store_result.lua takes for one record: result, waiters."""
     return [result(task_id), waiters(task_id)]

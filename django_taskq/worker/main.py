@@ -44,7 +44,7 @@ POOLS = ("prefork", "threads", "solo")
 
 
 class ColdShutdown(BaseException):
-    """Raised in the solo worker's main thread by a second signal."""
+    """Raised in the solo worker's main thread by the signal that makes a shutdown cold."""
 
 
 class Worker:
@@ -67,6 +67,7 @@ class Worker:
         burst: bool = False,
         max_tasks: int | None = None,
         shutdown_timeout: float | None = None,
+        graceful: bool = True,
         failed_exit_code: int | None = None,
         empty_exit_code: int | None = None,
         stdout: TextIO | Any = None,
@@ -101,9 +102,15 @@ class Worker:
                 else taskq_settings.async_concurrency
             ),
         }
-        check_stop_options(burst, max_tasks, shutdown_timeout, failed_exit_code, empty_exit_code)
+        check_stop_options(
+            burst, max_tasks, shutdown_timeout, failed_exit_code, empty_exit_code, graceful
+        )
         #: A cold shutdown this many seconds after a signal's warm one (--shutdown-timeout).
         self.shutdown_timeout = shutdown_timeout
+        #: False: the first signal shuts down cold (--no-graceful-shutdown).
+        self.graceful = graceful
+        #: The solo consumer runs in the main thread: a cold signal may raise ColdShutdown.
+        self._solo_running = False
         self.failed_exit_code = failed_exit_code
         self.empty_exit_code = empty_exit_code
         #: What the consumers ended (--max-tasks, the burst exit codes); None: not counted.
@@ -221,6 +228,11 @@ class Worker:
             lines.append(
                 f"  shutdown:    a warm shutdown turns cold after {self.shutdown_timeout:g}s "
                 "(--shutdown-timeout)"
+            )
+        if not self.graceful:
+            lines.append(
+                "  shutdown:    cold at the first signal: running tasks are interrupted and "
+                "handed back (--no-graceful-shutdown)"
             )
         if self.metrics is not None:
             lines.append(f"  metrics:     {self.metrics.url}")
@@ -415,9 +427,13 @@ class Worker:
         self._start_housekeeping()
         self._announce_ready()
         try:
+            # Set inside the try: a ColdShutdown raised from here on is caught below.
+            self._solo_running = True
             self._run_guarded(consumer)
         except ColdShutdown:
             self._give_back_all()
+        finally:
+            self._solo_running = False
 
     def _run_guarded(self, consumer: Consumer) -> None:
         """Run an in-process consumer; if it dies of a bug, redeliver and restart it.
@@ -497,6 +513,14 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.graceful and not self.cold.is_set():
+            logger.warning(
+                "cold shutdown (%s, --no-graceful-shutdown): interrupting tasks and handing "
+                "their messages back",
+                signal.Signals(signum).name,
+            )
+            self._go_cold()
+            return
         if not self.stopping.is_set():
             logger.warning(
                 "warm shutdown (%s): finishing running tasks; send it again for a cold shutdown",
@@ -511,9 +535,20 @@ class Worker:
             return
         if not self.cold.is_set():
             logger.warning("cold shutdown: interrupting tasks and handing their messages back")
-            self.cold.set()
-            if self.pool == "solo":
-                raise ColdShutdown()
+            self._go_cold()
+
+    def _go_cold(self) -> None:
+        """Stop now: every pool interrupts its tasks and hands their messages back.
+
+        The solo consumer runs on this (the main) thread, inside its task:
+        ColdShutdown, raised from the signal handler, is how it is left.
+        Before the consumer runs (starting up) the events alone stop it.
+        """
+        self.stopping.set()
+        self.consumer_stop.set()
+        self.cold.set()
+        if self.pool == "solo" and self._solo_running:
+            raise ColdShutdown()
 
     def _shutdown_timed_out(self) -> None:
         """--shutdown-timeout passed: turn cold, as a second SIGTERM does (it is one)."""
@@ -588,6 +623,7 @@ def check_stop_options(
     shutdown_timeout: float | None,
     failed_exit_code: int | None,
     empty_exit_code: int | None,
+    graceful: bool = True,
 ) -> None:
     """ValueError naming the flag for a --max-tasks, --shutdown-timeout or exit code refused."""
     if max_tasks is not None and max_tasks < 1:
@@ -598,7 +634,13 @@ def check_stop_options(
     if shutdown_timeout is not None and not shutdown_timeout > 0:
         raise ValueError(
             f"taskq_worker --shutdown-timeout {shutdown_timeout:g}: give seconds above 0, or "
-            "leave it out to wait for running tasks as long as they take"
+            "leave it out to wait for running tasks as long as they take "
+            "(--no-graceful-shutdown: a cold shutdown at the first signal)"
+        )
+    if shutdown_timeout is not None and not graceful:
+        raise ValueError(
+            "taskq_worker --no-graceful-shutdown with --shutdown-timeout: the first signal "
+            "already shuts down cold, so there is no warm shutdown to time out; give one of them"
         )
     for flag, code in (
         ("--failed-exit-code", failed_exit_code),

@@ -44,7 +44,7 @@ from typing import Any
 
 import redis
 
-from django_taskq import codecs, events, states
+from django_taskq import attempts, codecs, events, states
 from django_taskq.broker import keys, queue_flush, results, topology, unique
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
 from django_taskq.broker.publish import queue_publish, run_pipeline
@@ -64,7 +64,8 @@ logger = logging.getLogger("django_taskq.worker")
 class Writes:
     """What waits for the next flush: results, messages to publish, dead letters, acks."""
 
-    records: list[tuple[str, str, str]] = field(default_factory=list)  # id, record, state
+    #: id, record, state (and a Django task's attempt entry: attempts.py)
+    records: list[results.Item] = field(default_factory=list)
     # envelope, body, once key
     publish: list[tuple[Envelope, str | bytes, str | None]] = field(default_factory=list)
     dead: list[tuple[ops.Delivery, str]] = field(default_factory=list)
@@ -283,10 +284,16 @@ class Settler:
                 envelope, outcome, self.hostname, result_compression or self.result_compression
             )
         )
+        # A Django task's record carries its attempt (tasks without headers pay this check only).
+        attempt = (
+            attempts.of(envelope, outcome, outcome.state, self.hostname)
+            if record is not None and envelope.headers
+            else None
+        )
         follow = outcome.state != states.RETRY and needs_after_finish(envelope)
         if follow:
             if record is not None:
-                kept = results.store(envelope.id, record, outcome.state)
+                kept = results.store(envelope.id, record, outcome.state, attempt=attempt)
                 if kept is not None and results.is_final(str(kept.get("status"))):
                     outcome = outcome_of_record(kept)
                 record = None  # stored already
@@ -342,7 +349,9 @@ class Settler:
                     outcome.runtime if started is not None else None,
                     wait,
                 )
-            if record is not None:
+            if attempt is not None and record is not None:
+                w.records.append((envelope.id, record, outcome.state, attempt))
+            elif record is not None:
                 w.records.append((envelope.id, record, outcome.state))
             if republish is not None and body is not None:
                 w.publish.append((republish, body, once))
@@ -420,8 +429,9 @@ class Settler:
         """
         if record:
             stored = result_record(envelope, Outcome(states.STARTED), self.hostname)
+            attempt = attempts.of(envelope, None, states.STARTED, self.hostname)
             with self.lock:
-                self.writes.records.append((envelope.id, stored, states.STARTED))
+                self.writes.records.append((envelope.id, stored, states.STARTED, attempt))
                 self.writes.touch()
         if not self.events:
             return
@@ -450,10 +460,10 @@ class Settler:
         """Queue a result without touching the message (after an early ack)."""
         if envelope.ignore_result:
             return
+        stored = result_record(envelope, outcome, self.hostname)
+        attempt = attempts.of(envelope, outcome, outcome.state, self.hostname)
         with self.lock:
-            self.writes.records.append(
-                (envelope.id, result_record(envelope, outcome, self.hostname), outcome.state)
-            )
+            self.writes.records.append((envelope.id, stored, outcome.state, attempt))
             self.writes.touch()
 
     # -- flushing --------------------------------------------------------------

@@ -74,6 +74,42 @@ def test_a_batch_of_records_is_stored_forward_only_each(broker: Any) -> None:
     assert _state(broker, "new") == states.SUCCESS
 
 
+def test_an_attempt_entry_rides_on_its_record_and_only_a_stored_one(broker: Any) -> None:
+    """A Django task's attempts list (attempts.py): appended with the record, capped, same TTL."""
+    from django_taskq.attempts import Attempt
+
+    listed = keys.attempts("t")
+    for n in range(5):
+        entry = json.dumps({"w": f"w{n}"})
+        assert (
+            results.store("t", _record(states.STARTED), states.STARTED, attempt=Attempt(entry, 3))
+            is None
+        )
+    # The newest three are kept; an empty entry renews the expiry, adds nothing.
+    assert (
+        results.store("t", _record(states.SUCCESS), states.SUCCESS, attempt=Attempt("", 3)) is None
+    )
+    assert [json.loads(e)["w"] for e in broker.lrange(listed, 0, -1)] == ["w2", "w3", "w4"]
+    assert abs(broker.pttl(listed) - broker.pttl(keys.result("t"))) < 1000
+    # A refused write (a final state is stored) appends nothing.
+    kept = results.store(
+        "t", _record(states.FAILURE), states.FAILURE, attempt=Attempt('{"exc":"x"}', 3)
+    )
+    assert kept is not None and broker.llen(listed) == 3
+    # In one call, records with and without an attempt (a mixed flush) each get theirs.
+    results.store_many(
+        [
+            ("plain", _record(states.SUCCESS), states.SUCCESS),
+            ("django", _record(states.RETRY), states.RETRY, Attempt('{"exc":"x","w":"a"}', 9)),
+            ("plain2", _record(states.STARTED), states.STARTED),
+        ]
+    )
+    assert {_state(broker, i) for i in ("plain", "plain2")} == {states.SUCCESS, states.STARTED}
+    assert _state(broker, "django") == states.RETRY
+    assert broker.lrange(keys.attempts("django"), 0, -1) == [b'{"exc":"x","w":"a"}']
+    assert broker.exists(keys.attempts("plain"), keys.attempts("plain2")) == 0
+
+
 def test_batches_follow_the_topology(broker: Any) -> None:
     items = [(f"id{i}", "r", states.SUCCESS) for i in range(600)]
     batches = topology.script_batches(broker, items, lambda item: keys.result(item[0]))

@@ -20,6 +20,11 @@ def test_shutdown_timeout_must_be_positive() -> None:
         call_command("taskq_worker", "--shutdown-timeout", "0")
 
 
+def test_no_graceful_shutdown_and_a_shutdown_timeout_are_refused_together() -> None:
+    with pytest.raises(CommandError, match="--no-graceful-shutdown with --shutdown-timeout"):
+        call_command("taskq_worker", "--no-graceful-shutdown", "--shutdown-timeout", "5")
+
+
 @pytest.mark.parametrize("flag", ["--failed-exit-code", "--empty-exit-code"])
 def test_exit_codes_need_burst(flag: str) -> None:
     with pytest.raises(CommandError, match=rf"taskq_worker {flag} needs --burst"):

@@ -1,4 +1,5 @@
-"""``taskq_worker --max-tasks``, ``--shutdown-timeout`` and the burst exit codes, on real workers.
+"""``taskq_worker --max-tasks``, ``--shutdown-timeout``, ``--no-graceful-shutdown`` and the
+burst exit codes, on real workers.
 
 django-tasks-redis's ``run_redis_tasks`` has these flags; the worker here
 has them too. Nothing is timed: the tests wait for the worker's exit, for a
@@ -7,6 +8,8 @@ task's start (BLPOP on ``<key>:started``) or for a log line.
 
 from __future__ import annotations
 
+import signal
+import time
 from typing import Any
 
 import pytest
@@ -131,6 +134,44 @@ def test_a_warm_shutdown_that_finishes_in_time_stays_warm(start_worker: Any, bro
     assert worker.wait(timeout=30) == 0
     assert AsyncResult(result.id).state == states.SUCCESS
     assert "warm shutdown not finished" not in worker.output
+
+
+# -- --no-graceful-shutdown ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("pool", "signum"),
+    [
+        ("solo", signal.SIGTERM),
+        ("threads", signal.SIGTERM),
+        ("prefork", signal.SIGTERM),
+        ("solo", signal.SIGINT),
+        ("prefork", signal.SIGINT),
+    ],
+)
+def test_no_graceful_shutdown_is_cold_at_the_first_signal_and_loses_nothing(
+    start_worker: Any, broker: Any, pool: str, signum: int
+) -> None:
+    """The first signal interrupts the task and hands it back; the next worker runs it."""
+    key = f"ngs-{pool}-{signum}"
+    worker = start_worker(*POOLS[pool], "--no-graceful-shutdown")
+    assert "cold at the first signal" in worker.output  # the banner says so
+    result = gated.delay(key, 120)
+    first_pid = _started(broker, key)
+    began = time.monotonic()
+    worker.signal(signum)
+    assert worker.wait(timeout=30) == 0
+    # Prompt: the task would have held a warm shutdown for 120 s.
+    assert time.monotonic() - began < 15
+    name = signal.Signals(signum).name
+    worker.wait_for_line(f"cold shutdown ({name}, --no-graceful-shutdown)")
+    assert "warm shutdown" not in worker.output
+    assert AsyncResult(result.id).state != states.SUCCESS
+    assert queue_stats(["default"])[0].ready == 1  # handed back, not lost
+
+    start_worker(*POOLS[pool])
+    second_pid = _started(broker, key)  # the same message runs again...
+    broker.rpush(key, "go")
+    assert AsyncResult(result.id).get(timeout=30) == second_pid != first_pid  # ...to its end
+    assert queue_stats(["default"])[0].ready == 0
 
 
 # -- --failed-exit-code, --empty-exit-code ----------------------------------------

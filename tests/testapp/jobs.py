@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import time
 from typing import Any
 
@@ -72,6 +73,15 @@ def stamp() -> float:
     return time.time()
 
 
+@task
+def crash_once(key: str) -> int:
+    """Kill the process running it (SIGKILL) at the first attempt; return the attempt number."""
+    attempt = int(get_broker().incr(f"{ATTEMPTS}:{key}"))
+    if attempt == 1:
+        os.kill(os.getpid(), 9)
+    return attempt
+
+
 if TAKES_OPTIONS:
 
     @task(time_limit=1)
@@ -84,3 +94,8 @@ if TAKES_OPTIONS:
         if attempt < 3:
             raise RuntimeError(f"attempt {attempt} failed")
         return attempt
+
+    @task(autoretry_for=(RuntimeError,), max_retries=2, default_retry_delay=0)
+    def always_fails(key: str) -> None:
+        attempt = int(get_broker().incr(f"{ATTEMPTS}:{key}"))
+        raise RuntimeError(f"attempt {attempt} failed")

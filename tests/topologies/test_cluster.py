@@ -152,3 +152,23 @@ def test_inspect_purge_and_recovery_reach_queues_on_every_master(
     assert {q: control.inspect()["queues"][q]["running"] for q in names} == dict.fromkeys(names, 0)
     assert control.purge() == 12
     assert all(broker.xlen(keys.stream(q, 5)) == 0 for q in names)
+
+
+def test_a_django_tasks_attempts_list_is_written_read_and_forgotten_in_its_slot() -> None:
+    """get_result() reads the record and its attempts list in one pipeline; forget() both."""
+    from django_taskq.tasks_framework import PACKAGE
+
+    if PACKAGE is None:
+        pytest.skip("neither django.tasks nor the django-tasks backport is installed")
+    from django_taskq import AsyncResult
+    from django_taskq.attempts import Attempt
+    from django_taskq.messages import dumps
+    from tests.testapp import jobs
+
+    broker = get_broker()
+    task_id = "django-task-on-a-cluster"
+    record = dumps({"status": "STARTED", "task": jobs.multiply.module_path, "date_done": 1.0})
+    results.store_many([(task_id, record, "STARTED", Attempt('{"w": "a@test"}', 10))])
+    assert jobs.multiply.get_result(task_id).worker_ids == ["a@test"]
+    AsyncResult(task_id).forget()
+    assert broker.exists(keys.result(task_id)) + broker.exists(keys.attempts(task_id)) == 0

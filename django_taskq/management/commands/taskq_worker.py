@@ -117,6 +117,12 @@ class Command(BaseCommand):
             "are interrupted and their messages handed back.",
         )
         parser.add_argument(
+            "--no-graceful-shutdown",
+            action="store_true",
+            help="Shut down cold at the first SIGTERM or Ctrl-C: running tasks are "
+            "interrupted and their messages handed back, to run again on another worker.",
+        )
+        parser.add_argument(
             "--failed-exit-code",
             type=int,
             default=None,
@@ -165,6 +171,7 @@ class Command(BaseCommand):
                 burst=options["burst"],
                 max_tasks=options["max_tasks"],
                 shutdown_timeout=options["shutdown_timeout"],
+                graceful=not options["no_graceful_shutdown"],
                 failed_exit_code=options["failed_exit_code"],
                 empty_exit_code=options["empty_exit_code"],
                 stdout=self.stdout,
