@@ -389,6 +389,23 @@ class AsyncResult:
         self._cache = record
         return record
 
+    def _woken(self, reply: Any) -> dict[str, Any] | None:
+        """The ready record a wake-up carried, else None (read the record again).
+
+        A wake-up from a worker older than this one is the bare ``1``, and
+        one for a state that is not final (STARTED, progress) is not ready:
+        both send the waiter back to read the record and wait again.
+        """
+        if not reply:
+            return None
+        value = reply[1]
+        if value in (b"1", "1"):
+            return None
+        try:
+            return self._ready(value)
+        except (ValueError, AttributeError):  # not a record: read it from its key instead
+            return None
+
     def _slice(self, deadline: float | None, timeout: float | None) -> float | None:
         """Seconds left (None: no timeout); TimeoutError once none are left."""
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -415,8 +432,10 @@ class AsyncResult:
             if record is not None:
                 return record
             # Not a poll: BLPOP returns the moment store_result.lua pushes
-            # to this waiter's list.
-            client.blpop([wakeup_key], timeout=self._block(remaining))
+            # to this waiter's list, and what it pushes is the record.
+            record = self._woken(client.blpop([wakeup_key], timeout=self._block(remaining)))
+            if record is not None:
+                return record
 
     async def _await(self, client: Any, timeout: float | None) -> dict[str, Any]:
         """``_wait()`` on a redis.asyncio client: the same steps, awaited."""
@@ -431,7 +450,10 @@ class AsyncResult:
             record = self._ready((await pipe.execute())[-1])
             if record is not None:
                 return record
-            await client.blpop([wakeup_key], timeout=self._block(remaining))
+            woken = await client.blpop([wakeup_key], timeout=self._block(remaining))
+            record = self._woken(woken)
+            if record is not None:
+                return record
 
     # -- acting --------------------------------------------------------------
     def forget(self) -> None:

@@ -17,8 +17,7 @@ written to a socket, as opposed to failing while connecting: that is what
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -180,23 +179,23 @@ class DeadlineMixin(AbstractConnection):
             value = DeadlineRetry(value)
         self.__dict__["_taskq_retry"] = value
 
-    @contextmanager
-    def _preliminary(self) -> Iterator[None]:
-        self._taskq_preliminary += 1
-        try:
-            yield
-        finally:
-            self._taskq_preliminary -= 1
-
+    # Both run before every command (a connected socket returns at once), so
+    # the preliminary mark is a counter kept by hand, not a context manager.
     def connect_check_health(
         self, check_health: bool = True, retry_socket_connect: bool = True
     ) -> None:
-        with self._preliminary():
+        self._taskq_preliminary += 1
+        try:
             super().connect_check_health(check_health, retry_socket_connect)
+        finally:
+            self._taskq_preliminary -= 1
 
     def check_health(self) -> None:
-        with self._preliminary():
+        self._taskq_preliminary += 1
+        try:
             super().check_health()  # type: ignore[no-untyped-call]
+        finally:
+            self._taskq_preliminary -= 1
 
     def _connect(self) -> Any:
         _observe(written=False)

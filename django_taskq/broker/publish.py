@@ -24,8 +24,10 @@ from typing import Any, TypeVar
 import redis
 
 from django_taskq import codecs, events, states
-from django_taskq.broker import keys, scripts, topology
+from django_taskq.broker import durability, keys, scripts, topology
 from django_taskq.broker.connection import backend_is_broker, get_backend, get_broker
+from django_taskq.broker.deadline import deadline, tracking
+from django_taskq.broker.errors import unavailable
 from django_taskq.conf import taskq_settings
 from django_taskq.messages import Envelope, dumps
 from django_taskq.metrics import counters
@@ -49,9 +51,6 @@ def with_publish_retry(what: str, func: Callable[[], T], *, task_ids: Sequence[s
     interval = float(policy.get("interval_start", 0.1))
     step = float(policy.get("interval_step", 0.2))
     interval_max = float(policy.get("interval_max", 1.0))
-    from django_taskq.broker.deadline import tracking
-    from django_taskq.broker.errors import unavailable
-
     started = time.monotonic()
     attempts = 0
     with publish_deadline() as end, tracking() as progress:
@@ -83,8 +82,6 @@ def publish_deadline() -> AbstractContextManager[float]:
     round trip for one call (the message, then PENDING records on a separate
     result Redis) opens it around all of them, so they share the bound.
     """
-    from django_taskq.broker.deadline import deadline
-
     return deadline(float(taskq_settings.PUBLISH_TIMEOUT))
 
 
@@ -333,8 +330,6 @@ def one_command(client: redis.Redis, envelope: Envelope) -> bool:
     (TASKQ_BROKER_MIN_REPLICAS): then ``publish()`` sends the call without
     a pipeline, which costs a producer a good part of its Python time.
     """
-    from django_taskq.broker import durability
-
     return (
         (envelope.ignore_result or pending_in_script(client, envelope) or not backend_is_broker())
         and not registration_due(client, envelope.queue)
@@ -419,8 +414,6 @@ def run_pipeline(
 def _execute(
     client: redis.Redis, build: Callable[[Any], object], raise_on_error: bool
 ) -> list[Any]:
-    from django_taskq.broker import durability
-
     pipe = client.pipeline(transaction=False)
     build(pipe)
     replicas, timeout_ms = durability.wanted()  # TASKQ_BROKER_MIN_REPLICAS, 0 by default

@@ -165,3 +165,23 @@ def test_waiter_sets_its_own_wakeup_list(broker: Any) -> None:
     assert member.decode().startswith(keys.wakeup("own", ""))
     store_state("own", states.SUCCESS, 1)
     assert done.wait(5)
+
+
+def test_a_waiter_woken_by_a_final_state_reads_nothing_more(broker: Any) -> None:
+    """The wake-up carries the record: get() is one read and one BLPOP, not a read after it."""
+    from tests.e2e.test_aget import _blocked, _calls
+
+    gets, blpops, blocked = _calls(broker, "get"), _calls(broker, "blpop"), _blocked(broker)
+    values: list[Any] = []
+    waiter = threading.Thread(target=lambda: values.append(AsyncResult("carried").get(10)))
+    waiter.start()
+    end = time.monotonic() + 10
+    while _blocked(broker) <= blocked:  # Redis's own report: the waiter's BLPOP blocks
+        assert time.monotonic() < end, "the waiter never blocked"
+        time.sleep(0.01)
+    store_state("carried", states.SUCCESS, 42)
+    waiter.join(10)
+    assert values == [42]
+    assert _calls(broker, "blpop") - blpops == 1
+    # The waiter's one GET before it blocked, and store_result.lua's own.
+    assert _calls(broker, "get") - gets == 1 + 1

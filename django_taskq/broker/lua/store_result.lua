@@ -28,8 +28,9 @@
 -- go together.
 -- A waiter adds its list to the set before it reads the result; this writes
 -- the result (and the attempt) before it reads the set, in one atomic step,
--- so no wake-up is missed and a woken reader finds both. The wake-up lists
--- share the task's tag (keys.wakeup).
+-- so no wake-up is missed and a woken reader finds both. The wake-up is the
+-- record itself, so a waiter woken by a final state needs no second read.
+-- The wake-up lists share the task's tag (keys.wakeup).
 --
 -- Returns one item a record: 1 when stored, else the record that was kept.
 
@@ -67,7 +68,7 @@ while a <= #ARGV do
       redis.call('PEXPIRE', attempts, ttl)
     end
     for _, list in ipairs(redis.call('SMEMBERS', waiters)) do
-      redis.call('RPUSH', list, 1)
+      redis.call('RPUSH', list, record)
       redis.call('PEXPIRE', list, 60000)
     end
     out[#out + 1] = 1
