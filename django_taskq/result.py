@@ -1,11 +1,13 @@
 """Task results: ``AsyncResult`` to read and wait for them, and how they are stored.
 
 A result is a JSON record under ``<prefix>:r:<task id>`` with a TTL of
-``TASKQ_RESULT_EXPIRES``. ``get()`` never sleep-polls: it adds a wake-up
-list of its own to the task's waiters set, reads the record, and if it is
-not ready blocks on that list, which the worker pushes to in the same
-atomic step that stores a state (store_result.lua), so it wakes within a
-millisecond of the result. ``await aget()`` takes the same steps with a
+``TASKQ_RESULT_EXPIRES``. ``get()`` never sleep-polls, and waits in one
+round trip: a pipeline adds a wake-up list of its own to the task's waiters
+set (wait_result.lua, which pushes the record to that list at once if the
+task has finished) and blocks on the list (BLPOP). The worker pushes the
+record to it in the same atomic step that stores a state
+(store_result.lua), so it wakes within a millisecond of the result, with
+the record in hand. ``await aget()`` takes the same steps with a
 redis.asyncio client of the running loop (broker/aio.py).
 """
 
@@ -20,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django_taskq import states
-from django_taskq.broker import errors, keys
+from django_taskq.broker import errors, keys, scripts
 from django_taskq.broker.connection import get_backend
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import (
@@ -363,22 +365,24 @@ class AsyncResult:
             return rebuild_exception(record.get("result"))
         return record.get("result")
 
-    # The waiting protocol, shared by get() and aget(): register this call's
-    # wake-up list in the waiters set and read the record in one round trip,
-    # then block on the list if the record is not ready.
+    # The waiting protocol, shared by get() and aget(): one pipeline that
+    # registers this call's wake-up list in the waiters set (pushing the record
+    # to it at once when it is ready) and blocks on that list. The script goes
+    # by EVAL, not EVALSHA: a Redis that lost its scripts would otherwise fail
+    # it only after the BLPOP beside it had blocked a whole slice.
     def _wakeup_key(self) -> str:
         """A wake-up list of this call's own, so any number of waiters all wake."""
         return keys.wakeup(self.id, uuid.uuid4().hex)
 
-    def _queue_register(self, pipe: Any, wakeup_key: str, remaining: float | None) -> None:
-        """Queue on ``pipe``: add ``wakeup_key`` to the waiters set, then read the record."""
+    def _queue_wait(self, pipe: Any, wakeup_key: str, remaining: float | None) -> None:
+        """Queue on ``pipe``: register ``wakeup_key`` (wait_result.lua), then BLPOP on it."""
         result_key, waiters_key = keys.result_keys(self.id)
-        pipe.sadd(waiters_key, wakeup_key)
-        pipe.pexpire(waiters_key, int(((remaining or BLOCK_SLICE) + 5) * 1000))
-        pipe.get(result_key)
+        ttl = int(((remaining or BLOCK_SLICE) + 5) * 1000)
+        pipe.eval(scripts.source("wait_result"), 3, result_key, waiters_key, wakeup_key, ttl)
+        pipe.blpop([wakeup_key], timeout=self._block(remaining))
 
     def _ready(self, raw: bytes | None) -> dict[str, Any] | None:
-        """The record read by ``_queue_register`` if it is ready (then cached), else None."""
+        """``raw`` as a record if it is ready (then cached), else None."""
         if raw is None:
             return None
         record: dict[str, Any] = loads(raw)
@@ -427,13 +431,11 @@ class AsyncResult:
         while True:
             remaining = self._slice(deadline, timeout)
             pipe = client.pipeline(transaction=False)
-            self._queue_register(pipe, wakeup_key, remaining)
-            record = self._ready(pipe.execute()[-1])
-            if record is not None:
-                return record
-            # Not a poll: BLPOP returns the moment store_result.lua pushes
-            # to this waiter's list, and what it pushes is the record.
-            record = self._woken(client.blpop([wakeup_key], timeout=self._block(remaining)))
+            self._queue_wait(pipe, wakeup_key, remaining)
+            # Not a poll: the BLPOP returns the moment a ready record is pushed
+            # to this waiter's list (by wait_result.lua, or by store_result.lua
+            # when the state is stored), and what is pushed is the record.
+            record = self._woken(pipe.execute()[-1])
             if record is not None:
                 return record
 
@@ -446,12 +448,8 @@ class AsyncResult:
         while True:
             remaining = self._slice(deadline, timeout)
             pipe = client.pipeline(transaction=False)
-            self._queue_register(pipe, wakeup_key, remaining)
-            record = self._ready((await pipe.execute())[-1])
-            if record is not None:
-                return record
-            woken = await client.blpop([wakeup_key], timeout=self._block(remaining))
-            record = self._woken(woken)
+            self._queue_wait(pipe, wakeup_key, remaining)
+            record = self._woken((await pipe.execute())[-1])
             if record is not None:
                 return record
 

@@ -79,7 +79,7 @@ def _unavailable(exc: BaseException) -> redis.ConnectionError:
 
 
 class TaskqClusterPipeline(ClusterPipeline):
-    """A cluster pipeline that runs EVALSHA and PUBLISH, and honours barriers (module doc)."""
+    """A cluster pipeline that runs EVALSHA, EVAL and PUBLISH, and honours barriers (module doc)."""
 
     _taskq_barriers: list[int]
     _taskq_wait: tuple[int, int] | None
@@ -102,6 +102,13 @@ class TaskqClusterPipeline(ClusterPipeline):
         slot = key_slot(first.encode() if isinstance(first, str) else first)
         node = self.nodes_manager.get_node_from_slot(slot)
         return self._queue("EVALSHA", sha, numkeys, *keys_and_args, target_nodes=node)
+
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+        """Queue EVAL (``AsyncResult.get()``'s wait_result.lua), routed as ``evalsha()`` is."""
+        first = keys_and_args[0]
+        slot = key_slot(first.encode() if isinstance(first, str) else first)
+        node = self.nodes_manager.get_node_from_slot(slot)
+        return self._queue("EVAL", script, numkeys, *keys_and_args, target_nodes=node)
 
     def publish(self, channel: Any, message: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Queue PUBLISH, sent after everything queued before it."""

@@ -72,8 +72,9 @@ def _store(task_id: str, status: str, result: Any, **extra: Any) -> None:
 
 
 def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> None:
-    """One BLPOP, one GET before it: no polling, and the wake-up carries the record."""
+    """One pipeline (wait_result.lua, BLPOP): no polling, and the wake-up carries the record."""
     blpops, gets, blocked = _calls(broker, "blpop"), _calls(broker, "get"), _blocked(broker)
+    evals = _calls(broker, "eval")
     multis = _calls(broker, "multi")
 
     async def scenario() -> Any:
@@ -86,7 +87,8 @@ def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> Non
     assert asyncio.run(scenario()) == {"value": 42}
     assert time.monotonic() - started < 5  # woken, not at the end of a 5 s slice
     assert _calls(broker, "blpop") - blpops == 1
-    # The aget's one GET (before the BLPOP) and store_result.lua's own.
+    assert _calls(broker, "eval") - evals == 1
+    # wait_result.lua's GET (before the BLPOP) and store_result.lua's own.
     assert _calls(broker, "get") - gets == 1 + 1
     assert _calls(broker, "multi") == multis  # a plain pipeline, no transaction
 

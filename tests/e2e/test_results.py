@@ -168,10 +168,11 @@ def test_waiter_sets_its_own_wakeup_list(broker: Any) -> None:
 
 
 def test_a_waiter_woken_by_a_final_state_reads_nothing_more(broker: Any) -> None:
-    """The wake-up carries the record: get() is one read and one BLPOP, not a read after it."""
+    """get() waits in one pipeline, and the wake-up carries the record: no read after it."""
     from tests.e2e.test_aget import _blocked, _calls
 
     gets, blpops, blocked = _calls(broker, "get"), _calls(broker, "blpop"), _blocked(broker)
+    evals = _calls(broker, "eval")
     values: list[Any] = []
     waiter = threading.Thread(target=lambda: values.append(AsyncResult("carried").get(10)))
     waiter.start()
@@ -183,5 +184,27 @@ def test_a_waiter_woken_by_a_final_state_reads_nothing_more(broker: Any) -> None
     waiter.join(10)
     assert values == [42]
     assert _calls(broker, "blpop") - blpops == 1
-    # The waiter's one GET before it blocked, and store_result.lua's own.
+    assert _calls(broker, "eval") - evals == 1  # wait_result.lua, in the BLPOP's pipeline
+    # wait_result.lua's GET before the BLPOP blocked, and store_result.lua's own.
     assert _calls(broker, "get") - gets == 1 + 1
+
+
+def test_a_finished_task_is_read_in_one_round_trip(broker: Any) -> None:
+    """A final record is pushed to the waiter's list by wait_result.lua: BLPOP returns it."""
+    from tests.e2e.test_aget import _calls
+
+    store_state("done-before", states.SUCCESS, 5)
+    blpops, started = _calls(broker, "blpop"), time.monotonic()
+    assert AsyncResult("done-before").get(timeout=10) == 5
+    assert time.monotonic() - started < 4  # not at the end of a 5 s slice
+    assert _calls(broker, "blpop") - blpops == 1
+
+
+def test_a_stale_wake_up_of_an_older_worker_is_read_again(broker: Any) -> None:
+    """A bare ``1`` (a worker of a version before the record was pushed) still ends the wait."""
+    result = AsyncResult("older-worker")
+    key = result._wakeup_key()
+    result._wakeup_key = lambda: key  # type: ignore[method-assign]
+    broker.rpush(key, 1)
+    store_state("older-worker", states.SUCCESS, "read again")
+    assert result.get(timeout=10) == "read again"
