@@ -393,6 +393,13 @@ class AsyncResult:
         self._cache = record
         return record
 
+    def _ready_or_none(self, raw: Any) -> dict[str, Any] | None:
+        """The record wait_result.lua read, if ready: a last check after a wait that timed out."""
+        try:
+            return self._ready(raw)
+        except (ValueError, AttributeError):
+            return None
+
     def _woken(self, reply: Any) -> dict[str, Any] | None:
         """The ready record a wake-up carried, else None (read the record again).
 
@@ -435,7 +442,8 @@ class AsyncResult:
             # Not a poll: the BLPOP returns the moment a ready record is pushed
             # to this waiter's list (by wait_result.lua, or by store_result.lua
             # when the state is stored), and what is pushed is the record.
-            record = self._woken(pipe.execute()[-1])
+            read, woken = pipe.execute()
+            record = self._woken(woken) or self._ready_or_none(read)
             if record is not None:
                 return record
 
@@ -449,7 +457,8 @@ class AsyncResult:
             remaining = self._slice(deadline, timeout)
             pipe = client.pipeline(transaction=False)
             self._queue_wait(pipe, wakeup_key, remaining)
-            record = self._woken((await pipe.execute())[-1])
+            read, woken = await pipe.execute()
+            record = self._woken(woken) or self._ready_or_none(read)
             if record is not None:
                 return record
 

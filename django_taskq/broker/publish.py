@@ -46,11 +46,6 @@ def with_publish_retry(what: str, func: Callable[[], T], *, task_ids: Sequence[s
     no retry starts once it is spent. Then BrokerUnavailable is raised,
     carrying ``task_ids`` and whether an attempt may have reached Redis.
     """
-    policy = taskq_settings.PUBLISH_RETRY or {}
-    max_retries = int(policy.get("max_retries", 3))
-    interval = float(policy.get("interval_start", 0.1))
-    step = float(policy.get("interval_step", 0.2))
-    interval_max = float(policy.get("interval_max", 1.0))
     started = time.monotonic()
     attempts = 0
     with publish_deadline() as end, tracking() as progress:
@@ -58,6 +53,12 @@ def with_publish_retry(what: str, func: Callable[[], T], *, task_ids: Sequence[s
             try:
                 return func()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if not attempts:  # read only when needed: most sends never fail
+                    policy = taskq_settings.PUBLISH_RETRY or {}
+                    max_retries = int(policy.get("max_retries", 3))
+                    interval = float(policy.get("interval_start", 0.1))
+                    step = float(policy.get("interval_step", 0.2))
+                    interval_max = float(policy.get("interval_max", 1.0))
                 attempts += 1
                 # Retry only if the wait still leaves time for an attempt.
                 if attempts > max_retries or end - time.monotonic() <= interval:

@@ -208,3 +208,11 @@ def test_a_stale_wake_up_of_an_older_worker_is_read_again(broker: Any) -> None:
     broker.rpush(key, 1)
     store_state("older-worker", states.SUCCESS, "read again")
     assert result.get(timeout=10) == "read again"
+
+
+def test_a_record_written_with_other_json_spacing_is_read_at_once(broker: Any) -> None:
+    """A finished record not written as django_taskq writes them (a 0.1 one) still ends the wait."""
+    broker.set(keys.result("spaced"), '{"status": "SUCCESS", "result": 3}', px=60_000)
+    started = time.monotonic()
+    assert AsyncResult("spaced").get(timeout=10) == 3
+    assert time.monotonic() - started < 4  # pushed by wait_result.lua, not a 5 s slice

@@ -17,6 +17,13 @@ redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
 local current = redis.call('GET', KEYS[1])
 if current then
   local state = string.match(current, '^{"status":"([^"]*)"')
+  if not state then
+    -- Not as django_taskq writes records (one kept from 0.1, say): parse it.
+    local ok, decoded = pcall(cjson.decode, current)
+    if ok and type(decoded) == 'table' and type(decoded['status']) == 'string' then
+      state = decoded['status']
+    end
+  end
   if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED' then
     redis.call('RPUSH', KEYS[3], current)
     redis.call('PEXPIRE', KEYS[3], 60000)
