@@ -189,7 +189,7 @@ class Curves:
                             "done": done,
                             "at": now,
                             "rss_kib": rss["worker"],
-                            "rss_total_kib": sum(rss.values()),
+                            "rss_children_kib": sum(rss.values()) - rss["worker"],
                             "pss_kib": worker.pss_kib(),
                         }
                     )
@@ -430,9 +430,9 @@ def table(report: dict[str, Any]) -> str:
                 ]
             )
         lines += _md(rows)
-        lines += ["", "Worker memory during the drain (MiB; RSS of the worker process, PSS of it "
-                  "and its children):", ""]  # fmt: skip
-        rows = [["settings", "done", "RSS", "PSS"]]
+        lines += ["", "Worker memory during the drain (MiB; RSS of the worker process and of "
+                  "its children (the history recorder), PSS of them all):", ""]  # fmt: skip
+        rows = [["settings", "done", "RSS worker", "RSS children", "PSS"]]
         for r in report["drain"]:
             for s in r["samples"]:
                 rows.append(
@@ -440,18 +440,20 @@ def table(report: dict[str, Any]) -> str:
                         r["config"],
                         f"{s['done']:,}",
                         f"{s['rss_kib'] / 1024:.1f}",
+                        f"{s['rss_children_kib'] / 1024:.1f}",
                         f"{s['pss_kib'] / 1024:.1f}",
                     ]
                 )
         lines += _md(rows)
     if report.get("eta"):
         lines += ["", "ETA lateness (ran - ETA), ms:", ""]
-        rows = [["N", "window", "early", "p50", "p90", "p99", "p99.9", "max", "load"]]
+        rows = [["N", "window", "all sent", "early", "p50", "p90", "p99", "p99.9", "max", "load"]]
         for r in report["eta"]:
             rows.append(
                 [
                     f"{r['tasks']:,}",
                     f"{r['window_s']:g} s",
+                    f"{r['sent_before_first_due_s']:.0f} s before the 1st ETA",
                     f"**{r['early']}**",
                     f"{r['p50_ms']:.1f}",
                     f"{r['p90_ms']:.1f}",
@@ -526,7 +528,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=None,
         help="Seconds from the first send to the first ETA; all must be sent by then "
-        "(default 5 + N / 10,000).",
+        "(default 5 + N / 4,000: 255 s for 10^6).",
     )
     parser.add_argument(
         "--eta-config", default="off", help="Worker settings of the ETA part (default off)."
@@ -555,7 +557,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.eta_window is None:
         args.eta_window = max(5.0, args.eta_tasks / 8_333)
     if args.eta_lead is None:
-        args.eta_lead = 5 + args.eta_tasks / 10_000
+        args.eta_lead = 5 + args.eta_tasks / 4_000
     for name, given, allowed in (
         ("--parts", args.parts, PARTS),
         ("--kinds", args.kinds, KINDS),
