@@ -465,7 +465,7 @@ def table(report: dict[str, Any]) -> str:
             rows.append(
                 [
                     f"{r['tasks']:,}",
-                    f"{r['window_s']:g} s",
+                    f"{r['window_s']:.4g} s",
                     f"{r['sent_before_first_due_s']:.0f} s before the 1st ETA",
                     f"**{r['early']}**",
                     f"{r['p50_ms']:.1f}",
