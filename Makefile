@@ -1,4 +1,4 @@
-.PHONY: demo test build demo-wheel faults bench bench-peers lint
+.PHONY: demo test build demo-wheel faults bench bench-curves bench-peers lint
 
 # The virtualenv's Python once scripts/demo or scripts/test has made it.
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
@@ -34,6 +34,12 @@ faults:
 # make bench BENCH_ARGS="--quick"   or   make bench PYTHON=.venv/bin/python
 bench:
 	$(PYTHON) -m benchmarks.bench $(BENCH_ARGS)
+
+# Cost as work grows: Redis bytes per task, drain rate, ETA lateness and worker
+# memory at 10^4..10^6 tasks, and 1/10/100 queues on one worker (about 20 minutes;
+# docs/benchmarks.md, "Cost as work grows").  make bench-curves CURVES_ARGS="--quick"
+bench-curves:
+	$(PYTHON) -m benchmarks.curves $(CURVES_ARGS)
 
 # django_taskq side by side with Celery, Huey, Dramatiq and RQ: builds .venv-peers
 # from benchmarks/peers/requirements.txt if needed, runs every system (defaults and

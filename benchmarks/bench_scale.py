@@ -215,20 +215,7 @@ class ScalingBench:
 
     def queued(self, queues: list[str]) -> tuple[int, int]:
         """Messages waiting and fetched-not-acked over every queue."""
-        from django_taskq.broker import keys
-
-        pipe = self.client.pipeline(transaction=False)
-        for queue in queues:
-            stream = keys.stream(queue, PRIORITY)
-            pipe.xlen(stream)
-            pipe.xpending(stream, keys.GROUP)
-        replies = pipe.execute(raise_on_error=False)
-        waiting = sum(int(r) for r in replies[0::2] if isinstance(r, int))
-        pending = 0
-        for reply in replies[1::2]:
-            # No group yet (no worker read that queue) counts as nothing pending.
-            pending += int(reply.get("pending", 0)) if isinstance(reply, dict) else 0
-        return waiting, pending
+        return queued(self.client, queues)
 
     def cell(self, queue_count: int, worker_count: int) -> dict[str, Any]:
         n = self.tasks
@@ -299,6 +286,28 @@ class ScalingBench:
             "samples": len(samples),
             "loadavg_1m": round(load, 2),
         }
+
+
+def queued(client: Any, queues: list[str]) -> tuple[int, int]:
+    """Messages waiting and fetched-not-acked in ``queues`` (their priority-PRIORITY streams).
+
+    One stream a queue: every benchmark task is sent at PRIORITY, and a
+    poll stays two commands a queue (it runs every 50 ms during a drain).
+    """
+    from django_taskq.broker import keys
+
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        stream = keys.stream(queue, PRIORITY)
+        pipe.xlen(stream)
+        pipe.xpending(stream, keys.GROUP)
+    replies = pipe.execute(raise_on_error=False)
+    waiting = sum(int(r) for r in replies[0::2] if isinstance(r, int))
+    pending = 0
+    for reply in replies[1::2]:
+        # No group yet (no worker read that stream) counts as nothing pending.
+        pending += int(reply.get("pending", 0)) if isinstance(reply, dict) else 0
+    return waiting, pending
 
 
 class Sample(NamedTuple):
