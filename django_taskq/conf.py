@@ -135,7 +135,7 @@ DEFAULTS: dict[str, Any] = {
     # Rows kept at most (the oldest go first); None for no cap.
     "HISTORY_MAX_ROWS": 1_000_000,
     # Stream entries the recorder reads and writes per batch (per queue).
-    "HISTORY_BATCH": 500,
+    "HISTORY_BATCH": 2000,
     # --- task events ------------------------------------------------------
     # Write task events (sent, started, progress, succeeded, ...) to each
     # queue's capped events stream, in the writes producers and workers

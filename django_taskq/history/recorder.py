@@ -172,6 +172,7 @@ class Recorder:
             self._pause()
             return
         self.reader.ack(entries)
+        self.reader.observed(len(entries), written.events + written.dropped)
         self.backoff = BACKOFF_FIRST
         self.events += written.events
         self.rows += written.rows

@@ -30,7 +30,7 @@ from tests.history.helpers import T0, ended, progress, sent, started
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TASKS = int(os.environ.get("TASKS", "10000"))
-BATCH = int(os.environ.get("BATCH", "500"))
+BATCH = int(os.environ.get("BATCH", "2000"))
 
 
 def _fill(broker: Any) -> int:
@@ -71,7 +71,7 @@ def test_recorder_throughput(broker: Any) -> None:
     from django.db import connection
 
     print(
-        f"\n{connection.vendor}: {total} events of {TASKS} tasks, batch {BATCH} entries: "
+        f"\n{connection.vendor}: {total} events of {TASKS} tasks, batch {BATCH} events: "
         f"{elapsed:.2f} s, {total / elapsed:,.0f} events/s, {recorder.rows / elapsed:,.0f} "
         f"row writes/s ({recorder.rows} row writes)"
     )

@@ -77,7 +77,7 @@ def _pending(broker: Any) -> int:
 def test_what_a_dead_recorder_read_is_read_back(broker: Any, start_recorder: Any) -> None:
     emit(broker, "default", [sent("a"), ended("succeeded", "a")])
     # A recorder that read the entry and died before writing it.
-    crashed = EventReader(broker, count=10, block_ms=10)
+    crashed = EventReader(broker, budget=1000, block_ms=10)
     crashed.refresh()
     crashed.backlog = False
     assert len(crashed.read()) == 1 and _pending(broker) == 1
@@ -163,3 +163,34 @@ def test_on_cluster_and_sentinel(topology: Any, start_recorder: Any) -> None:
         "t3": "video",
         "late": "video",
     }
+
+
+def test_a_batch_holds_about_the_event_budget_whatever_an_entry_holds(broker: Any) -> None:
+    """Entries of 128 events are read two at a time, entries of one event hundreds at a time."""
+    for n in range(20):  # 20 flushes of 128 finished tasks each
+        emit(broker, "default", [ended("succeeded", f"f{n}-{i}") for i in range(128)])
+    reader = EventReader(broker, budget=300, block_ms=10)
+    reader.refresh()
+    reader.backlog = False
+    first = reader.read()
+    assert len(first) == 2  # the first guess: 128 events an entry
+    reader.observed(len(first), 256)
+    assert len(reader.read()) == 2
+    # Entries of one event each (producers' ``sent``): the count follows.
+    for n in range(400):
+        emit(broker, "reports", [sent(f"s{n}")], worker=None)
+    reader.refresh()
+    reader.observed(2, 2)  # a batch of two one-event entries
+    assert reader.count == 150  # 300 events over 2 streams
+    many = [e for e in reader.read() if e.queue == "reports"]
+    assert len(many) == 150
+
+
+def test_a_small_budget_still_records_everything(broker: Any, start_recorder: Any) -> None:
+    for n in range(10):
+        emit(broker, "default", [sent(f"k{n}-{i}") for i in range(50)], worker=None)
+        emit(broker, "default", [ended("succeeded", f"k{n}-{i}") for i in range(50)])
+    recorder = start_recorder(batch=60)
+    wait_for(lambda: TaskRecord.objects.filter(state="SUCCESS").count() == 500)
+    wait_for(lambda: _pending(broker) == 0, what="ack")
+    assert recorder.reader.per_entry == 50.0

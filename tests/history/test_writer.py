@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def read_all(broker: Any) -> list[Any]:
-    reader = EventReader(broker, count=1000, block_ms=10)
+    reader = EventReader(broker, budget=1_000_000, block_ms=10)
     reader.refresh()
     reader.backlog = False
     return reader.read()
