@@ -237,6 +237,11 @@ def main() -> None:
         metavar="ROUNDS",
         help="instead: time ROUNDS interleaved native drains of --large tasks per setting",
     )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep callgrind's profiles in DIR (read them with callgrind_annotate)",
+    )
     parser.add_argument("--drain", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fill", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -262,7 +267,9 @@ def main() -> None:
     per_task: dict[str, list[float]] = {s: [] for s in chosen}
     redis_us: dict[str, list[float]] = {s: [] for s in chosen}
     try:
-        with tempfile.TemporaryDirectory(prefix="taskq-cost-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="taskq-cost-") as scratch:
+            tmp = args.keep or scratch
+            Path(tmp).mkdir(parents=True, exist_ok=True)
             if args.native:
                 for setting in chosen:
                     native(server.url, setting, args.large)

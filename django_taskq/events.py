@@ -308,6 +308,15 @@ def entries(events: Iterable[Event]) -> list[str]:
     return [encode(batch[i : i + ENTRY_LIMIT]) for i in range(0, len(batch), ENTRY_LIMIT)]
 
 
+def text_entries(texts: list[str]) -> list[str]:
+    """``entries()`` of events that are JSON text already (a worker's flush: no check per event)."""
+    if len(texts) <= ENTRY_LIMIT:
+        return ["[" + ",".join(texts) + "]"]
+    return [
+        "[" + ",".join(texts[i : i + ENTRY_LIMIT]) + "]" for i in range(0, len(texts), ENTRY_LIMIT)
+    ]
+
+
 def queue_xadd(pipe: Any, key: str, events: Iterable[Event], *, worker: str | None = None) -> None:
     """Queue the XADD of ``events``: one entry per ENTRY_LIMIT events, with the ``worker``.
 

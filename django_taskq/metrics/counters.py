@@ -75,7 +75,9 @@ _BUCKETS = len(BUCKETS) + 1  # the last is +Inf
 _RUNTIME = len(_COUNTED)  # first runtime bucket slot
 _WAIT = _RUNTIME + _BUCKETS  # first wait bucket slot
 _SUMS = _WAIT + _BUCKETS  # runtime sum, then wait sum
+_SUMS_WAIT = _SUMS + 1
 _WIDTH = _SUMS + 2
+_find = bisect.bisect_left
 _BOUNDS = (*(repr(b) for b in BUCKETS), INF)
 
 
@@ -114,7 +116,11 @@ class Batch:
         runtime: float | None,
         wait: float | None,
     ) -> None:
-        """Count one settled message: received, and (if it ran) started, its times, its end."""
+        """Count one settled message: received, and (if it ran) started, its times, its end.
+
+        Runs for every task a worker ends, so it reads module constants
+        only (``_find`` is ``bisect.bisect_left`` without the attribute read).
+        """
         row = self.series.get((queue, task, worker))
         if row is None:
             row = self._row((queue, task, worker))
@@ -123,12 +129,13 @@ class Batch:
             row[_SLOT[metric]] += 1
         if runtime is None:
             return
-        wait = wait or 0.0
+        if wait is None:
+            wait = 0.0
         row[1] += 1  # started
-        row[_RUNTIME + bisect.bisect_left(BUCKETS, runtime)] += 1
-        row[_WAIT + bisect.bisect_left(BUCKETS, wait)] += 1
+        row[_RUNTIME + _find(BUCKETS, runtime)] += 1
+        row[_WAIT + _find(BUCKETS, wait)] += 1
         row[_SUMS] += runtime
-        row[_SUMS + 1] += wait
+        row[_SUMS_WAIT] += wait
 
     def merge(self, other: Batch) -> None:
         """Add ``other``'s counts (a flush that failed, to be written with the next)."""

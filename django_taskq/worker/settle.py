@@ -70,8 +70,8 @@ class Writes:
     publish: list[tuple[Envelope, str | bytes, str | None]] = field(default_factory=list)
     dead: list[tuple[ops.Delivery, str]] = field(default_factory=list)
     acks: dict[str, list[str]] = field(default_factory=lambda: collections.defaultdict(list))
-    #: queue -> events of this flush, in the order they happened
-    events: dict[str, list[events.Event]] = field(default_factory=dict)
+    #: queue -> events of this flush (each its JSON text), in the order they happened
+    events: dict[str, list[str]] = field(default_factory=dict)
     counts: counters.Batch = field(default_factory=counters.Batch)
     #: unique keys to give up or keep (broker/unique.py), after the acks
     releases: list[tuple[str, str, int]] = field(default_factory=list)
@@ -141,6 +141,7 @@ _UNTIMED = '%s%s,"n":%s,"ts":%d,"rcv":%d,"dc":%d'
 _SUCCEEDED = (
     _HEADS[events.SUCCEEDED] + '%s,"n":%s,"ts":%d,"rcv":%d,"dc":%d,"st":%d,"rt":%d,"res":%s}'
 )
+_quote = events.quote
 #: Task name -> its JSON string: a worker runs few names, each many times.
 _QUOTED_NAMES: dict[str, str] = {}
 #: Names kept at most (a worker sees only its registered names, and a few bad ones).
@@ -172,27 +173,10 @@ def final_event(
     """The event that ends a message (what, when, its timings, and why), as JSON text.
 
     Built as text by one format, not as a dict to encode later: it is
-    written for every task a worker runs (docs/benchmarks.md). A first-try
-    success outside a group, the common case, is the whole event in one
-    format; the task's name is quoted once per name, not once per task.
+    written for every task a worker ends (docs/benchmarks.md). The common
+    case, a first-try success outside a group, is ``succeeded_event()``.
     """
     quote = events.quote
-    if (
-        kind == events.SUCCEEDED
-        and started is not None
-        and not envelope.retries
-        and not envelope.group_id
-    ):
-        return _SUCCEEDED % (
-            quote(str(envelope.id)),
-            _QUOTED_NAMES.get(envelope.task) or _quoted_name(envelope.task),
-            now * 1000,
-            delivery.received * 1000,
-            deliveries,
-            started * 1000,
-            outcome.runtime * 1_000_000,
-            quote(events.short_repr(outcome.value, repr_limit)),
-        )
     head = _HEADS.get(kind) or f'{{"k":{quote(kind)},"id":'
     if started is not None:
         text = _TIMED % (
@@ -232,6 +216,41 @@ def final_event(
     if extra:
         text += "," + events.encode([extra])[2:-2]
     return text + "}"
+
+
+def succeeded_event(
+    delivery: ops.Delivery,
+    envelope: Envelope,
+    outcome: Outcome,
+    started: float,
+    deliveries: int,
+    repr_limit: int,
+) -> str | None:
+    """The whole event of a first-try success outside a group, in one format; else None.
+
+    The common case of every worker, so it is one format with positional
+    arguments; what it returns is the event ``final_event()`` would build
+    (tests/events/test_final_event.py). The task's name is quoted once per
+    name, not once per task.
+    """
+    if envelope.retries or envelope.group_id:
+        return None
+    try:
+        shown = repr(outcome.value)
+    except Exception:  # a __repr__ that raises: short_repr() says so
+        shown = events.short_repr(outcome.value, repr_limit)
+    if len(shown) > repr_limit:
+        shown = events.short_repr(outcome.value, repr_limit)
+    return _SUCCEEDED % (
+        _quote(envelope.id),
+        _QUOTED_NAMES.get(envelope.task) or _quoted_name(envelope.task),
+        time.time() * 1000,
+        delivery.received * 1000,
+        deliveries,
+        started * 1000,
+        outcome.runtime * 1_000_000,
+        _quote(shown),
+    )
 
 
 class Settler:
@@ -310,21 +329,32 @@ class Settler:
         release = None
         if envelope.headers:  # tasks without headers (most) pay this check only
             release = unique.release_of(envelope, outcome.state, republish)
-        kind, metric = ending(outcome, dead, expired)
+        # Task events and counters (DESIGN 16, 17), for every task a worker
+        # ends: the common success takes the short way (succeeded_event()).
         event = None
-        if self.events:
-            event = final_event(
-                kind,
-                delivery,
-                envelope,
-                outcome,
-                now=time.time(),
-                started=started,
-                deliveries=deliveries,
-                reason=dead,
-                republish=republish,
-                repr_limit=self.repr_limit,
-            )
+        metric = None
+        if self.events or self.metrics:
+            if dead is None and outcome.state == states.SUCCESS:
+                kind, metric = events.SUCCEEDED, counters.SUCCEEDED
+                if self.events and started is not None:
+                    event = succeeded_event(
+                        delivery, envelope, outcome, started, deliveries, self.repr_limit
+                    )
+            else:
+                kind, metric = ending(outcome, dead, expired)
+            if self.events and event is None:
+                event = final_event(
+                    kind,
+                    delivery,
+                    envelope,
+                    outcome,
+                    now=time.time(),
+                    started=started,
+                    deliveries=deliveries,
+                    reason=dead,
+                    republish=republish,
+                    repr_limit=self.repr_limit,
+                )
         queue = delivery.queue
         with self.lock:
             w = self.writes
@@ -335,20 +365,21 @@ class Settler:
                 else:
                     found.append(event)
             if self.metrics:
-                wait = None
-                if started is not None:
+                if started is None:
+                    w.counts.task_ended(queue, envelope.task, self.hostname, metric, None, None)
+                else:
                     since = envelope.sent_at
-                    if envelope.eta is not None and envelope.eta > since:
-                        since = envelope.eta
-                    wait = max(0.0, started - since)
-                w.counts.task_ended(
-                    queue,
-                    envelope.task,
-                    self.hostname,
-                    metric,
-                    outcome.runtime if started is not None else None,
-                    wait,
-                )
+                    eta = envelope.eta
+                    if eta is not None and eta > since:
+                        since = eta
+                    w.counts.task_ended(
+                        queue,
+                        envelope.task,
+                        self.hostname,
+                        metric,
+                        outcome.runtime,
+                        started - since if started > since else 0.0,
+                    )
             if attempt is not None and record is not None:
                 w.records.append((envelope.id, record, outcome.state, attempt))
             elif record is not None:
@@ -399,7 +430,7 @@ class Settler:
                     "msg": reason,
                     "exc": "django_taskq.exceptions.DecodeError",
                 }
-                w.events.setdefault(queue, []).append(event)
+                w.events.setdefault(queue, []).append(events.encode_one(event))
             if self.metrics:
                 w.counts.task_ended(queue, name, self.hostname, counters.REJECTED, None, None)
             if task_id:
@@ -447,7 +478,7 @@ class Settler:
         if envelope.retries:
             event["rty"] = envelope.retries
         with self.lock:
-            self.writes.events.setdefault(delivery.queue, []).append(event)
+            self.writes.events.setdefault(delivery.queue, []).append(events.encode_one(event))
             self.writes.touch()
 
     def ack(self, delivery: ops.Delivery) -> None:
@@ -541,7 +572,7 @@ def _write(w: Writes, worker: str) -> None:
     # before what continues it exists.
     counts = w.counts.increments() if w.counts else {}
     endings = w.counts.endings() if w.counts else {}
-    entries = {queue: events.entries(found) for queue, found in w.events.items()}
+    entries = {queue: events.text_entries(found) for queue, found in w.events.items()}
     acks: dict[str, dict[str, list[str]]] = {}
     for stream, ids in w.acks.items():
         if ids:

@@ -1,5 +1,6 @@
-"""The worker's final event text: the fast path for a first-try success says
-exactly what the general path says, for any id, name and result."""
+"""The worker's final event text: the short way for a first-try success
+(``succeeded_event``, what ``Settler.finish`` writes) says exactly what the
+general path (``final_event``) says, for any id, name and result."""
 
 from __future__ import annotations
 
@@ -24,8 +25,21 @@ ODD = [
 ]
 
 
+DELIVERY = Delivery("taskq:{default}:q:5", "1-1", {}, received=RECEIVED)
+
+
+def _fast(
+    envelope: Envelope, outcome: Outcome, monkeypatch: pytest.MonkeyPatch, limit: int = 200
+) -> dict[str, Any] | None:
+    """``succeeded_event()`` at the time NOW (it reads the clock itself)."""
+    monkeypatch.setattr(settle.time, "time", lambda: NOW)
+    text = settle.succeeded_event(DELIVERY, envelope, outcome, STARTED, 1, limit)
+    monkeypatch.undo()
+    return None if text is None else json.loads(text)
+
+
 def _event(envelope: Envelope, outcome: Outcome, kind: str = "succeeded") -> dict[str, Any]:
-    delivery = Delivery("taskq:{default}:q:5", "1-1", {}, received=RECEIVED)
+    delivery = DELIVERY
     text = settle.final_event(
         kind,
         delivery,
@@ -44,10 +58,11 @@ def _event(envelope: Envelope, outcome: Outcome, kind: str = "succeeded") -> dic
 
 @pytest.mark.parametrize(("task_id", "name", "value"), ODD)
 def test_a_first_try_success_is_the_same_event_as_a_retried_one(
-    task_id: str, name: str, value: Any
+    task_id: str, name: str, value: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outcome = Outcome(states.SUCCESS, value=value, runtime=0.0125)
-    fast = _event(Envelope(id=task_id, task=name), outcome)
+    fast = _fast(Envelope(id=task_id, task=name), outcome, monkeypatch)
+    assert fast == _event(Envelope(id=task_id, task=name), outcome)
     general = _event(Envelope(id=task_id, task=name, retries=2), outcome)  # the general path
     assert general.pop("rty") == 2
     assert fast == general
@@ -64,10 +79,54 @@ def test_a_first_try_success_is_the_same_event_as_a_retried_one(
     }
 
 
-def test_a_group_member_s_success_names_its_group() -> None:
+def test_a_group_member_s_success_names_its_group(monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = Outcome(states.SUCCESS, value=1, runtime=0.001)
-    event = _event(Envelope(id="a", task="t.x", group_id="g-1"), outcome)
+    member = Envelope(id="a", task="t.x", group_id="g-1")
+    assert _fast(member, outcome, monkeypatch) is None  # the general path writes it
+    event = _event(member, outcome)
     assert event["grp"] == "g-1" and event["res"] == "1"
+
+
+class _Loud:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr today")
+
+
+@pytest.mark.parametrize("value", ["x" * 500, _Loud()], ids=["long", "raising-repr"])
+def test_the_short_way_cuts_and_survives_a_result_s_repr(
+    value: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome = Outcome(states.SUCCESS, value=value, runtime=0.001)
+    fast = _fast(Envelope(id="a", task="t.x"), outcome, monkeypatch, limit=20)
+    assert fast is not None
+    assert len(fast["res"]) <= 20
+    assert fast["res"].endswith("…") or fast["res"].startswith("<unrepresentable _Loud")
+    general = settle.final_event(
+        "succeeded",
+        DELIVERY,
+        Envelope(id="a", task="t.x", retries=1),
+        outcome,
+        now=NOW,
+        started=STARTED,
+        deliveries=1,
+        reason=None,
+        republish=None,
+        repr_limit=20,
+    )
+    assert fast["res"] == json.loads(general)["res"]
+
+
+def test_finish_queues_the_short_way_s_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a worker's flush writes for a success is ``succeeded_event()``'s text."""
+    settler = settle.Settler("w@h")
+    settler.events, settler.metrics = True, True
+    monkeypatch.setattr(settle.time, "time", lambda: NOW)
+    envelope = Envelope(id="id-1", task="t.x", sent_at=STARTED - 1.0)
+    outcome = Outcome(states.SUCCESS, value=3, runtime=0.0125)
+    settler.finish(DELIVERY, envelope, outcome, started=STARTED, deliveries=1)
+    (text,) = settler.writes.events["default"]
+    assert json.loads(text) == _event(envelope, outcome)
+    assert settler.writes.counts  # counted too
 
 
 def test_the_quoted_names_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
