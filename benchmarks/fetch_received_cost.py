@@ -59,7 +59,8 @@ def fill(client: redis.Redis, n: int) -> None:
 def drain(client: redis.Redis, fetch: object, batch: int, received: bool) -> float:
     """Fetch until the stream is empty; Redis's microseconds in the script per message."""
     names = [REVOKED, STREAM, *([EVENTS] if received else [])]
-    extra = [100_000, "bench@host"] if received else []
+    # ARGV[5..]: maxlen (0: no received entry), worker, then the one queue's stream count.
+    extra = [100_000, "bench@host", 1] if received else [0, "", 1]
     client.config_resetstat()
     got = 0
     while True:

@@ -83,6 +83,50 @@ class Received:
     maxlen: int
 
 
+#: Queues one fetch.lua call reads at most on one Redis (or Sentinel): each
+#: adds 12 key names to the call (its revoked set, ten streams, its events
+#: stream), sent whether or not the batch fills before them; past this many,
+#: the next queues take another call. On Cluster a call reads one queue.
+QUEUES_PER_CALL = 16
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One fetch.lua call of a plan: its keys, and its ARGV after the first six."""
+
+    names: list[str]
+    tail: list[int]
+
+
+#: (key prefix, queues, events on, Cluster) -> the calls that fetch them.
+_PLANS: dict[tuple[str, tuple[str, ...], bool, bool], list[_Call]] = {}
+
+
+def _plan(client: redis.Redis, queues: list[str], events: bool) -> list[_Call]:
+    """The fetch.lua calls that read ``queues`` in order (made once per list of queues)."""
+    cluster = topology.is_cluster(client)
+    key = (keys.prefix(), tuple(queues), events, cluster)
+    found = _PLANS.get(key)
+    if found is not None:
+        return found
+    per_call = 1 if cluster else QUEUES_PER_CALL
+    calls = []
+    for start in range(0, len(queues), per_call):
+        names: list[str] = []
+        tail: list[int] = []
+        for queue in queues[start : start + per_call]:
+            streams = keys.queue_streams(queue)
+            names += [keys.revoked(queue), *streams]
+            if events:
+                names.append(keys.events(queue))
+            tail.append(len(streams))
+        calls.append(_Call(names, tail))
+    if len(_PLANS) > 256:  # a worker's queues change rarely (add_consumer); stay small
+        _PLANS.clear()
+    _PLANS[key] = calls
+    return calls
+
+
 def fetch(
     client: redis.Redis,
     queues: list[str],
@@ -92,26 +136,33 @@ def fetch(
 ) -> list[Delivery]:
     """Read up to ``count`` new messages without blocking: queue order, then priority 9..0.
 
-    One fetch.lua call per queue (each runs in its queue's slot), stopping
-    as soon as the batch is full. With ``received``, that call also writes
-    the batch's ``received`` entry to the queue's events stream.
+    One fetch.lua call reads up to QUEUES_PER_CALL queues (one on Cluster,
+    where each queue is its own slot), stopping as soon as the batch is
+    full: a worker on 100 queues of which few hold messages makes a few
+    round trips, not one per empty queue (docs/benchmarks.md, "Cost as
+    work grows"). With ``received``, the call also writes each queue's
+    ``received`` entry for the batch to the queue's events stream.
     """
     out: list[Delivery] = []
-    now_ms = int(time.time() * 1000)
-    for queue in queues:
+    head: list[Any] = [
+        keys.GROUP,
+        consumer,
+        count,
+        int(time.time() * 1000),
+        received.maxlen if received is not None else 0,
+        received.worker if received is not None else "",
+    ]
+    run = scripts.script(client, "fetch")
+    for call in _plan(client, queues, received is not None):
         want = count - len(out)
         if want <= 0:
             break
-        streams = keys.queue_streams(queue)
-        names = [keys.revoked(queue), *streams]
-        args: list[Any] = [keys.GROUP, consumer, want, now_ms]
-        if received is not None:
-            names.append(keys.events(queue))
-            args += [received.maxlen, received.worker]
-        flat = scripts.script(client, "fetch")(keys=names, args=args, client=client)
+        head[2] = want
+        names = call.names
+        flat = run(keys=names, args=head + call.tail, client=client)
         i, n = 0, len(flat)
         while i < n:
-            stream, entry_id, revoked, first = flat[i : i + 4]
+            index, entry_id, revoked, first = flat[i : i + 4]
             if isinstance(first, list):  # an entry of other fields, as it is
                 fields = _fields(first)
                 i += 4
@@ -120,7 +171,7 @@ def fetch(
                 i += 6
             out.append(
                 Delivery(
-                    stream=streams[int(stream) - 2],
+                    stream=names[int(index) - 1],
                     entry_id=_s(entry_id),
                     revoked=bool(revoked),
                     fields=fields,
