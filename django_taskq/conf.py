@@ -134,7 +134,8 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_RETENTION": 30,
     # Rows kept at most (the oldest go first); None for no cap.
     "HISTORY_MAX_ROWS": 1_000_000,
-    # Stream entries the recorder reads and writes per batch (per queue).
+    # Events the recorder reads and writes per batch, about (per queue; a
+    # read takes as many entries as held that many events last time).
     "HISTORY_BATCH": 2000,
     # --- task events ------------------------------------------------------
     # Write task events (sent, started, progress, succeeded, ...) to each
