@@ -304,14 +304,11 @@ def write_progress(
 
 def entries(events: Iterable[Event]) -> list[str]:
     """The ``e`` fields of the stream entries that hold ``events``: one per ENTRY_LIMIT."""
-    batch = list(events)
-    return [encode(batch[i : i + ENTRY_LIMIT]) for i in range(0, len(batch), ENTRY_LIMIT)]
+    return text_entries([e if type(e) is str else _encoder.encode(e) for e in events])
 
 
 def text_entries(texts: list[str]) -> list[str]:
     """``entries()`` of events that are JSON text already (a worker's flush: no check per event)."""
-    if len(texts) <= ENTRY_LIMIT:
-        return ["[" + ",".join(texts) + "]"]
     return [
         "[" + ",".join(texts[i : i + ENTRY_LIMIT]) + "]" for i in range(0, len(texts), ENTRY_LIMIT)
     ]

@@ -235,12 +235,6 @@ def succeeded_event(
     """
     if envelope.retries or envelope.group_id:
         return None
-    try:
-        shown = repr(outcome.value)
-    except Exception:  # a __repr__ that raises: short_repr() says so
-        shown = events.short_repr(outcome.value, repr_limit)
-    if len(shown) > repr_limit:
-        shown = events.short_repr(outcome.value, repr_limit)
     return _SUCCEEDED % (
         _quote(envelope.id),
         _QUOTED_NAMES.get(envelope.task) or _quoted_name(envelope.task),
@@ -249,7 +243,7 @@ def succeeded_event(
         deliveries,
         started * 1000,
         outcome.runtime * 1_000_000,
-        _quote(shown),
+        _quote(events.short_repr(outcome.value, repr_limit)),
     )
 
 

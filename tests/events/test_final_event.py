@@ -38,11 +38,12 @@ def _fast(
     return None if text is None else json.loads(text)
 
 
-def _event(envelope: Envelope, outcome: Outcome, kind: str = "succeeded") -> dict[str, Any]:
-    delivery = DELIVERY
+def _event(
+    envelope: Envelope, outcome: Outcome, kind: str = "succeeded", limit: int = 200
+) -> dict[str, Any]:
     text = settle.final_event(
         kind,
-        delivery,
+        DELIVERY,
         envelope,
         outcome,
         now=NOW,
@@ -50,7 +51,7 @@ def _event(envelope: Envelope, outcome: Outcome, kind: str = "succeeded") -> dic
         deliveries=1,
         reason=None,
         republish=None,
-        repr_limit=200,
+        repr_limit=limit,
     )
     data: dict[str, Any] = json.loads(text)
     return data
@@ -101,19 +102,8 @@ def test_the_short_way_cuts_and_survives_a_result_s_repr(
     assert fast is not None
     assert len(fast["res"]) <= 20
     assert fast["res"].endswith("…") or fast["res"].startswith("<unrepresentable _Loud")
-    general = settle.final_event(
-        "succeeded",
-        DELIVERY,
-        Envelope(id="a", task="t.x", retries=1),
-        outcome,
-        now=NOW,
-        started=STARTED,
-        deliveries=1,
-        reason=None,
-        republish=None,
-        repr_limit=20,
-    )
-    assert fast["res"] == json.loads(general)["res"]
+    general = _event(Envelope(id="a", task="t.x", retries=1), outcome, limit=20)
+    assert fast["res"] == general["res"]
 
 
 def test_finish_queues_the_short_way_s_event(monkeypatch: pytest.MonkeyPatch) -> None:
