@@ -65,6 +65,8 @@ FLUSH_INTERVAL = 0.005
 INLINE_FLUSH_FACTOR = 4
 #: A batch is sized so that it runs in about this long.
 BATCH_TARGET_SECONDS = 0.05
+#: After a guard round failed (not on a lost Redis), the guard waits this long.
+GUARD_RETRY_SECONDS = 0.1
 #: After a task has run this long, unstarted messages are handed back.
 HOSTAGE_SECONDS = 1.0
 #: A task still running this long after it started gets its ``started`` event.
@@ -369,28 +371,46 @@ class Consumer:
         logger.debug("consumer %s handed back %d unstarted messages", self.name, len(left))
 
     def _guard(self) -> None:
-        """While a task runs: flush the results before it, and hand back unstarted messages."""
-        lane = self.lane
+        """While a task runs: flush the results before it, and hand back unstarted messages.
+
+        A round that fails on something other than a lost Redis (which each
+        duty handles itself) is logged and the guard goes on: the writes of
+        a failed flush are back in front of newer ones, and without its
+        guard a consumer would neither flush during a long task nor hand
+        back the messages it holds.
+        """
         while not self.stop_guard:
-            with self._wake:
-                timeout = 0.25
-                busy = self.running is not None or (lane is not None and lane.active)
-                if busy and self.settler.pending():
-                    timeout = max(0.0, FLUSH_INTERVAL - self.settler.age())
-                if timeout:
-                    self._wake.wait(timeout)
-            if lane is not None and lane.active:
-                self._guard_lane(lane)
-                continue
-            running = self.running
-            if running is None:
-                continue
-            self._flush_due()
-            ran_for = time.monotonic() - running.started
-            if ran_for >= ANNOUNCE_SECONDS and not running.announced and running.began:
-                self._announce(running)
-            if self._watch and ran_for >= HOSTAGE_SECONDS:
-                self._hand_back_hostages()
+            try:
+                self._guard_round()
+            except Exception:
+                logger.exception(
+                    "consumer %s: a round of its guard thread failed; the guard goes on",
+                    self.name,
+                )
+                self.stop.wait(GUARD_RETRY_SECONDS)
+
+    def _guard_round(self) -> None:
+        """One round of the guard: wait for the next flush due or a wake-up, then act."""
+        lane = self.lane
+        with self._wake:
+            timeout = 0.25
+            busy = self.running is not None or (lane is not None and lane.active)
+            if busy and self.settler.pending():
+                timeout = max(0.0, FLUSH_INTERVAL - self.settler.age())
+            if timeout:
+                self._wake.wait(timeout)
+        if lane is not None and lane.active:
+            self._guard_lane(lane)
+            return
+        running = self.running
+        if running is None:
+            return
+        self._flush_due()
+        ran_for = time.monotonic() - running.started
+        if ran_for >= ANNOUNCE_SECONDS and not running.announced and running.began:
+            self._announce(running)
+        if self._watch and ran_for >= HOSTAGE_SECONDS:
+            self._hand_back_hostages()
 
     def _guard_lane(self, lane: Lane) -> None:
         """The guard's round while the async lane runs: the same duties, for each of its tasks.

@@ -201,3 +201,16 @@ DEATH_MARKS = ("died", "failed; its messages are redelivered", "Traceback")
 
 def death_lines(worker: Any) -> list[str]:
     return [line.rstrip() for line in list(worker.lines) if any(m in line for m in DEATH_MARKS)]
+
+
+def death_report(worker: Any, *, lines_after: int = 40) -> str:
+    """The first death line with the line before it and the traceback after it.
+
+    For an assertion message: a failure seen once on CI must say where it
+    came from (the line before a traceback names its thread or logger).
+    """
+    lines = [line.rstrip() for line in list(worker.lines)]
+    for at, line in enumerate(lines):
+        if any(m in line for m in DEATH_MARKS):
+            return "\n".join(lines[max(at - 1, 0) : at + lines_after])
+    return ""

@@ -121,7 +121,9 @@ def test_fuzzed_entries_are_dead_lettered_and_good_tasks_all_run(
     if children_before != children_after:
         problems.append(f"children replaced: {children_before} -> {children_after}")
     if deaths:
-        problems.append(f"{len(deaths)} death lines, first: {deaths[:3]}")
+        problems.append(
+            f"{len(deaths)} death lines, first: {deaths[:3]}\n{helpers.death_report(worker)}"
+        )
     if tally.lost(good_ids) or good_states != Counter({states.SUCCESS: len(good_ids)}):
         problems.append(f"good tasks: {len(tally.lost(good_ids))} lost, states {good_states}")
     if not_dead:
