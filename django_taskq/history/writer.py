@@ -2,8 +2,16 @@
 
 A batch's events are folded per task (``fold.py``) into the rows the
 database holds for those tasks, read in the same transaction, and written
-back with one ``INSERT ... ON CONFLICT (task_id) DO UPDATE`` (Django's
-``bulk_create(update_conflicts=True)``, on SQLite and PostgreSQL alike).
+back with ``INSERT ... ON CONFLICT (task_id) DO UPDATE``. On SQLite that
+is one statement, prepared once and stepped for every row
+(``executemany``): Django's ``bulk_create(update_conflicts=True)`` compiles
+every value of every row into SQL text first, which was most of the
+recorder's time on SQLite (docs/benchmarks.md, "History recorder"); values
+still go through their field's ``get_db_prep_save()`` where the database
+needs them converted (dates, JSON). PostgreSQL keeps ``bulk_create``: Django
+sends it the rows as arrays (``UNNEST``), which was as fast or faster than
+both a statement per row and rows in one ``VALUES`` list, measured. Other
+databases keep it too.
 
 A database error leaves the batch unwritten (the transaction rolls back)
 and raises, so the caller keeps the entries pending and tries again later,
@@ -14,12 +22,15 @@ if it still fails, so one bad row cannot hold back every event after it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, connections, router, transaction
+from django.db.models import Field
+from django.utils import timezone
 
 from django_taskq.history import fold
 from django_taskq.history.models import TaskRecord
@@ -78,14 +89,72 @@ def _upsert(pairs: list[tuple[str, dict[str, Any]]]) -> int:
             for row in TaskRecord.objects.filter(task_id__in=ids).values("task_id", *fold.COLUMNS)
         }
         rows = fold.fold(pairs, existing)
-        records = [TaskRecord(task_id=task_id, **rows[task_id]) for task_id in sorted(rows)]
-        TaskRecord.objects.bulk_create(
-            records,
-            update_conflicts=True,
-            unique_fields=["task_id"],
-            update_fields=UPDATE_FIELDS,
-        )
-    return len(records)
+        alias = router.db_for_write(TaskRecord)
+        if connections[alias].vendor in PREPARED_VENDORS:
+            _execute_upsert(alias, rows)
+        else:
+            records = [TaskRecord(task_id=task_id, **rows[task_id]) for task_id in sorted(rows)]
+            TaskRecord.objects.bulk_create(
+                records,
+                update_conflicts=True,
+                unique_fields=["task_id"],
+                update_fields=UPDATE_FIELDS,
+            )
+    return len(rows)
+
+
+#: Databases whose upsert is one statement stepped for every row (the module doc).
+PREPARED_VENDORS = ("sqlite",)
+#: Fields whose values the database takes as fold.py makes them (str, int, float, bool, None).
+_AS_THEY_ARE = (
+    "CharField",
+    "TextField",
+    "BooleanField",
+    "FloatField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "IntegerField",
+)
+
+
+@functools.cache
+def _upsert_statement(alias: str) -> tuple[str, tuple[tuple[str, Field[Any, Any] | None], ...]]:
+    """The one-row upsert for database ``alias``, and per value the field that converts it."""
+    quote = connections[alias].ops.quote_name
+    meta = TaskRecord._meta
+    names = ["task_id", *UPDATE_FIELDS]
+    fields = [cast("Field[Any, Any]", meta.get_field(name)) for name in names]
+    columns = [quote(str(f.column)) for f in fields]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
+    )
+    converters = tuple(
+        (name, None if field.get_internal_type() in _AS_THEY_ARE else field)
+        for name, field in zip(names, fields, strict=True)
+    )
+    return sql, converters
+
+
+def _execute_upsert(alias: str, rows: dict[str, dict[str, Any]]) -> None:
+    """Upsert ``rows`` (task id -> COLUMNS values): one statement, stepped for each row."""
+    connection = connections[alias]
+    sql, converters = _upsert_statement(alias)
+    now = timezone.now()  # updated_at: what auto_now sets in bulk_create
+    params = []
+    for task_id in sorted(rows):
+        row = rows[task_id]
+        values: list[Any] = []
+        for name, field in converters:
+            value = task_id if name == "task_id" else now if name == "updated_at" else row[name]
+            if field is not None and value is not None:
+                value = field.get_db_prep_save(value, connection)
+            values.append(value)
+        params.append(values)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _upsert_one_by_one(pairs: list[tuple[str, dict[str, Any]]]) -> tuple[int, int]:

@@ -36,12 +36,20 @@ def test_a_batch_is_one_read_and_one_upsert(broker: Any) -> None:
     with CaptureQueriesContext(connection) as queries:
         written = writer.write(entries)
     assert (written.events, written.rows, written.dropped) == (150, 50, 0)
-    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
-    # One bulk upsert, which Django cuts where the database limits parameters (SQLite: 999).
-    fields = [f for f in TaskRecord._meta.concrete_fields if not f.primary_key]
-    per_insert = connection.ops.bulk_batch_size(fields, [TaskRecord()] * 50)
+    sqls = [q["sql"] for q in queries.captured_queries]
+    statements = [sql.split()[0].upper() for sql in sqls]
     assert statements.count("SELECT") == 1, statements
-    assert statements.count("INSERT") == -(-50 // per_insert), statements
+    if connection.vendor in writer.PREPARED_VENDORS:
+        # One row's statement, prepared once and stepped for each row (Django
+        # logs an executemany() as "50 times: INSERT ...").
+        upserts = [sql for sql in sqls if "INSERT INTO" in sql]
+        assert len(upserts) == 1 and upserts[0].startswith("50 times: INSERT"), sqls
+        assert "ON CONFLICT" in upserts[0]
+    else:
+        # Django's bulk upsert, cut where the database limits parameters.
+        fields = [f for f in TaskRecord._meta.concrete_fields if not f.primary_key]
+        per_insert = connection.ops.bulk_batch_size(fields, [TaskRecord()] * 50)
+        assert statements.count("INSERT") == -(-50 // per_insert), statements
     row = TaskRecord.objects.get(task_id="t7")
     assert (row.state, row.result, row.queue, row.worker) == ("SUCCESS", "7", "default", "taskq@w1")
 
@@ -118,3 +126,58 @@ def test_the_row_cap_deletes_the_oldest_rows_first(settings: Any) -> None:
     kept = sorted(TaskRecord.objects.values_list("task_id", flat=True), key=lambda t: int(t[1:]))
     assert kept == [f"r{n}" for n in range(18, 30)]
     assert retention.prune() == 0
+
+
+def _rich_batch(broker: Any, prefix: str) -> None:
+    """Events that fill every kind of column: dates, JSON, floats, ints, a flag, unicode."""
+    a, b, c, d = (f"{prefix}-{name}" for name in "abcd")
+    emit(
+        broker,
+        "default",
+        [
+            sent(a, eta=T0 + 60_000, exp=T0 + 120_000, pid="p-1", rid="r-1", grp="g-1"),
+            started(a, w="taskq@w2"),
+            sent(d),
+            started(d),
+            progress(d, T0 + 1500, {"done": 1, "of": [1, 2], "note": "héllo ✓"}),
+            sent(b, a="('ünïcode',)", kw="{'x': 1.5}", pr=9),
+            sent(c),
+        ],
+        worker=None,
+    )
+    emit(
+        broker,
+        "default",
+        [
+            ended("succeeded", a, res="{'ok': True}"),
+            ended("failed", b, exc="ValueError", msg="bad ✗", tb="Traceback ...\n  line"),
+            ended("dead", c, msg="it kept killing its worker", exc="WorkerLostError"),
+        ],
+    )
+
+
+def test_the_prepared_upsert_stores_what_bulk_create_stores(
+    broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement run per row and Django's bulk_create agree, column by column."""
+    monkeypatch.setattr(writer, "PREPARED_VENDORS", ("sqlite", "postgresql"))
+    _rich_batch(broker, "prepared")
+    first = read_all(broker)
+    writer.write(first)
+    writer.write(first)  # the update half of the upsert, on rows that exist
+    monkeypatch.setattr(writer, "PREPARED_VENDORS", ())
+    broker.flushdb()
+    _rich_batch(broker, "bulk")
+    second = read_all(broker)
+    writer.write(second)
+    writer.write(second)
+    for name in "abcd":
+        prepared, bulk = columns(f"prepared-{name}"), columns(f"bulk-{name}")
+        assert prepared.pop("task_id") == f"prepared-{name}"
+        assert bulk.pop("task_id") == f"bulk-{name}"
+        assert prepared == bulk, name
+    row = TaskRecord.objects.get(task_id="prepared-d")
+    assert row.progress == {"done": 1, "of": [1, 2], "note": "héllo ✓"}
+    assert row.sent_at is not None and row.sent_at.tzinfo is not None
+    assert row.updated_at is not None
+    assert TaskRecord.objects.get(task_id="prepared-c").dead_lettered is True
