@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,20 @@ def start_worker() -> Iterator[object]:
         worker.kill()
         # Shown by pytest only when the test failed: what the worker said.
         print(f"--- output of worker {' '.join(worker.args)} ---\n{worker.output}")
+
+
+def redis_info(broker: Any, section: str) -> list[dict[str, Any]]:
+    """``INFO section`` of every primary of the set-up (one on a single Redis or Sentinel)."""
+    from django_taskq.broker.topology import is_cluster
+
+    if not is_cluster(broker):
+        return [broker.info(section)]
+    return [broker.info(section, target_nodes=node) for node in broker.get_primaries()]
+
+
+def command_calls(broker: Any, command: str) -> int:
+    """How many times the Redis set-up ran ``command`` so far, scripts' calls included."""
+    return sum(
+        int(info.get(f"cmdstat_{command}", {}).get("calls", 0))
+        for info in redis_info(broker, "commandstats")
+    )

@@ -7,8 +7,16 @@ its queues and starts the ordinary warm shutdown once they are done:
 
 - nothing is ready, nothing is in flight (fetched and not acked, by this
   worker or any other), and no delayed message is due;
-- and that held at two looks in a row, a ``CHECK_INTERVAL`` apart, so a
-  message between two states (handed back, being promoted) is not missed.
+- and that held at two looks in a row, so a message between two states
+  (handed back, being promoted) is not missed.
+
+The watch looks only when a consumer of the worker found nothing to fetch
+(``Idle``: an event shared with the prefork children): once when its
+queues first come back empty, and again each time its blocking read
+(worker/consumer.py ``BLOCK_MS``) ends with nothing. While every consumer
+is busy it reads nothing at all, and it never sleeps on a timer: Redis's
+blocking read is the clock. So a burst ends about one blocking read after
+the last task, or sooner when two consumers go idle one after the other.
 
 A task's follow-ups (chain steps, callbacks, chord bodies) are sent before
 its message is acked (the settle step), so they are seen as ready work. A
@@ -23,18 +31,40 @@ pool the same way and the consumers' hot path is untouched.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django_taskq.exceptions import BrokerError
 
 logger = logging.getLogger("django_taskq.worker")
 
-#: Seconds between two looks at the queues.
-CHECK_INTERVAL = 0.25
 #: Looks in a row that must find nothing left before the worker stops.
 QUIET_LOOKS = 2
+#: After Redis refused a look, the watch waits this long before the next.
+RETRY_SECONDS = 0.5
+
+
+class Idle:
+    """That a consumer found nothing to fetch: told by any consumer, in any process of the worker.
+
+    Made before the prefork children are forked (a multiprocessing event),
+    so a child's consumer wakes the parent's watch without a pipe.
+    """
+
+    def __init__(self) -> None:
+        self._event: Any = multiprocessing.get_context("fork").Event()
+
+    def tell(self) -> None:
+        """Called by a consumer whose fetch came back empty (not on the hot path)."""
+        self._event.set()
+
+    def wait(self) -> None:
+        """Block until a consumer tells, then take its word (later tells wake the next wait)."""
+        self._event.wait()
+        self._event.clear()
 
 
 class BurstWatch(threading.Thread):
@@ -45,24 +75,32 @@ class BurstWatch(threading.Thread):
         stopping: threading.Event,
         queues: Callable[[], list[str]],
         done: Callable[[], None],
+        idle: Idle,
     ) -> None:
         super().__init__(name="taskq-burst", daemon=True)
         self.stopping = stopping
         self.queues = queues
         self.done = done
+        self.idle = idle
 
     def run(self) -> None:
         quiet = 0
-        while not self.stopping.wait(CHECK_INTERVAL):
+        while True:
+            self.idle.wait()  # a consumer came back from a fetch with nothing
+            if self.stopping.is_set():
+                return
             try:
                 left = self._left()
             except BrokerError:
-                quiet = 0  # Redis away: the consumers wait for it, and so does this
+                # Redis away: the consumers wait for it and tell again once they read.
+                quiet = 0
                 continue
             except Exception:
                 # Never die silently: a burst worker whose watch is gone runs forever.
                 logger.exception("burst: cannot read the queues' counts; trying again")
                 quiet = 0
+                self.stopping.wait(RETRY_SECONDS)
+                self.idle.tell()  # look again, whether or not a consumer tells
                 continue
             if left is None:
                 quiet = 0
@@ -94,4 +132,4 @@ class BurstWatch(threading.Thread):
         return f"nothing is due; {later} delayed message(s) left, the first due at {due} UTC"
 
 
-__all__ = ["BurstWatch"]
+__all__ = ["BurstWatch", "Idle"]

@@ -131,6 +131,7 @@ class Consumer:
         cancel_fd: int | None = None,
         on_end: Callable[[bool], None] | None = None,
         enough: Callable[[], bool] | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.queues = queues
@@ -147,6 +148,8 @@ class Consumer:
         self.on_end = on_end
         #: True once the worker ended --max-tasks messages: start none more.
         self.enough = enough
+        #: Told when a fetch comes back empty (--burst: the watch then looks; worker/burst.py).
+        self.on_idle = on_idle
         #: Runtime limits (taskq_control): may change the message's time limits and the task's rate.
         self.tune = tune
         self.accept = list(taskq_settings.ACCEPT_CONTENT)
@@ -305,9 +308,14 @@ class Consumer:
             return batch
         if self.settler.pending():
             self.settler.flush()
-        return ops.block_fetch(
+        if self.on_idle is not None:
+            self.on_idle()  # --burst: the watch looks (after the flush: nothing unacked here)
+        batch = ops.block_fetch(
             client, self.streams, self.name, self.batch_size, BLOCK_MS, self.received
         )
+        if not batch and self.on_idle is not None:
+            self.on_idle()
+        return batch
 
     # -- running a batch -------------------------------------------------------
     def _run_batch(self, batch: list[ops.Delivery]) -> None:

@@ -28,6 +28,7 @@ from django_taskq.broker.connection import broker_url, get_broker, redact
 from django_taskq.conf import check_async_concurrency, taskq_settings
 from django_taskq.registry import registry
 from django_taskq.worker import streams as ops
+from django_taskq.worker.burst import Idle
 from django_taskq.worker.consumer import Consumer
 from django_taskq.worker.control import ControlHandler
 from django_taskq.worker.heartbeat import Heartbeat
@@ -122,6 +123,11 @@ class Worker:
         self.beat = beat
         #: Stop once the queues have nothing left to run now (--burst; burst.py).
         self.burst = burst
+        #: --burst: consumers tell the watch when a fetch comes back empty.
+        self.idle: Idle | None = None
+        if burst:
+            self.idle = Idle()
+            self.options["idle"] = self.idle  # inherited by prefork children
         # A bound metrics.exposition.MetricsServer (--metrics-port): run() starts it.
         self.metrics = metrics
         self.stdout = stdout or sys.stdout
@@ -275,7 +281,10 @@ class Worker:
         if self.burst:
             from django_taskq.worker.burst import BurstWatch
 
-            BurstWatch(self.stopping, lambda: list(self.queues), self.request_stop).start()
+            assert self.idle is not None
+            BurstWatch(
+                self.stopping, lambda: list(self.queues), self.request_stop, self.idle
+            ).start()
         try:
             if self.pool == "prefork":
                 self._run_prefork()
@@ -486,6 +495,7 @@ class Worker:
             async_concurrency=self.options["async_concurrency"],
             on_end=self.task_ended if self.tally is not None else None,
             enough=self.tally.reached if self.tally is not None else None,
+            on_idle=self.idle.tell if self.idle is not None else None,
         )
 
     def _give_back_all(self) -> None:

@@ -250,6 +250,7 @@ def child_main(
         cancel_fd=slot.cancel_r if lane else None,
         on_end=_counter(options.get("tally"), stop),
         enough=options["tally"].reached if options.get("tally") is not None else None,
+        on_idle=options["idle"].tell if options.get("idle") is not None else None,
     )
     gate.append(consumer.gate)
     consumer.run()

@@ -20,38 +20,15 @@ from django_taskq import AsyncResult, states
 from django_taskq.broker import aio, keys
 from django_taskq.exceptions import BrokerUnavailable, TaskRevokedError, TimeoutError
 from django_taskq.messages import dumps
+from tests.e2e_helpers import command_calls, redis_info
 from tests.testapp.tasks import async_fail, async_waits_inside, sleep_then
 from tests.topology import TOPOLOGY, single_redis_only
 
 pytestmark = pytest.mark.e2e
 
 
-def _nodes(broker: Any) -> list[Any]:
-    from django_taskq.broker.topology import is_cluster
-
-    return list(broker.get_primaries()) if is_cluster(broker) else [None]
-
-
-def _info(broker: Any, section: str) -> list[dict[str, Any]]:
-    found = []
-    for node in _nodes(broker):
-        if node is None:
-            found.append(broker.info(section))
-        else:
-            found.append(broker.info(section, target_nodes=node))
-    return found
-
-
-def _calls(broker: Any, command: str) -> int:
-    """How many times the Redis set-up ran ``command`` so far."""
-    return sum(
-        int(info.get(f"cmdstat_{command}", {}).get("calls", 0))
-        for info in _info(broker, "commandstats")
-    )
-
-
 def _blocked(broker: Any) -> int:
-    return sum(int(info["blocked_clients"]) for info in _info(broker, "clients"))
+    return sum(int(info["blocked_clients"]) for info in redis_info(broker, "clients"))
 
 
 async def _until(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
@@ -73,9 +50,13 @@ def _store(task_id: str, status: str, result: Any, **extra: Any) -> None:
 
 def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> None:
     """One pipeline (wait_result.lua, BLPOP): no polling, and the wake-up carries the record."""
-    blpops, gets, blocked = _calls(broker, "blpop"), _calls(broker, "get"), _blocked(broker)
-    evals = _calls(broker, "eval")
-    multis = _calls(broker, "multi")
+    blpops, gets, blocked = (
+        command_calls(broker, "blpop"),
+        command_calls(broker, "get"),
+        _blocked(broker),
+    )
+    evals = command_calls(broker, "eval")
+    multis = command_calls(broker, "multi")
 
     async def scenario() -> Any:
         waiting = asyncio.create_task(AsyncResult("later").aget(timeout=30))
@@ -86,11 +67,11 @@ def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> Non
     started = time.monotonic()
     assert asyncio.run(scenario()) == {"value": 42}
     assert time.monotonic() - started < 5  # woken, not at the end of a 5 s slice
-    assert _calls(broker, "blpop") - blpops == 1
-    assert _calls(broker, "eval") - evals == 1
+    assert command_calls(broker, "blpop") - blpops == 1
+    assert command_calls(broker, "eval") - evals == 1
     # wait_result.lua's GET (before the BLPOP) and store_result.lua's own.
-    assert _calls(broker, "get") - gets == 1 + 1
-    assert _calls(broker, "multi") == multis  # a plain pipeline, no transaction
+    assert command_calls(broker, "get") - gets == 1 + 1
+    assert command_calls(broker, "multi") == multis  # a plain pipeline, no transaction
 
 
 def test_a_hundred_agets_on_one_loop_share_its_thread(broker: Any) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
 
 from django_taskq import AsyncResult, chain, states
+from django_taskq.broker import keys
 from django_taskq.tasks_framework import PACKAGE
-from tests.testapp.tasks import add
+from tests.e2e_helpers import command_calls
+from tests.faults.helpers import wait_until
+from tests.testapp.tasks import add, gated
 
 pytestmark = pytest.mark.e2e
 
@@ -55,3 +59,50 @@ def test_burst_drains_django_tasks(start_worker: Any) -> None:
     for i, result in enumerate(results):
         result.refresh()
         assert result.return_value == 3 * i
+
+
+@pytest.mark.parametrize("pool", [["-P", "solo"], ["-P", "prefork", "-c", "1"]])
+def test_a_busy_burst_worker_reads_no_counts(
+    start_worker: Any, broker: Any, pool: list[str]
+) -> None:
+    """The watch looks only when a consumer came back from a fetch empty, never on a timer.
+
+    While the worker's only consumer runs a task, two of its heartbeats go
+    by (more than a second: the watch used to look every 0.25 s). The look
+    is queue_stats.lua, the only script that calls TIME once nothing is
+    published (INFO commandstats counts the commands scripts call).
+    """
+    gate = f"gate:{uuid.uuid4().hex}"
+    long_one = gated.delay(gate)
+    worker = start_worker(*pool, "--burst", wait_ready=False)
+    assert broker.blpop([f"{gate}:started"], timeout=30) is not None
+    looks_before = command_calls(broker, "time")
+    beats = _Beats(broker)
+    assert wait_until(lambda: beats.since() >= 2, timeout=30), "no two heartbeats in 30 s"
+    looks_while_busy = command_calls(broker, "time") - looks_before
+    broker.rpush(gate, 1)
+    assert worker.wait(timeout=30) == 0
+    assert AsyncResult(long_one.id).state == states.SUCCESS
+    assert looks_while_busy == 0
+    worker.wait_for_line("burst: the queues are empty; stopping")
+
+
+class _Beats:
+    """Counts the rounds of heartbeats of the worker's consumers from now on."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self.seen = self._read()
+        self.rounds = 0
+
+    def _read(self) -> dict[str, bytes]:
+        return {
+            key: self.broker.get(key) for key in self.broker.scan_iter(match=keys.heartbeat("*"))
+        }
+
+    def since(self) -> int:
+        now = self._read()
+        if any(self.seen.get(key) not in (None, value) for key, value in now.items()):
+            self.rounds += 1
+        self.seen = now
+        return self.rounds
