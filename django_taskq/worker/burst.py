@@ -50,21 +50,25 @@ RETRY_SECONDS = 0.5
 class Idle:
     """That a consumer found nothing to fetch: told by any consumer, in any process of the worker.
 
-    Made before the prefork children are forked (a multiprocessing event),
-    so a child's consumer wakes the parent's watch without a pipe.
+    A semaphore made before the prefork children are forked, so a child's
+    consumer wakes the parent's watch without a pipe. A tell is one
+    ``sem_post``, which holds no lock: a child killed while telling (a hard
+    time limit, a cold shutdown) cannot leave the others or the watch
+    blocked, as a child killed inside ``Event.set()`` could.
     """
 
     def __init__(self) -> None:
-        self._event: Any = multiprocessing.get_context("fork").Event()
+        self._told: Any = multiprocessing.get_context("fork").Semaphore(0)
 
     def tell(self) -> None:
         """Called by a consumer whose fetch came back empty (not on the hot path)."""
-        self._event.set()
+        self._told.release()
 
     def wait(self) -> None:
-        """Block until a consumer tells, then take its word (later tells wake the next wait)."""
-        self._event.wait()
-        self._event.clear()
+        """Block until a consumer tells; tells that came meanwhile count as one."""
+        self._told.acquire()
+        while self._told.acquire(False):
+            pass
 
 
 class BurstWatch(threading.Thread):
