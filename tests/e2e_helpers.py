@@ -155,3 +155,8 @@ def command_calls(broker: Any, command: str) -> int:
         int(info.get(f"cmdstat_{command}", {}).get("calls", 0))
         for info in redis_info(broker, "commandstats")
     )
+
+
+def blocked_clients(broker: Any) -> int:
+    """How many clients of the Redis set-up wait in a blocking command now."""
+    return sum(int(info["blocked_clients"]) for info in redis_info(broker, "clients"))

@@ -20,15 +20,11 @@ from django_taskq import AsyncResult, states
 from django_taskq.broker import aio, keys
 from django_taskq.exceptions import BrokerUnavailable, TaskRevokedError, TimeoutError
 from django_taskq.messages import dumps
-from tests.e2e_helpers import command_calls, redis_info
+from tests.e2e_helpers import blocked_clients, command_calls
 from tests.testapp.tasks import async_fail, async_waits_inside, sleep_then
 from tests.topology import TOPOLOGY, single_redis_only
 
 pytestmark = pytest.mark.e2e
-
-
-def _blocked(broker: Any) -> int:
-    return sum(int(info["blocked_clients"]) for info in redis_info(broker, "clients"))
 
 
 async def _until(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
@@ -53,14 +49,14 @@ def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> Non
     blpops, gets, blocked = (
         command_calls(broker, "blpop"),
         command_calls(broker, "get"),
-        _blocked(broker),
+        blocked_clients(broker),
     )
     evals = command_calls(broker, "eval")
     multis = command_calls(broker, "multi")
 
     async def scenario() -> Any:
         waiting = asyncio.create_task(AsyncResult("later").aget(timeout=30))
-        await _until(lambda: _blocked(broker) > blocked, "the aget's BLPOP")
+        await _until(lambda: blocked_clients(broker) > blocked, "the aget's BLPOP")
         _store("later", states.SUCCESS, {"value": 42})
         return await waiting
 
@@ -76,13 +72,13 @@ def test_aget_blocks_once_and_wakes_on_a_result_stored_later(broker: Any) -> Non
 
 def test_a_hundred_agets_on_one_loop_share_its_thread(broker: Any) -> None:
     ids = [f"many-{i}" for i in range(100)]
-    blocked = _blocked(broker)
+    blocked = blocked_clients(broker)
     threads_before = threading.active_count()
     seen: list[int] = []
 
     async def scenario() -> list[Any]:
         waits = asyncio.gather(*(AsyncResult(i).aget(timeout=30) for i in ids))
-        await _until(lambda: _blocked(broker) >= blocked + 100, "100 blocked BLPOPs")
+        await _until(lambda: blocked_clients(broker) >= blocked + 100, "100 blocked BLPOPs")
         seen.append(threading.active_count())
         for n, task_id in enumerate(ids):
             _store(task_id, states.SUCCESS, n)
@@ -124,11 +120,11 @@ def test_aget_of_a_revoked_task_raises_task_revoked_error(start_worker: Any) -> 
 
 def test_a_revoke_wakes_a_waiting_aget(broker: Any) -> None:
     sent = sleep_then.apply_async((0, "never"), countdown=60)
-    blocked = _blocked(broker)
+    blocked = blocked_clients(broker)
 
     async def scenario() -> None:
         waiting = asyncio.create_task(AsyncResult(sent.id).aget(timeout=30))
-        await _until(lambda: _blocked(broker) > blocked, "the aget's BLPOP")
+        await _until(lambda: blocked_clients(broker) > blocked, "the aget's BLPOP")
         sent.revoke()
         await waiting
 

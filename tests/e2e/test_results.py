@@ -12,6 +12,7 @@ from django_taskq import AsyncResult, states
 from django_taskq.broker import keys
 from django_taskq.exceptions import TaskError, TimeoutError
 from django_taskq.result import store_state
+from tests.e2e_helpers import blocked_clients, command_calls
 from tests.testapp.tasks import add, fail, progress, unencodable_result
 
 pytestmark = pytest.mark.e2e
@@ -169,35 +170,37 @@ def test_waiter_sets_its_own_wakeup_list(broker: Any) -> None:
 
 def test_a_waiter_woken_by_a_final_state_reads_nothing_more(broker: Any) -> None:
     """get() waits in one pipeline, and the wake-up carries the record: no read after it."""
-    from tests.e2e.test_aget import _blocked, _calls
 
-    gets, blpops, blocked = _calls(broker, "get"), _calls(broker, "blpop"), _blocked(broker)
-    evals = _calls(broker, "eval")
+    gets, blpops, blocked = (
+        command_calls(broker, "get"),
+        command_calls(broker, "blpop"),
+        blocked_clients(broker),
+    )
+    evals = command_calls(broker, "eval")
     values: list[Any] = []
     waiter = threading.Thread(target=lambda: values.append(AsyncResult("carried").get(10)))
     waiter.start()
     end = time.monotonic() + 10
-    while _blocked(broker) <= blocked:  # Redis's own report: the waiter's BLPOP blocks
+    while blocked_clients(broker) <= blocked:  # Redis's own report: the waiter's BLPOP blocks
         assert time.monotonic() < end, "the waiter never blocked"
         time.sleep(0.01)
     store_state("carried", states.SUCCESS, 42)
     waiter.join(10)
     assert values == [42]
-    assert _calls(broker, "blpop") - blpops == 1
-    assert _calls(broker, "eval") - evals == 1  # wait_result.lua, in the BLPOP's pipeline
+    assert command_calls(broker, "blpop") - blpops == 1
+    assert command_calls(broker, "eval") - evals == 1  # wait_result.lua, in the BLPOP's pipeline
     # wait_result.lua's GET before the BLPOP blocked, and store_result.lua's own.
-    assert _calls(broker, "get") - gets == 1 + 1
+    assert command_calls(broker, "get") - gets == 1 + 1
 
 
 def test_a_finished_task_is_read_in_one_round_trip(broker: Any) -> None:
     """A final record is pushed to the waiter's list by wait_result.lua: BLPOP returns it."""
-    from tests.e2e.test_aget import _calls
 
     store_state("done-before", states.SUCCESS, 5)
-    blpops, started = _calls(broker, "blpop"), time.monotonic()
+    blpops, started = command_calls(broker, "blpop"), time.monotonic()
     assert AsyncResult("done-before").get(timeout=10) == 5
     assert time.monotonic() - started < 4  # not at the end of a 5 s slice
-    assert _calls(broker, "blpop") - blpops == 1
+    assert command_calls(broker, "blpop") - blpops == 1
 
 
 def test_a_stale_wake_up_of_an_older_worker_is_read_again(broker: Any) -> None:
