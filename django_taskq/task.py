@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, overload
 
@@ -164,6 +165,40 @@ def check_priority(priority: Any, where: str) -> int:
             f"{where}: priority must be an integer from 0 to 9 (9 runs first), not {priority!r}"
         )
     return priority
+
+
+#: Longest task id a worker takes, in bytes of UTF-8 (worker/entries.py refuses longer).
+MAX_TASK_ID_BYTES = 255
+
+
+def check_task_id(task_id: Any, where: str) -> str:
+    """``task_id`` if a worker can take it; else a ValueError naming the task and the id.
+
+    A worker dead-letters an entry whose id is not 1 to 255 bytes of UTF-8
+    without a newline (worker/entries.py): such an id is refused here, when
+    it is given, rather than accepted and lost at the worker. Ids of up to
+    63 characters fit whatever they hold, so the common case encodes nothing.
+    """
+    if type(task_id) is not str:
+        if isinstance(task_id, uuid.UUID):  # Celery's JSON takes one; so does this
+            return str(task_id)
+        raise TypeError(f"{where}: task_id must be a string, not {type(task_id).__name__}")
+    if "\n" in task_id:
+        raise ValueError(f"{where}: task_id must not contain a newline: {task_id[:80]!r}")
+    if len(task_id) * 4 > MAX_TASK_ID_BYTES:
+        try:
+            size = len(task_id.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{where}: task_id must be valid Unicode text (it holds a lone surrogate): "
+                f"{task_id[:80]!r}"
+            ) from None
+        if size > MAX_TASK_ID_BYTES:
+            raise ValueError(
+                f"{where}: task_id is {size} bytes in UTF-8; a worker takes at most "
+                f"{MAX_TASK_ID_BYTES} (shorten it, or hash it: hashlib.sha256(...).hexdigest())"
+            )
+    return task_id
 
 
 class Task:
@@ -547,7 +582,7 @@ class Task:
         priority = check_priority(priority, self.name)
 
         current = requests.current_request()
-        task_id = task_id or new_id()
+        task_id = check_task_id(task_id, self.name) if task_id else new_id()
         # A call made inside a running task is its child, unless it is that
         # task again (a retry, a replacement: the same id).
         if parent_id is None and current is not None and current.id and current.id != task_id:

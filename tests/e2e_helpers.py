@@ -160,3 +160,29 @@ def command_calls(broker: Any, command: str) -> int:
 def blocked_clients(broker: Any) -> int:
     """How many clients of the Redis set-up wait in a blocking command now."""
     return sum(int(info["blocked_clients"]) for info in redis_info(broker, "clients"))
+
+
+class HeartbeatRounds:
+    """Counts the rounds of heartbeats of the running workers' consumers from now on.
+
+    Something to wait for that takes about a second a round without a sleep:
+    a worker beats every TASKQ_WORKER_HEARTBEAT_TIMEOUT / 6.
+    """
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self.seen = self._read()
+        self.rounds = 0
+
+    def _read(self) -> dict[str, Any]:
+        from django_taskq.broker import keys
+
+        found = self.broker.scan_iter(match=keys.heartbeat("*"))
+        return {key: self.broker.get(key) for key in found}
+
+    def since(self) -> int:
+        now = self._read()
+        if any(self.seen.get(key) not in (None, value) for key, value in now.items()):
+            self.rounds += 1
+        self.seen = now
+        return self.rounds

@@ -56,6 +56,7 @@ class Heartbeat(threading.Thread):
         self.info = info
         self.tasks = tasks
         self._tasks_written = False
+        self._describe_failed = False
         timeout = float(taskq_settings.WORKER_HEARTBEAT_TIMEOUT)
         # A beat lives 3/4 of the timeout and is refreshed every 1/6, so a
         # beat can be late twice over before a consumer is taken for dead.
@@ -80,14 +81,37 @@ class Heartbeat(threading.Thread):
         pipe = self.client.pipeline(transaction=False)
         for name in [*self.names(), *(extra or [])]:
             pipe.set(keys.heartbeat(name), now_ms, px=self.ttl_ms)
-        info = dict(self.info(), last_beat=now_ms / 1000)
-        pipe.set(keys.worker_info(self.worker), json.dumps(info), px=self.keep_ms)
+        info = self._describe()
+        if info is not None:
+            info["last_beat"] = now_ms / 1000
+            pipe.set(keys.worker_info(self.worker), json.dumps(info), px=self.keep_ms)
         pipe.zadd(keys.workers(), {self.worker: now_ms})
         if self.tasks is not None and self._tasks_written:
             pipe.pexpire(keys.worker_tasks(self.worker), self.keep_ms)
         replies = pipe.execute()
         if self.tasks is not None and not (self._tasks_written and replies[-1]):
             self.write_tasks()
+
+    def _describe(self) -> dict[str, Any] | None:
+        """The worker's description; None if building it failed (the beats go on without it).
+
+        The description reads what the children run (shared memory) and the
+        load; whatever goes wrong there must never stop the beats, or every
+        consumer of the worker would be taken for dead and its messages run
+        twice. The error is logged once per streak of failures.
+        """
+        try:
+            info = dict(self.info())
+        except Exception:
+            if not self._describe_failed:
+                logger.exception(
+                    "heartbeats: cannot describe worker %s; beating without its description",
+                    self.worker,
+                )
+            self._describe_failed = True
+            return None
+        self._describe_failed = False
+        return info
 
     def write_tasks(self) -> None:
         """Write the set of registered task names (at start, and after Redis lost it)."""
@@ -137,6 +161,11 @@ class Heartbeat(threading.Thread):
                 if not failing:
                     logger.warning("heartbeats: cannot reach Redis (%s); retrying", exc)
                 failing = True
+                wait = min(0.5, self.every)
+            except Exception:
+                # Never die: without beats every consumer of this worker is
+                # taken for dead and its messages are run again elsewhere.
+                logger.exception("heartbeats: a beat failed; retrying")
                 wait = min(0.5, self.every)
             self.stop_event.wait(wait)
 

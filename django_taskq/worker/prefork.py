@@ -60,6 +60,8 @@ logger = logging.getLogger("django_taskq.worker")
 
 _ctx = multiprocessing.get_context("fork")
 SLOT_BYTES = 1024
+#: At most this much of a task's name goes into a slot whose text is too long.
+NAME_BYTES = 257
 #: Room for the description of a child's async lane: about 200 tasks in flight.
 LANE_BYTES = 32768
 
@@ -147,8 +149,12 @@ class Slot:
             envelope = running.envelope
             task_id = envelope.id if envelope else d.raw_task_id.decode(errors="replace")
             task_name = envelope.task if envelope else "?"
-            text = f"{d.stream}\n{d.entry_id}\n{task_id}\n{task_name}"
-            self.desc.value = text.encode()[: SLOT_BYTES - 1]
+            if "\n" in task_id:  # an entry's raw id can hold anything: keep the lines apart
+                task_id = task_id.replace("\n", " ")
+            data = f"{d.stream}\n{d.entry_id}\n{task_id}\n{task_name}".encode(errors="replace")
+            if len(data) >= SLOT_BYTES:
+                data = _cut_desc(d.stream, d.entry_id, task_id, task_name)
+            self.desc.value = data
             self.hard.value = hard or 0.0
             self.started.value = time.time()
 
@@ -167,11 +173,28 @@ class Slot:
             started = self.started.value
             if not started:
                 return None
-            return started, self.hard.value, self.desc.value.decode().split("\n")
+            # errors="replace": whatever bytes an entry's id held (fuzzed, not
+            # UTF-8, cut mid-character) must not raise in the parent, whose
+            # heartbeat and supervision loop read this.
+            return started, self.hard.value, self.desc.value.decode(errors="replace").split("\n")
 
     def clear(self) -> None:
         with self.desc.get_lock():
             self.started.value = 0.0
+
+
+def _cut_desc(stream: str, entry_id: str, task_id: str, task_name: str) -> bytes:
+    """A slot's text cut to SLOT_BYTES: the id is shortened, the four lines stay.
+
+    For ids of many multi-byte characters (255 of 4 bytes is allowed) or an
+    entry's raw id of any length. The cut may split a character, which
+    ``Slot.read()`` replaces; the stream and entry id, which the parent acts
+    on, are never cut.
+    """
+    head = f"{stream}\n{entry_id}\n".encode(errors="replace")
+    tail = ("\n" + task_name).encode(errors="replace")[:NAME_BYTES]
+    room = max(SLOT_BYTES - 1 - len(head) - len(tail), 0)
+    return head + task_id.encode(errors="replace")[:room] + tail
 
 
 @dataclass

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from django_taskq import AsyncResult, chain, states
-from django_taskq.broker import keys
 from django_taskq.tasks_framework import PACKAGE
-from tests.e2e_helpers import command_calls
+from tests.e2e_helpers import HeartbeatRounds, command_calls
 from tests.faults.helpers import wait_until
 from tests.testapp.tasks import add, gated
 
@@ -77,7 +76,7 @@ def test_a_busy_burst_worker_reads_no_counts(
     worker = start_worker(*pool, "--burst", wait_ready=False)
     assert broker.blpop([f"{gate}:started"], timeout=30) is not None
     looks_before = command_calls(broker, "time")
-    beats = _Beats(broker)
+    beats = HeartbeatRounds(broker)
     assert wait_until(lambda: beats.since() >= 2, timeout=30), "no two heartbeats in 30 s"
     looks_while_busy = command_calls(broker, "time") - looks_before
     broker.rpush(gate, 1)
@@ -85,24 +84,3 @@ def test_a_busy_burst_worker_reads_no_counts(
     assert AsyncResult(long_one.id).state == states.SUCCESS
     assert looks_while_busy == 0
     worker.wait_for_line("burst: the queues are empty; stopping")
-
-
-class _Beats:
-    """Counts the rounds of heartbeats of the worker's consumers from now on."""
-
-    def __init__(self, broker: Any) -> None:
-        self.broker = broker
-        self.seen = self._read()
-        self.rounds = 0
-
-    def _read(self) -> dict[str, bytes]:
-        return {
-            key: self.broker.get(key) for key in self.broker.scan_iter(match=keys.heartbeat("*"))
-        }
-
-    def since(self) -> int:
-        now = self._read()
-        if any(self.seen.get(key) not in (None, value) for key, value in now.items()):
-            self.rounds += 1
-        self.seen = now
-        return self.rounds
