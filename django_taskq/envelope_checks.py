@@ -17,6 +17,9 @@ from django_taskq.exceptions import DecodeError
 
 #: Longest task id accepted (ids go into Redis key names).
 MAX_ID_LENGTH = 255
+#: Longest task id in bytes of UTF-8: the entry's ``i`` field a worker takes
+#: (worker/entries.py) and what ``apply_async(task_id=...)`` accepts (task.py).
+MAX_ID_BYTES = 255
 
 
 def _fail(data: dict[str, Any], name: str, problem: str, value: Any) -> DecodeError:

@@ -29,6 +29,7 @@ from django_taskq.arguments import positional_range
 from django_taskq.codecs import check_option as check_codec
 from django_taskq.codecs import default_serializer
 from django_taskq.conf import taskq_settings
+from django_taskq.envelope_checks import MAX_ID_BYTES
 from django_taskq.exceptions import MaxRetriesExceededError, Retry
 from django_taskq.messages import Envelope, check_encodable, new_id
 from django_taskq.registry import registry
@@ -167,10 +168,6 @@ def check_priority(priority: Any, where: str) -> int:
     return priority
 
 
-#: Longest task id a worker takes, in bytes of UTF-8 (worker/entries.py refuses longer).
-MAX_TASK_ID_BYTES = 255
-
-
 def check_task_id(task_id: Any, where: str) -> str:
     """``task_id`` if a worker can take it; else a ValueError naming the task and the id.
 
@@ -185,7 +182,7 @@ def check_task_id(task_id: Any, where: str) -> str:
         raise TypeError(f"{where}: task_id must be a string, not {type(task_id).__name__}")
     if "\n" in task_id:
         raise ValueError(f"{where}: task_id must not contain a newline: {task_id[:80]!r}")
-    if len(task_id) * 4 > MAX_TASK_ID_BYTES:
+    if len(task_id) * 4 > MAX_ID_BYTES:
         try:
             size = len(task_id.encode("utf-8"))
         except UnicodeEncodeError:
@@ -193,10 +190,10 @@ def check_task_id(task_id: Any, where: str) -> str:
                 f"{where}: task_id must be valid Unicode text (it holds a lone surrogate): "
                 f"{task_id[:80]!r}"
             ) from None
-        if size > MAX_TASK_ID_BYTES:
+        if size > MAX_ID_BYTES:
             raise ValueError(
                 f"{where}: task_id is {size} bytes in UTF-8; a worker takes at most "
-                f"{MAX_TASK_ID_BYTES} (shorten it, or hash it: hashlib.sha256(...).hexdigest())"
+                f"{MAX_ID_BYTES} (shorten it, or hash it: hashlib.sha256(...).hexdigest())"
             )
     return task_id
 

@@ -119,11 +119,13 @@ _AS_THEY_ARE = (
 
 @functools.cache
 def _upsert_statement(alias: str) -> tuple[str, tuple[tuple[str, Field[Any, Any] | None], ...]]:
-    """The one-row upsert for database ``alias``, and per value the field that converts it."""
+    """The one-row upsert for database ``alias``, and per COLUMNS value the field that converts it.
+
+    The statement's values are the task id, the COLUMNS, then ``updated_at``.
+    """
     quote = connections[alias].ops.quote_name
     meta = TaskRecord._meta
-    names = ["task_id", *UPDATE_FIELDS]
-    fields = [cast("Field[Any, Any]", meta.get_field(name)) for name in names]
+    fields = [cast("Field[Any, Any]", meta.get_field(name)) for name in ["task_id", *UPDATE_FIELDS]]
     columns = [quote(str(f.column)) for f in fields]
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
     sql = (
@@ -133,7 +135,7 @@ def _upsert_statement(alias: str) -> tuple[str, tuple[tuple[str, Field[Any, Any]
     )
     converters = tuple(
         (name, None if field.get_internal_type() in _AS_THEY_ARE else field)
-        for name, field in zip(names, fields, strict=True)
+        for name, field in zip(fold.COLUMNS, fields[1:-1], strict=True)
     )
     return sql, converters
 
@@ -142,16 +144,18 @@ def _execute_upsert(alias: str, rows: dict[str, dict[str, Any]]) -> None:
     """Upsert ``rows`` (task id -> COLUMNS values): one statement, stepped for each row."""
     connection = connections[alias]
     sql, converters = _upsert_statement(alias)
-    now = timezone.now()  # updated_at: what auto_now sets in bulk_create
+    # updated_at: what auto_now sets in bulk_create, converted once for the batch.
+    now = TaskRecord._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
     params = []
     for task_id in sorted(rows):
         row = rows[task_id]
-        values: list[Any] = []
+        values: list[Any] = [task_id]
         for name, field in converters:
-            value = task_id if name == "task_id" else now if name == "updated_at" else row[name]
+            value = row[name]
             if field is not None and value is not None:
                 value = field.get_db_prep_save(value, connection)
             values.append(value)
+        values.append(now)
         params.append(values)
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

@@ -11,7 +11,7 @@ its queues and starts the ordinary warm shutdown once they are done:
   (handed back, being promoted) is not missed.
 
 The watch looks only when a consumer of the worker found nothing to fetch
-(``Idle``: an event shared with the prefork children): once when its
+(``Idle``: a semaphore shared with the prefork children): once when its
 queues first come back empty, and again each time its blocking read
 (worker/consumer.py ``BLOCK_MS``) ends with nothing. While every consumer
 is busy it reads nothing at all, and it never sleeps on a timer: Redis's

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django_taskq.envelope_checks import MAX_ID_BYTES
 from django_taskq.exceptions import DecodeError
 from django_taskq.messages import Envelope
 from django_taskq.worker.streams import Delivery
@@ -62,7 +63,7 @@ def _shown(value: bytes) -> str:
 def task_id_of(delivery: Delivery) -> str | None:
     """The entry's task id if it is a usable one (UTF-8, non-empty, no newline)."""
     raw = delivery.fields.get(b"i")
-    if not raw or len(raw) > 255 or b"\n" in raw:
+    if not raw or len(raw) > MAX_ID_BYTES or b"\n" in raw:
         return None
     try:
         return raw.decode("utf-8")

@@ -186,8 +186,9 @@ class Slot:
 def _cut_desc(stream: str, entry_id: str, task_id: str, task_name: str) -> bytes:
     """A slot's text cut to SLOT_BYTES: the id is shortened, the four lines stay.
 
-    For ids of many multi-byte characters (255 of 4 bytes is allowed) or an
-    entry's raw id of any length. The cut may split a character, which
+    For an entry's raw id of any length and bytes, read while the entry is
+    checked (a producer and the worker keep real ids to 255 bytes), or a
+    long name. The cut may split a character, which
     ``Slot.read()`` replaces; the stream and entry id, which the parent acts
     on, are never cut.
     """

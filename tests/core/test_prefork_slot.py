@@ -2,9 +2,10 @@
 
 The parent reads the slot in its supervision loop (time limits,
 terminations, a child's exit) and in every heartbeat (the worker's
-description). An id of 255 four-byte characters, or an entry's raw id of
-arbitrary bytes, once made that read raise (a UTF-8 character cut at the
-slot's size), and the heartbeat thread died of it.
+description). An entry's raw id of arbitrary bytes (the slot holds it
+while the entry is checked) once made that read raise (a UTF-8 character
+cut at the slot's size), and the heartbeat thread died of it. The slot is
+also fed more than its size directly, as no valid message can feed it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def test_an_entry_being_checked_reads_back_whatever_its_id_held(raw: bytes) -> N
 
 
 def test_a_running_task_with_the_longest_id_is_read_back() -> None:
-    task_id = "\U0001f600" * 255  # 1,020 bytes: the slot cuts inside the last characters
+    # 1,020 bytes (a worker refuses such an id in a message; here the slot is
+    # fed it directly): the slot cuts inside the last characters.
+    task_id = "\U0001f600" * 255
     assert len(f"{STREAM}\n1-0\n{task_id}\nmy.task".encode()) > SLOT_BYTES
     slot = Slot()
     delivery = ops.Delivery(STREAM, "1-0", {b"i": task_id.encode()})
