@@ -41,6 +41,8 @@ REPLACEMENTS: dict[str, str] = {
         "heartbeat is this old, however long a live worker's task runs"
     ),
     "ENABLE_METRICS": "METRICS (on by default; docs/monitoring.md)",
+    "AUTH_HANDLERS": "AUTH_HANDLERS (the same shape; handlers in django_taskq.endpoints.auth)",
+    "AUTH_HANDLER_OPTIONS": "AUTH_HANDLER_OPTIONS (the same shape)",
 }
 
 #: django-tasks-redis OPTIONS name with nothing to replace it -> why.
@@ -51,8 +53,6 @@ NO_REPLACEMENT: dict[str, str] = {
     "for a message, so there is nothing to tune",
     "REDIS_SCAN_BATCH_SIZE": "the admin lists task history from the database "
     "(TaskRecord), not by scanning Redis",
-    "AUTH_HANDLERS": "there are no HTTP endpoints that run tasks; run taskq_worker",
-    "AUTH_HANDLER_OPTIONS": "there are no HTTP endpoints that run tasks; run taskq_worker",
 }
 
 

@@ -4,4 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("taskq/", include("django_taskq.urls")),
+    path("tasks/", include("django_taskq.endpoints.urls")),
 ]

@@ -71,6 +71,21 @@ def prune(
     return deleted
 
 
+def purge_finished(days: float, now: dt.datetime | None = None) -> int:
+    """Delete every row of a task that ended more than ``days`` days ago; how many went.
+
+    For the purge/ endpoint and scripts that clear history on demand;
+    TASKQ_HISTORY_RETENTION prunes by itself, a bounded number per round.
+    """
+    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+    deleted = 0
+    while True:
+        step = _delete(Q(finished_at__lt=cutoff), BATCH, MAX_BATCHES)
+        deleted += step
+        if step < BATCH * MAX_BATCHES:
+            return deleted
+
+
 def _delete(rows: Q, batch: int, max_batches: int) -> int:
     """Delete the rows ``rows`` selects, ``batch`` primary keys per statement."""
     deleted = 0

@@ -8,6 +8,7 @@ is lost either way.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -71,6 +72,7 @@ class Worker:
         graceful: bool = True,
         failed_exit_code: int | None = None,
         empty_exit_code: int | None = None,
+        summary: str | None = None,
         stdout: TextIO | Any = None,
         metrics: Any = None,
     ) -> None:
@@ -116,7 +118,10 @@ class Worker:
         self.empty_exit_code = empty_exit_code
         #: What the consumers ended (--max-tasks, the burst exit codes); None: not counted.
         self.tally: Tally | None = None
-        if max_tasks is not None or failed_exit_code is not None or empty_exit_code is not None:
+        #: Write the tally and exit code here as JSON at exit (--summary).
+        self.summary = summary
+        counted = (max_tasks, failed_exit_code, empty_exit_code, summary)
+        if any(option is not None for option in counted):
             self.tally = Tally(max_tasks)
             self.options["tally"] = self.tally  # inherited by prefork children
         self._max_logged = False
@@ -300,7 +305,20 @@ class Worker:
             self._unregister()
             signals.send(signals.worker_shutdown, self)
             logger.info("worker %s stopped", self.hostname)
-        return self.exit_code()
+        code = self.exit_code()
+        if self.summary is not None:
+            self._write_summary(code)
+        return code
+
+    def _write_summary(self, code: int) -> None:
+        """--summary FILE: what the consumers ended, and the exit code, as one JSON object."""
+        assert self.tally is not None and self.summary is not None
+        report = {"ended": self.tally.ended, "failed": self.tally.failed, "exit_code": code}
+        try:
+            with open(self.summary, "w", encoding="utf-8") as out:
+                json.dump(report, out)
+        except OSError as exc:
+            logger.error("taskq_worker --summary %s: could not write it: %s", self.summary, exc)
 
     def exit_code(self) -> int:
         """0, or --failed-exit-code / --empty-exit-code for a burst that asked for them."""

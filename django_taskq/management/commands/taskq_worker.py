@@ -137,6 +137,13 @@ class Command(BaseCommand):
             help="With --burst: exit N if the queues held nothing to run.",
         )
         parser.add_argument(
+            "--summary",
+            default=None,
+            metavar="FILE",
+            help="At exit, write what the worker ended to FILE as JSON: "
+            '{"ended": N, "failed": N, "exit_code": N} (for scripts and the run/ endpoint).',
+        )
+        parser.add_argument(
             "--metrics-port",
             type=int,
             default=None,
@@ -174,6 +181,7 @@ class Command(BaseCommand):
                 graceful=not options["no_graceful_shutdown"],
                 failed_exit_code=options["failed_exit_code"],
                 empty_exit_code=options["empty_exit_code"],
+                summary=options["summary"],
                 stdout=self.stdout,
                 metrics=metrics,
             )
