@@ -115,14 +115,14 @@ DEFAULTS: dict[str, Any] = {
     # taskq_worker --metrics-port (Authorization: Bearer <token>). None: open.
     "METRICS_TOKEN": None,
     # --- HTTP endpoints (django_taskq.endpoints.urls) -----------------------
-    # Who may call run/, run-one/, status/ and purge/: dotted paths (or
+    # Who may call run/, run-one/, execute/, status/ and purge/: dotted paths (or
     # callables, or {"HANDLER", "OPTIONS", "ENDPOINTS"} dicts) of handlers
     # that take the request and return None to accept it. Empty: every
     # endpoint answers 403, so nothing is open until a project says how.
     "AUTH_HANDLERS": [],
     # OPTIONS given to every handler in AUTH_HANDLERS (a dict entry adds its own).
     "AUTH_HANDLER_OPTIONS": {},
-    # Seconds run/ and run-one/ let their burst worker run before stopping it
+    # Seconds run/, run-one/ and execute/ let their burst worker run before stopping it
     # (warm, then cold: nothing is lost, an interrupted task runs again later).
     "ENDPOINT_RUN_TIMEOUT": 300.0,
     # --- beat -------------------------------------------------------------

@@ -41,9 +41,7 @@ from django.utils.module_loading import import_string
 
 from django_taskq.conf import taskq_settings
 
-#: The endpoint names an ``ENDPOINTS`` list may hold. ``execute`` is
-#: django-tasks-redis's run-by-id endpoint, which django_taskq has not: a
-#: configuration naming it still loads, and that entry guards nothing.
+#: The endpoint names an ``ENDPOINTS`` list may hold.
 ENDPOINTS = frozenset({"run", "run_one", "status", "purge", "execute"})
 
 Handler = Callable[[HttpRequest], HttpResponse | None]

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -35,6 +36,8 @@ from django_taskq.conf import taskq_settings
 
 #: Seconds between the warm stop, the cold stop and the kill of a child past its timeout.
 STOP_GRACE = 10.0
+#: Seconds of one wait for an ``until`` task's result before the child is looked at again.
+UNTIL_SLICE = 1.0
 #: Lines of the child's output kept for an error answer.
 TAIL_LINES = 20
 
@@ -81,8 +84,17 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run(queues: list[str], max_tasks: int | None = None, timeout: float | None = None) -> BurstRun:
-    """Run what ``queues`` hold now (at most ``max_tasks``) in a burst worker; wait for it."""
+def run(
+    queues: list[str],
+    max_tasks: int | None = None,
+    timeout: float | None = None,
+    until: str | None = None,
+) -> BurstRun:
+    """Run what ``queues`` hold now (at most ``max_tasks``) in a burst worker; wait for it.
+
+    ``until``: a task id; the worker is stopped (warm) as soon as that task
+    has ended, wherever it ran, rather than when the queues are empty.
+    """
     limit = float(timeout if timeout is not None else taskq_settings.ENDPOINT_RUN_TIMEOUT)
     with tempfile.TemporaryDirectory(prefix="taskq-burst-") as scratch:
         summary = os.path.join(scratch, "summary.json")
@@ -95,11 +107,8 @@ def run(queues: list[str], max_tasks: int | None = None, timeout: float | None =
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a signal to the web server's group spares it
             )
-            timed_out = False
-            try:
-                child.wait(limit)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            timed_out = not _wait(child, time.monotonic() + limit, until)
+            if child.poll() is None:
                 _stop(child)
             log.seek(0)
             output = "".join(log.readlines()[-TAIL_LINES:])
@@ -111,6 +120,33 @@ def run(queues: list[str], max_tasks: int | None = None, timeout: float | None =
         except (OSError, ValueError, KeyError, TypeError):
             pass  # it stopped before its summary (a refused flag, a kill): nothing counted
     return BurstRun(ended, failed, int(child.returncode), timed_out, output)
+
+
+def _wait(child: subprocess.Popen[bytes], deadline: float, until: str | None) -> bool:
+    """Wait for the child to end, or for task ``until`` to; False if the deadline came first.
+
+    The task is waited for the way ``AsyncResult.get()`` waits (a blocking
+    pop on Redis, woken by the result's write), a second at a time so that
+    a child that ends first (the task was not in its queues) is seen.
+    """
+    from django_taskq.result import AsyncResult
+
+    while child.poll() is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        if until is None:
+            try:
+                child.wait(remaining)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        try:
+            AsyncResult(until).get(timeout=min(remaining, UNTIL_SLICE), propagate=False)
+        except TimeoutError:
+            continue
+        return True  # the task ended: _stop() stops the child warm
+    return True
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:

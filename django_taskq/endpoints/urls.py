@@ -16,6 +16,7 @@ app_name = "django_taskq_endpoints"
 urlpatterns = [
     path("run/", views.run, name="run"),
     path("run-one/", views.run_one, name="run-one"),
+    path("execute/<str:task_id>/", views.execute, name="execute"),
     path("status/", views.queue_status, name="queue-status"),
     path("status/<str:task_id>/", views.task_status, name="task-status"),
     path("purge/", views.purge, name="purge"),

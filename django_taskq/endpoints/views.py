@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
+from django_taskq import states
 from django_taskq.broker import keys
 from django_taskq.conf import tasks_options
 from django_taskq.endpoints import auth, burst
@@ -154,22 +155,77 @@ def run_one(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _task(task_id: str) -> dict[str, Any] | None:
+    """What status/<id>/ shows of task ``task_id``: its result record; None if it has none."""
+    from django_taskq.result import AsyncResult
+
+    found = AsyncResult(task_id)
+    record = found._record()
+    if record is None:
+        return None
+    task: dict[str, Any] = {"id": task_id, "task_name": found.name, "state": found.state}
+    task.update({field: record[field] for field in RECORD_FIELDS if field in record})
+    task["result"] = record.get("result")
+    return task
+
+
+def _no_task(task_id: str) -> JsonResponse:
+    return _error(f"No task {task_id!r}: never sent, or its result expired", status=404)
+
+
 @never_cache
 @require_safe
 def task_status(request: HttpRequest, task_id: str) -> HttpResponse:
     """GET: the state of task ``task_id`` from its result record; 404 if there is none."""
     if (refused := _guard(request, "status")) is not None:
         return refused
-    from django_taskq.result import AsyncResult
+    task = _task(task_id)
+    return _no_task(task_id) if task is None else _json({"task": task})
 
-    found = AsyncResult(task_id)
-    record = found._record()
-    if record is None:
-        return _error(f"No task {task_id!r}: never sent, or its result expired", status=404)
-    task: dict[str, Any] = {"id": task_id, "task_name": found.name, "state": found.state}
-    task.update({field: record[field] for field in RECORD_FIELDS if field in record})
-    task["result"] = record.get("result")
-    return _json({"task": task})
+
+@csrf_exempt
+@never_cache
+@require_POST
+def execute(request: HttpRequest, task_id: str) -> HttpResponse:
+    """POST: run queued tasks until task ``task_id`` has ended, then answer its state.
+
+    For a push service that calls once per task (Cloud Tasks, a webhook).
+    Messages are not taken out of order, so tasks queued before it run
+    first; the burst worker stops as soon as it has ended. A task that
+    already ended is not run again (``"processed": 0``): a push service's
+    retried call is harmless. ``queue_name`` limits the queues read
+    (default: every queue).
+    """
+    if (refused := _guard(request, "execute")) is not None:
+        return refused
+    queues = _queues(request.POST)
+    if isinstance(queues, JsonResponse):
+        return queues
+    if request.POST.get("allow_retry", "").lower() == "true":
+        return _error(
+            "allow_retry is not supported: a task runs once per send; send it again, or use "
+            "the admin's resend action on its history row"
+        )
+    task = _task(task_id)
+    if task is None:
+        return _no_task(task_id)
+    if task["state"] in states.READY_STATES:
+        return _json({"task": task, "processed": 0, "failed": 0, "timed_out": False})
+    if not queues:
+        from django_taskq.monitor.queues import queue_stats
+
+        queues = [s.name for s in queue_stats()]
+    outcome = burst.run(queues, until=task_id)
+    if (failed := _ran(outcome)) is not None:
+        return failed
+    return _json(
+        {
+            "task": _task(task_id) or task,
+            "processed": outcome.ended,
+            "failed": outcome.failed,
+            "timed_out": outcome.timed_out,
+        }
+    )
 
 
 @never_cache
@@ -221,4 +277,4 @@ def purge(request: HttpRequest) -> HttpResponse:
     return _json({"deleted": purge_finished(days)})
 
 
-__all__ = ["purge", "queue_status", "run", "run_one", "task_status"]
+__all__ = ["execute", "purge", "queue_status", "run", "run_one", "task_status"]

@@ -39,6 +39,7 @@ def _status(client: Client, **headers: Any) -> Any:
     [
         ("post", "/tasks/run/", "run"),
         ("post", "/tasks/run-one/", "run_one"),
+        ("post", "/tasks/execute/some-id/", "execute"),
         ("get", "/tasks/status/", "status"),
         ("get", "/tasks/status/some-id/", "status"),
         ("post", "/tasks/purge/", "purge"),

@@ -176,3 +176,46 @@ def test_run_works_on_cluster_and_sentinel(client: Client, topology: Any) -> Non
     assert [r.get(timeout=1) for r in sent] == [1, 2]
     status = client.get(f"/tasks/status/{sent[1].id}/", headers=BEARER).json()["task"]
     assert status["state"] == "SUCCESS"
+
+
+def test_execute_runs_until_the_task_has_ended_and_not_again(client: Client) -> None:
+    before = tasks.add.delay(1, 1)
+    target = tasks.add.delay(2, 2)
+    after = [tasks.sleep_then.delay(0.3, i) for i in range(20)]  # 6 s to drain them all
+    answer = client.post(f"/tasks/execute/{target.id}/", headers=BEARER)
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert (body["task"]["state"], body["task"]["result"]) == ("SUCCESS", 4)
+    assert before.state == "SUCCESS"  # queued first, so run first
+    assert 2 <= body["processed"] < 2 + len(after)  # stopped once the target ended
+    assert _ready() > 0
+
+    again = client.post(f"/tasks/execute/{target.id}/", headers=BEARER).json()
+    assert (again["processed"], again["task"]["state"]) == (0, "SUCCESS")
+
+
+def test_execute_answers_the_state_when_the_task_is_not_in_the_queues_read(
+    client: Client,
+) -> None:
+    target = tasks.add.apply_async((1, 2), queue="reports")
+    answer = client.post(
+        f"/tasks/execute/{target.id}/", {"queue_name": "default"}, headers=BEARER
+    ).json()
+    assert (answer["task"]["state"], answer["processed"], answer["timed_out"]) == (
+        "PENDING",
+        0,
+        False,
+    )
+    assert (
+        client.post(f"/tasks/execute/{target.id}/", headers=BEARER).json()["task"]["result"] == 3
+    )  # without queue_name: every queue
+
+
+def test_execute_refuses_unknown_ids_and_allow_retry(client: Client) -> None:
+    missing = client.post("/tasks/execute/nope/", headers=BEARER)
+    assert missing.status_code == 404
+    sent = tasks.add.delay(1, 1)
+    retry = client.post(f"/tasks/execute/{sent.id}/", {"allow_retry": "true"}, headers=BEARER)
+    assert retry.status_code == 400
+    assert "allow_retry is not supported" in retry.json()["error"]
+    assert sent.state == "PENDING"
