@@ -142,6 +142,10 @@ def signature(
     return hmac.new(key, payload, getattr(hashlib, algorithm)).hexdigest()
 
 
+#: django-tasks-redis's name for ``signature``, for callers that sign requests.
+build_signature = signature
+
+
 class HMACAuth(AuthHandler):
     """A request signed with a shared secret, refused once its timestamp is too old.
 
@@ -182,7 +186,14 @@ class HMACAuth(AuthHandler):
 
 
 class StaffOnlyAuth(AuthHandler):
-    """A request from a logged-in staff user (the admin's session cookie)."""
+    """A request from a logged-in staff user (the admin's session cookie).
+
+    A browser sends the session cookie with any request, including a form
+    another site makes it post, so a POST must also pass Django's CSRF
+    check (the ``X-CSRFToken`` header, or a ``csrfmiddlewaretoken`` field),
+    as the admin's own forms do; the views themselves are exempt from CSRF
+    because a scheduler's token or signature is not a cookie.
+    """
 
     def authenticate(self, request: HttpRequest) -> HttpResponse | None:
         user = getattr(request, "user", None)
@@ -195,7 +206,25 @@ class StaffOnlyAuth(AuthHandler):
             return refusal("Authentication required")
         if not user.is_staff:
             return refusal("Staff privileges required", status=403)
+        return _csrf(request)
+
+
+def _csrf(request: HttpRequest) -> HttpResponse | None:
+    """Django's CSRF check of ``request`` (None: it passes, or the method is safe)."""
+    from django.middleware.csrf import CsrfViewMiddleware
+
+    def view(request: HttpRequest) -> HttpResponse:  # not csrf_exempt, so it is checked
+        return HttpResponse()
+
+    check = CsrfViewMiddleware(view)
+    check.process_request(request)  # reads the CSRF cookie, as the middleware would
+    if check.process_view(request, view, (), {}) is None:
         return None
+    return refusal(
+        "CSRF check failed: a session's POST must send the csrftoken cookie's value in an "
+        "X-CSRFToken header (or a csrfmiddlewaretoken field)",
+        status=403,
+    )
 
 
 def _entry(entry: Any, defaults: dict[str, Any]) -> tuple[Handler, frozenset[str] | None]:
@@ -279,6 +308,7 @@ __all__ = [
     "HMACAuth",
     "SharedSecretAuth",
     "StaffOnlyAuth",
+    "build_signature",
     "check",
     "handlers",
     "handlers_for",

@@ -210,3 +210,27 @@ def test_the_handlers_can_live_in_the_backends_options(client: Client, settings:
     unknown = client.get("/tasks/status/?backend_name=other", headers=bearer)
     assert unknown.status_code == 400
     assert "backend_name 'other' is not a TaskqBackend" in unknown.json()["error"]
+
+
+def test_a_staff_sessions_post_must_pass_the_csrf_check(settings: Any) -> None:
+    """A form another site makes a staff user's browser post carries the cookie, not the token."""
+    settings.TASKQ_AUTH_HANDLERS = [STAFF]
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_user("dee", password="x", is_staff=True))
+    forged = client.post("/tasks/purge/", {"days": "30"})
+    assert forged.status_code == 403
+    assert "CSRF check failed" in forged.json()["error"]
+    assert client.get("/tasks/status/").status_code == 200  # reading needs no token
+
+    client.get("/admin/")  # the admin sets the csrftoken cookie, as in a browser
+    token = client.cookies["csrftoken"].value
+    answer = client.post("/tasks/purge/", {"days": "30"}, headers={"X-CSRFToken": token})
+    assert (answer.status_code, answer.json()) == (200, {"deleted": 0})
+
+
+def test_a_token_request_needs_no_csrf_token(settings: Any) -> None:
+    settings.TASKQ_AUTH_HANDLERS = [SHARED]
+    settings.TASKQ_AUTH_HANDLER_OPTIONS = {"TOKEN": TOKEN}
+    client = Client(enforce_csrf_checks=True)
+    answer = client.post("/tasks/purge/", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
