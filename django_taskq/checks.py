@@ -21,6 +21,9 @@
 - taskq.E007 OPTIONS of a TaskqBackend in TASKS that are no django_taskq
   setting (django-tasks-redis's, with their replacement), or that contradict
   a TASKQ_* setting or another alias (backend_options.py)
+- taskq.E008 TASKQ_AUTH_HANDLERS that cannot be loaded (not importable, a
+  dict without HANDLER, an unknown endpoint name), found at deploy time
+  rather than at the first call of an endpoint
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_send_ahead()
     messages += _check_celery_settings()
     messages += _check_beat_schedule()
+    messages += _check_endpoints()
     timeout = getattr(settings, PREFIX + "WORKER_HEARTBEAT_TIMEOUT", 30)
     if not isinstance(timeout, int | float) or timeout < 1:
         messages.append(
@@ -110,6 +114,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     except ImproperlyConfigured as exc:
         messages.append(Error(str(exc), id="taskq.E003"))
+    return messages
+
+
+def _check_endpoints() -> list[CheckMessage]:
+    """taskq.E008 for TASKQ_AUTH_HANDLERS, E003 for TASKQ_ENDPOINT_RUN_TIMEOUT."""
+    from django_taskq.conf import taskq_settings
+    from django_taskq.endpoints.auth import handlers
+
+    messages: list[CheckMessage] = []
+    hint = "See docs/http-endpoints.md#who-may-call-them."
+    try:
+        handlers()
+    except ImproperlyConfigured as exc:
+        messages.append(Error(str(exc), hint=hint, id="taskq.E008"))
+    timeout = taskq_settings.ENDPOINT_RUN_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        messages.append(
+            Error(
+                f"TASKQ_ENDPOINT_RUN_TIMEOUT={timeout!r} must be a number of seconds > 0.",
+                hint="It bounds how long run/, run-one/ and execute/ wait (default 300).",
+                id="taskq.E003",
+            )
+        )
     return messages
 
 

@@ -78,6 +78,12 @@ TASKQ_WORKER_ASYNC_CONCURRENCY = 10
 # a worker with ``-Q default,slow`` (consumed in that order of preference):
 # TASKQ_ROUTES = {"demo.tasks.slow_*": "slow"}
 
+# Who may call the HTTP endpoints under /tasks/ (docs/http-endpoints.md):
+# here, staff logged in to the admin. A scheduler would send a token instead:
+# {"HANDLER": "django_taskq.endpoints.auth.SharedSecretAuth",
+#  "OPTIONS": {"TOKEN_ENV": "TASKQ_CRON_TOKEN"}}
+TASKQ_AUTH_HANDLERS = ["django_taskq.endpoints.auth.StaffOnlyAuth"]
+
 # Periodic tasks for ``manage.py taskq_beat`` (or ``taskq_worker -B``):
 #
 # from datetime import timedelta

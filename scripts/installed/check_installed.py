@@ -154,6 +154,33 @@ def admin_pages(args: argparse.Namespace) -> str:
     return f"{len(urls)} pages; static files found, ours: {', '.join(ours) or 'none'}"
 
 
+@check("the HTTP endpoint run/ runs a task on a burst worker started from the installed package")
+def endpoint_run(args: argparse.Namespace) -> str:
+    from demo.tasks import add
+    from django.test import Client, override_settings
+
+    # A queue the demo's own worker does not read, so only the endpoint's worker can run it.
+    sent = add.apply_async((20, 22), queue="endpoint-check")
+    handlers = ["django_taskq.endpoints.auth.SharedSecretAuth"]
+    with override_settings(
+        TASKQ_AUTH_HANDLERS=handlers, TASKQ_AUTH_HANDLER_OPTIONS={"TOKEN": "check"}
+    ):
+        response = Client(HTTP_HOST="localhost").post(
+            "/tasks/run/",
+            {"queue_name": "endpoint-check"},
+            headers={"Authorization": "Bearer check"},
+        )
+    if response.status_code != 200:
+        raise Failed(f"POST /tasks/run/: {response.status_code} {response.content[:2000]!r}")
+    answer = response.json()
+    if answer != {"processed": 1, "failed": 0, "timed_out": False}:
+        raise Failed(f"POST /tasks/run/ answered {answer}")
+    result = sent.get(timeout=10)
+    if result != 42:
+        raise Failed(f"the task returned {result!r}, not 42")
+    return f"{answer}; add(20, 22) = {result}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkout", type=Path, required=True, help="The source checkout.")

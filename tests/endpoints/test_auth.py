@@ -234,3 +234,16 @@ def test_a_token_request_needs_no_csrf_token(settings: Any) -> None:
     client = Client(enforce_csrf_checks=True)
     answer = client.post("/tasks/purge/", headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 200
+
+
+def test_manage_py_check_finds_a_wrong_handler_setting_before_a_call(settings: Any) -> None:
+    from django.core.checks import run_checks
+
+    settings.TASKQ_AUTH_HANDLERS = ["django_tasks_redis.auth.SharedSecretAuth"]
+    settings.TASKQ_ENDPOINT_RUN_TIMEOUT = 0
+    found = {m.id: m.msg for m in run_checks() if m.id in ("taskq.E008", "taskq.E003")}
+    assert SHARED in found["taskq.E008"]
+    assert "TASKQ_ENDPOINT_RUN_TIMEOUT=0" in found["taskq.E003"]
+    settings.TASKQ_AUTH_HANDLERS = [SHARED]
+    settings.TASKQ_ENDPOINT_RUN_TIMEOUT = 30
+    assert not [m for m in run_checks() if m.id in ("taskq.E008", "taskq.E003")]
