@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from django_taskq import shared_task
@@ -17,3 +18,14 @@ def add(x: int, y: int) -> int:
 def stamp() -> float:
     """Return when it ran (``time.time()``): the ETA benchmark compares that with the ETA."""
     return time.time()
+
+
+@shared_task
+def nap(x: int, y: int) -> int:
+    """Sleep TASKQ_BENCH_NAP_MS milliseconds (default 10), then return ``x + y``.
+
+    An I/O-bound task (an HTTP call, a slow query) stands in for by its wait:
+    the concurrency benchmark drains it with the threads pool.
+    """
+    time.sleep(float(os.environ.get("TASKQ_BENCH_NAP_MS", "10")) / 1000)
+    return x + y
