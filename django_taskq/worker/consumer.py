@@ -132,6 +132,7 @@ class Consumer:
         on_end: Callable[[bool], None] | None = None,
         enough: Callable[[], bool] | None = None,
         on_idle: Callable[[], None] | None = None,
+        settler: Settler | None = None,
     ) -> None:
         self.name = name
         self.queues = queues
@@ -159,7 +160,8 @@ class Consumer:
         self.local: collections.deque[ops.Delivery] = collections.deque()
         self.lock = threading.Lock()  # guards self.local
         self.running: Running | None = None
-        self.settler = Settler(hostname)
+        #: Ends this consumer's messages; the threads pool gives all its consumers one.
+        self.settler = settler or Settler(hostname)
         self.unsettled: list[Unsettled] = []
         self.reconnected = False
         self.seen_connects = -1  # take back what we hold at the first fetch too (cheap)

@@ -37,6 +37,7 @@ from django_taskq.worker.inspection import Running
 from django_taskq.worker.limits import TimeLimits
 from django_taskq.worker.maintenance import Maintenance
 from django_taskq.worker.overrides import RuntimeLimits
+from django_taskq.worker.settle import Settler
 from django_taskq.worker.tally import Tally
 from django_taskq.worker.terminate import signal_name
 
@@ -421,11 +422,16 @@ class Worker:
 
     def _run_threads(self) -> None:
         limits = TimeLimits(None, None, soft_only=True)
+        # One settler for every thread: a flush then carries what all of them
+        # ended since the last one, not one task each (I/O-bound tasks end
+        # one by one on each thread, so per-thread flushes cost a round trip
+        # a task; docs/benchmarks.md, "Concurrency").
+        settler = Settler(self.hostname)
         threads = []
         for index in range(self.concurrency):
             name = self.consumer_name(f"t{index}")
             self._consumer_names.append(name)
-            consumer = self._consumer(name, limits)
+            consumer = self._consumer(name, limits, settler)
             self._consumers.append(consumer)
             threads.append(
                 threading.Thread(
@@ -501,7 +507,7 @@ class Worker:
             if self.consumer_stop.is_set():
                 return
 
-    def _consumer(self, name: str, limits: TimeLimits) -> Consumer:
+    def _consumer(self, name: str, limits: TimeLimits, settler: Settler | None = None) -> Consumer:
         return Consumer(
             name,
             self.queues,
@@ -514,6 +520,7 @@ class Worker:
             on_end=self.task_ended if self.tally is not None else None,
             enough=self.tally.reached if self.tally is not None else None,
             on_idle=self.idle.tell if self.idle is not None else None,
+            settler=settler,
         )
 
     def _give_back_all(self) -> None:
