@@ -90,9 +90,9 @@ def _recorder_main(hostname: str, parent: int, level: int) -> None:
     from django_taskq.management.foreground import configure_worker_logging
 
     configure_worker_logging(level)  # the worker's own logging (taskq_worker)
-    from django_taskq.history.recorder import run_recorder
+    from django_taskq.history.recorder import run_recorder_process
 
-    run_recorder(stop, hostname=hostname)
+    run_recorder_process(stop, hostname=hostname)
 
 
 def _command(hostname: str) -> tuple[list[str], dict[str, str]]:
@@ -129,7 +129,15 @@ class RecorderProcess:
         self.watcher.start()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the watcher to have stopped the recorder (the worker's exit)."""
+        """Wait for the watcher to have stopped the recorder (the worker's exit).
+
+        With ``stop`` set, the recorder gets its SIGTERM here at once: the
+        watcher notices ``stop`` only when its wait on the process ends,
+        up to a second later, and a stopping worker waits for its recorder.
+        """
+        process = self.process
+        if self.stop.is_set() and process is not None and process.poll() is None:
+            process.terminate()  # it exits, which ends the watcher's wait too
         self.watcher.join(timeout)
 
     def _spawn(self) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import signal
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -76,8 +77,19 @@ def recorder_lease(client: redis.Redis, holder: str, seconds: float) -> Lease:
     )
 
 
+class StopReading(BaseException):
+    """Ends a recorder's blocking read at once when its process is told to stop (SIGTERM).
+
+    A BaseException, so that no ``except Exception`` on the way takes it for
+    an error to retry.
+    """
+
+
 class Recorder:
     """Record task events into TaskRecord rows while it holds the lease, until ``stop``."""
+
+    #: True only while the loop waits in its blocking read, where nothing is half-done.
+    reading = False
 
     def __init__(
         self,
@@ -104,6 +116,20 @@ class Recorder:
         self.events = 0
         self.rows = 0
         self.dropped = 0
+
+    def interrupt(self) -> None:
+        """Stop, and end a blocking read now rather than when it times out.
+
+        For the recorder process's SIGTERM handler (it runs in the main
+        thread, between two bytecodes of the loop): a worker that stops
+        waits for its recorder, which would otherwise sit out its read of up
+        to BLOCK_MS first. Raised only inside the read, where no row or ack
+        is half-written; entries that read had taken stay pending, and the
+        next recorder reads its group's pending entries first.
+        """
+        self.stop.set()
+        if self.reading:
+            raise StopReading
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> None:
@@ -148,7 +174,16 @@ class Recorder:
         if now >= self.next_prune:
             self._prune()
             self.next_prune = now + PRUNE_EVERY
-        entries = self.reader.read()
+        self.reading = True
+        try:
+            if self.stop.is_set():  # told just before: a SIGTERM from here on raises instead
+                return
+            entries = self.reader.read()
+        except StopReading:
+            self.reader.backlog = True  # what the read took stays pending for the next one
+            return
+        finally:
+            self.reading = False
         if not entries:
             close_old_connections()  # idle: give back the database connection
             if not self.reader.streams:
@@ -257,6 +292,16 @@ def run_recorder(
 ) -> None:
     """Run a recorder in this thread until ``stop`` is set (``taskq_recorder``)."""
     Recorder(stop, hostname=hostname, lease_seconds=lease_seconds).run()
+
+
+def run_recorder_process(stop: threading.Event, hostname: str) -> None:
+    """Run the worker's recorder in this process's main thread; SIGTERM ends it at once."""
+    recorder = Recorder(stop, hostname=hostname)
+    signal.signal(signal.SIGTERM, lambda *_: recorder.interrupt())
+    try:
+        recorder.run()
+    except StopReading:  # raised as the read returned: run() has released the lease
+        pass
 
 
 def start_in_worker(stop: threading.Event, hostname: str) -> RecorderProcess | None:

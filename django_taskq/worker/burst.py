@@ -13,10 +13,11 @@ its queues and starts the ordinary warm shutdown once they are done:
 The watch looks only when a consumer of the worker found nothing to fetch
 (``Idle``: a semaphore shared with the prefork children): once when its
 queues first come back empty, and again each time its blocking read
-(worker/consumer.py ``BLOCK_MS``) ends with nothing. While every consumer
-is busy it reads nothing at all, and it never sleeps on a timer: Redis's
-blocking read is the clock. So a burst ends about one blocking read after
-the last task, or sooner when two consumers go idle one after the other.
+(worker/consumer.py ``BURST_BLOCK_MS``, 0.1 s in a burst) ends with
+nothing. While every consumer is busy it reads nothing at all, and it
+never sleeps on a timer: Redis's blocking read is the clock. So a burst
+ends about one blocking read after the last task (and the consumers stop
+within another), or sooner when two consumers go idle one after the other.
 
 A task's follow-ups (chain steps, callbacks, chord bodies) are sent before
 its message is acked (the settle step), so they are seen as ready work. A
