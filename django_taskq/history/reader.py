@@ -126,6 +126,25 @@ class EventReader:
             self.streams.clear()
             return []
 
+    def read_now(self) -> list[Entry]:
+        """Like ``read()``, without blocking: a stopping recorder's last reads."""
+        if self.backlog:
+            pending = self._read_pending()
+            if pending:
+                return pending
+            self.backlog = False
+        entries: list[Entry] = []
+        for stream in list(self.streams):
+            try:
+                reply = self.client.xreadgroup(GROUP, CONSUMER, {stream: ">"}, count=self.count)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                del self.streams[stream]
+                continue
+            entries.extend(self._entries(reply))
+        return entries
+
     def _read_pending(self) -> list[Entry]:
         entries: list[Entry] = []
         for stream in list(self.streams):

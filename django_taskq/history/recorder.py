@@ -42,7 +42,7 @@ from django_taskq.broker import keys
 from django_taskq.broker.connection import new_client
 from django_taskq.conf import taskq_settings
 from django_taskq.history import retention, writer
-from django_taskq.history.reader import EventReader
+from django_taskq.history.reader import Entry, EventReader
 
 if TYPE_CHECKING:
     from django_taskq.history.process import RecorderProcess
@@ -51,6 +51,8 @@ logger = logging.getLogger("django_taskq.history")
 
 #: Seconds the lease lives without a renewal: a standby takes over this long after a crash.
 LEASE_SECONDS = 10.0
+#: Batches a stopping recorder reads without blocking before it lets go (``_drain``).
+DRAIN_ROUNDS = 10
 #: Longest blocking read (ms): the loop comes back this often to renew and look for new queues.
 BLOCK_MS = 2000
 #: Seconds between looks for queues registered since.
@@ -154,6 +156,7 @@ class Recorder:
                     )
                     self.reader.backlog = True
                     self._pause()
+            self._drain()
         finally:
             self._release()
             connections.close_all()
@@ -163,6 +166,26 @@ class Recorder:
                 self.events,
                 self.rows,
             )
+
+    def _drain(self) -> None:
+        """At stop: record what the streams hold now, without blocking, before letting go.
+
+        A worker that stops flushes its last results' events just before it
+        tells its recorder to stop; they are recorded here rather than left
+        for whichever recorder runs next (possibly none for a long while).
+        Bounded (DRAIN_ROUNDS batches), and best effort: what is left stays
+        in the streams for the next recorder.
+        """
+        if not self.leading:
+            return
+        try:
+            for _ in range(DRAIN_ROUNDS):
+                entries = self.reader.read_now()
+                if not entries:
+                    return
+                self._record(entries)
+        except Exception as exc:
+            logger.warning("history recorder: last reads at stop failed (%s); left for later", exc)
 
     def _step(self) -> None:
         now = time.monotonic()
@@ -189,6 +212,10 @@ class Recorder:
             if not self.reader.streams:
                 self.stop.wait(self.reader.block_ms / 1000)  # no queue registered yet
             return
+        self._record(entries)
+
+    def _record(self, entries: list[Entry]) -> None:
+        """Write ``entries`` into rows and ack them, while this recorder still leads."""
         if not self._lead():
             self.reader.backlog = True  # lost meanwhile: the new holder reads them back
             return
