@@ -610,6 +610,17 @@ def _migrate() -> None:
     call_command("migrate", verbosity=0)
 
 
+def set_up(broker_url: str, workdir: Path) -> None:
+    """This process on the benchmark's own settings, whatever the environment says, migrated."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+    os.environ["TASKQ_BROKER_URL"] = broker_url
+    os.environ["TASKQ_BENCH_DIR"] = str(workdir)
+    import django
+
+    django.setup()
+    _migrate()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     given = list(sys.argv[1:] if argv is None else argv)
@@ -624,14 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = RedisServer().start()
     bench: Bench | None = None
     try:
-        # The benchmark's own settings, whatever the environment says.
-        os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
-        os.environ["TASKQ_BROKER_URL"] = server.url
-        os.environ["TASKQ_BENCH_DIR"] = str(workdir)
-        import django
-
-        django.setup()
-        _migrate()
+        set_up(server.url, workdir)
         bench = Bench(server, workdir, args.tasks, args.latency)
         if args.prefetch:
             bench.worker_extra = ["--prefetch", str(args.prefetch)]

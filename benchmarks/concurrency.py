@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench import SETTINGS_MODULE, Bench, _migrate, log, machine, show
+from benchmarks.bench import Bench, log, machine, set_up, show
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -126,14 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = RedisServer().start()
     bench: Bench | None = None
     try:
-        os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
-        os.environ["TASKQ_BROKER_URL"] = server.url
-        os.environ["TASKQ_BENCH_DIR"] = str(workdir)
-        os.environ["TASKQ_BENCH_NAP_MS"] = f"{args.nap_ms:g}"
-        import django
-
-        django.setup()
-        _migrate()
+        os.environ["TASKQ_BENCH_NAP_MS"] = f"{args.nap_ms:g}"  # the workers inherit it
+        set_up(server.url, workdir)
         bench = Bench(server, workdir, args.tasks, 1)
         info = machine()
         log("prefork -c 1 and -c 2, alternating")

@@ -163,7 +163,12 @@ def _task(task_id: str) -> dict[str, Any] | None:
     record = found._record()
     if record is None:
         return None
-    task: dict[str, Any] = {"id": task_id, "task_name": found.name, "state": found.state}
+    # From the one record read: .name and .state would read a record not yet final again.
+    task: dict[str, Any] = {
+        "id": task_id,
+        "task_name": record.get("task"),
+        "state": str(record.get("status") or states.PENDING),
+    }
     task.update({field: record[field] for field in RECORD_FIELDS if field in record})
     task["result"] = record.get("result")
     return task
@@ -211,10 +216,11 @@ def execute(request: HttpRequest, task_id: str) -> HttpResponse:
         return _no_task(task_id)
     if task["state"] in states.READY_STATES:
         return _json({"task": task, "processed": 0, "failed": 0, "timed_out": False})
-    if not queues:
-        from django_taskq.monitor.queues import queue_stats
+    if not queues:  # every registered queue (a registry member that is no queue name is skipped)
+        from django_taskq.broker import queues as registry
+        from django_taskq.broker.connection import get_broker
 
-        queues = [s.name for s in queue_stats()]
+        queues = [q for q in registry.known(get_broker()) if keys.QUEUE_NAME.match(q)]
     outcome = burst.run(queues, until=task_id)
     if (failed := _ran(outcome)) is not None:
         return failed

@@ -108,11 +108,9 @@ class EventReader:
 
     def read(self) -> list[Entry]:
         """The next batch: pending entries while there are any, then new ones (blocking)."""
-        if self.backlog:
-            pending = self._read_pending()
-            if pending:
-                return pending
-            self.backlog = False
+        pending = self._backlog()
+        if pending:
+            return pending
         if not self.streams:
             return []
         try:
@@ -128,28 +126,23 @@ class EventReader:
 
     def read_now(self) -> list[Entry]:
         """Like ``read()``, without blocking: a stopping recorder's last reads."""
-        if self.backlog:
-            pending = self._read_pending()
-            if pending:
-                return pending
-            self.backlog = False
-        entries: list[Entry] = []
-        for stream in list(self.streams):
-            try:
-                reply = self.client.xreadgroup(GROUP, CONSUMER, {stream: ">"}, count=self.count)
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                del self.streams[stream]
-                continue
-            entries.extend(self._entries(reply))
-        return entries
+        return self._backlog() or self._read_each(">")
 
-    def _read_pending(self) -> list[Entry]:
+    def _backlog(self) -> list[Entry]:
+        """This group's pending entries while ``backlog`` is set; [] (and unset) once none."""
+        if not self.backlog:
+            return []
+        pending = self._read_each("0")
+        if not pending:
+            self.backlog = False
+        return pending
+
+    def _read_each(self, start: str) -> list[Entry]:
+        """One non-blocking XREADGROUP per stream from ``start`` ("0": pending; ">": new)."""
         entries: list[Entry] = []
         for stream in list(self.streams):
             try:
-                reply = self.client.xreadgroup(GROUP, CONSUMER, {stream: "0"}, count=self.count)
+                reply = self.client.xreadgroup(GROUP, CONSUMER, {stream: start}, count=self.count)
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
