@@ -156,7 +156,7 @@ class TaskqBackend(BaseTaskBackend):  # type: ignore[misc]
         """The ``TaskResult`` of ``result_id``; TaskResultDoesNotExist if nothing is known of it."""
         from django_taskq.broker import errors, keys
         from django_taskq.broker.connection import get_backend
-        from django_taskq.messages import loads
+        from django_taskq.result import decode_record
 
         task_id = str(result_id)
         # The record and its attempts list (attempts.py) in one round trip; one tag, one slot.
@@ -167,7 +167,7 @@ class TaskqBackend(BaseTaskBackend):  # type: ignore[misc]
             raw, entries = pipe.execute()
         if raw is None:
             raise TaskResultDoesNotExist(result_id)
-        record = loads(raw)
+        record = decode_record(task_id, raw)
         task = self._django_task(str(record.get("task") or ""), result_id)
         return django_tasks.task_result(task, task_id, record, entries)
 

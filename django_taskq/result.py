@@ -26,6 +26,7 @@ from django_taskq.broker import errors, keys, scripts
 from django_taskq.broker.connection import get_backend
 from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import (
+    DecodeError,
     TaskError,
     TaskRevokedError,
     TimeoutError,
@@ -129,6 +130,28 @@ def assert_not_in_task(what: str) -> None:
         )
 
 
+def decode_record(task_id: str, raw: bytes | str) -> dict[str, Any]:
+    """The result record ``raw`` of task ``task_id``, or DecodeError naming the task and key.
+
+    Whatever bytes are stored under a result key (written by hand, by
+    another program, or cut short), a reader gets this one clear error, not
+    a JSON or Unicode error from deep inside: it says which key to look at
+    and that forget() removes it.
+    """
+    try:
+        record = loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        problem = f"is not JSON ({exc})"
+    else:
+        if isinstance(record, dict) and isinstance(record.get("status"), str):
+            return record
+        problem = "is JSON, but not a record with a status"
+    raise DecodeError(
+        f"the result record of task {task_id!r} (key {keys.result(task_id)!r}) {problem}: "
+        "it was not written by django_taskq; AsyncResult(id).forget() deletes it"
+    )
+
+
 class AsyncResult:
     """The state and result of a task call, by id."""
 
@@ -162,7 +185,7 @@ class AsyncResult:
             raw = get_backend().get(keys.result(self.id))
         if raw is None:
             return None
-        record: dict[str, Any] = loads(raw)
+        record = decode_record(self.id, raw)
         if record.get("status") in states.READY_STATES:
             self._cache = record  # a ready result never changes
         return record
@@ -382,23 +405,21 @@ class AsyncResult:
         pipe.blpop([wakeup_key], timeout=self._block(remaining))
 
     def _ready(self, raw: bytes | None) -> dict[str, Any] | None:
-        """``raw`` as a record if it is ready (then cached), else None."""
+        """``raw`` as a record if it is ready (then cached), else None.
+
+        Bytes that are no record raise DecodeError (decode_record()), as
+        ``state`` does: a wait on them would end only if a worker happened to
+        store this id's state over them, and otherwise never.
+        """
         if raw is None:
             return None
-        record: dict[str, Any] = loads(raw)
+        record = decode_record(self.id, raw)
         if record.get("status") not in states.READY_STATES:
             return None
         # This waiter's entry in the set is left to expire with it:
         # removing it would cost a round trip.
         self._cache = record
         return record
-
-    def _ready_or_none(self, raw: Any) -> dict[str, Any] | None:
-        """The record wait_result.lua read, if ready: a last check after a wait that timed out."""
-        try:
-            return self._ready(raw)
-        except (ValueError, AttributeError):
-            return None
 
     def _woken(self, reply: Any) -> dict[str, Any] | None:
         """The ready record a wake-up carried, else None (read the record again).
@@ -443,7 +464,7 @@ class AsyncResult:
             # to this waiter's list (by wait_result.lua, or by store_result.lua
             # when the state is stored), and what is pushed is the record.
             read, woken = pipe.execute()
-            record = self._woken(woken) or self._ready_or_none(read)
+            record = self._woken(woken) or self._ready(read)
             if record is not None:
                 return record
 
@@ -458,7 +479,7 @@ class AsyncResult:
             pipe = client.pipeline(transaction=False)
             self._queue_wait(pipe, wakeup_key, remaining)
             read, woken = await pipe.execute()
-            record = self._woken(woken) or self._ready_or_none(read)
+            record = self._woken(woken) or self._ready(read)
             if record is not None:
                 return record
 

@@ -20,6 +20,7 @@ from django_taskq import states
 from django_taskq.broker import keys
 from django_taskq.conf import tasks_options
 from django_taskq.endpoints import auth, burst
+from django_taskq.exceptions import DecodeError
 
 #: Fields of a result record the status/<id>/ answer carries, as stored.
 RECORD_FIELDS = (
@@ -155,12 +156,18 @@ def run_one(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _task(task_id: str) -> dict[str, Any] | None:
-    """What status/<id>/ shows of task ``task_id``: its result record; None if it has none."""
+def _task(task_id: str) -> dict[str, Any] | JsonResponse | None:
+    """What status/<id>/ shows of task ``task_id``: its result record; None if it has none.
+
+    A record that cannot be read (bytes some other program stored under
+    its key) is answered as a JSON error naming the key, not a traceback.
+    """
     from django_taskq.result import AsyncResult
 
-    found = AsyncResult(task_id)
-    record = found._record()
+    try:
+        record = AsyncResult(task_id)._record()
+    except DecodeError as exc:
+        return _error(str(exc), status=500)
     if record is None:
         return None
     # From the one record read: .name and .state would read a record not yet final again.
@@ -185,6 +192,8 @@ def task_status(request: HttpRequest, task_id: str) -> HttpResponse:
     if (refused := _guard(request, "status")) is not None:
         return refused
     task = _task(task_id)
+    if isinstance(task, JsonResponse):
+        return task
     return _no_task(task_id) if task is None else _json({"task": task})
 
 
@@ -212,6 +221,8 @@ def execute(request: HttpRequest, task_id: str) -> HttpResponse:
             "the admin's resend action on its history row"
         )
     task = _task(task_id)
+    if isinstance(task, JsonResponse):
+        return task
     if task is None:
         return _no_task(task_id)
     if task["state"] in states.READY_STATES:
@@ -224,9 +235,10 @@ def execute(request: HttpRequest, task_id: str) -> HttpResponse:
     outcome = burst.run(queues, until=task_id)
     if (failed := _ran(outcome)) is not None:
         return failed
+    after = _task(task_id)
     return _json(
         {
-            "task": _task(task_id) or task,
+            "task": after if isinstance(after, dict) else task,
             "processed": outcome.ended,
             "failed": outcome.failed,
             "timed_out": outcome.timed_out,

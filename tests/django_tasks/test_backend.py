@@ -223,3 +223,12 @@ def test_taskq_options_through_task_autoretry(start_worker: Any) -> None:
 
 def test_the_backend_is_listed_by_django() -> None:
     assert isinstance(task_backends["default"], TaskqBackend)
+
+
+def test_get_result_of_a_record_that_cannot_be_read_names_the_task_and_key() -> None:
+    from django_taskq.broker.connection import get_backend
+    from django_taskq.exceptions import DecodeError
+
+    get_backend().set(keys.result("bad-django"), b"[]")
+    with pytest.raises(DecodeError, match=r"'bad-django'.*forget\(\)"):
+        task_backends["default"].get_result("bad-django")

@@ -219,3 +219,26 @@ def test_execute_refuses_unknown_ids_and_allow_retry(client: Client) -> None:
     assert retry.status_code == 400
     assert "allow_retry is not supported" in retry.json()["error"]
     assert sent.state == "PENDING"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"\xff\xfe not json", b"[1, 2]", b'{"result": 3}', b'{"status": 7}', b"null"],
+    ids=["not-utf8", "a-list", "no-status", "status-not-text", "null"],
+)
+def test_a_record_that_cannot_be_read_is_an_error_naming_its_key(
+    client: Client, stored: bytes
+) -> None:
+    from django_taskq.broker import keys
+    from django_taskq.broker.connection import get_backend
+
+    sent = tasks.add.delay(1, 1)
+    get_backend().set(keys.result(sent.id), stored)
+    for answer in (
+        client.get(f"/tasks/status/{sent.id}/", headers=BEARER),
+        client.post(f"/tasks/execute/{sent.id}/", headers=BEARER),
+    ):
+        assert answer.status_code == 500, answer.content
+        error = answer.json()["error"]
+        assert sent.id in error and keys.result(sent.id) in error and "forget()" in error
+    assert _ready() == 1  # execute/ ran nothing on a record it could not read

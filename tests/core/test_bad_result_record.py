@@ -1,0 +1,35 @@
+"""Whatever bytes sit under a result key, readers get one clear error naming the task and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_taskq.broker import keys
+from django_taskq.broker.connection import get_backend
+from django_taskq.exceptions import DecodeError
+from django_taskq.result import AsyncResult
+
+BAD = [b"\xff\xfe not json", b"[1, 2]", b'{"result": 3}', b'{"status": null}', b"42"]
+
+
+@pytest.mark.parametrize("stored", BAD)
+def test_state_and_get_name_the_task_and_key(stored: bytes) -> None:
+    get_backend().set(keys.result("bad-record"), stored)
+    found = AsyncResult("bad-record")
+    for read in (lambda: found.state, lambda: found.get(timeout=0.2)):
+        with pytest.raises(DecodeError) as caught:
+            read()
+        text = str(caught.value)
+        assert "'bad-record'" in text and keys.result("bad-record") in text
+        assert "forget()" in text
+    found.forget()
+    assert found.state == "PENDING"
+
+
+def test_aget_names_the_task_and_key_too() -> None:
+    import asyncio
+
+    get_backend().set(keys.result("bad-async"), b"\x00\x01")
+    with pytest.raises(DecodeError, match="'bad-async'"):
+        asyncio.run(AsyncResult("bad-async").aget(timeout=0.2))
+
