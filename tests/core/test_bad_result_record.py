@@ -32,4 +32,3 @@ def test_aget_names_the_task_and_key_too() -> None:
     get_backend().set(keys.result("bad-async"), b"\x00\x01")
     with pytest.raises(DecodeError, match="'bad-async'"):
         asyncio.run(AsyncResult("bad-async").aget(timeout=0.2))
-
