@@ -238,7 +238,7 @@ class Consumer:
     def _catch_up(self) -> None:
         """After a lost connection: settle what was left half done, take back what we hold."""
         if self.settler.pending():
-            self.settler.flush()
+            self.settler.flush_soon()
         if self.unsettled:
             self._settle_again()
         if self.reconnected or connects() != self.seen_connects:
@@ -316,7 +316,10 @@ class Consumer:
         if batch:
             return batch
         if self.settler.pending():
-            self.settler.flush()
+            if self.on_idle is None:
+                self.settler.flush_soon()
+            else:
+                self.settler.flush()
         if self.on_idle is not None:
             self.on_idle()  # --burst: the watch looks (after the flush: nothing unacked here)
         batch = ops.block_fetch(
@@ -346,13 +349,13 @@ class Consumer:
             if self.settler.pending() and (
                 not self.local or self.settler.age() >= FLUSH_INTERVAL * INLINE_FLUSH_FACTOR
             ):
-                self.settler.flush()
+                self.settler.flush_soon()
             if self.max_tasks and self.tasks_done >= self.max_tasks:
                 break
         if self.stop.is_set() or (self.max_tasks and self.tasks_done >= self.max_tasks):
             self._hand_back_local()
         if self.settler.pending():
-            self.settler.flush()
+            self.settler.flush_soon()
         # Once a task (before it) and once a batch: an idle worker holds no stale connection.
         close_old_connections()
         if self.lane is not None:
@@ -412,7 +415,8 @@ class Consumer:
         with self._wake:
             timeout = 0.25
             busy = self.running is not None or (lane is not None and lane.active)
-            if busy and self.settler.pending():
+            # With a background flusher (the threads pool) the guard leaves flushing to it.
+            if busy and self.settler.background is None and self.settler.pending():
                 timeout = max(0.0, FLUSH_INTERVAL - self.settler.age())
             if timeout:
                 self._wake.wait(timeout)
@@ -446,6 +450,8 @@ class Consumer:
             self._hand_back_hostages()
 
     def _flush_due(self) -> None:
+        if self.settler.background is not None:
+            return  # the threads pool's flusher flushes as soon as writes are queued
         if self.settler.pending() and self.settler.age() >= FLUSH_INTERVAL:
             try:
                 self.settler.flush()
@@ -486,7 +492,8 @@ class Consumer:
 
     def _set_running(self, running: Running | None) -> None:
         self.running = running
-        if running is not None and self.settler.pending():
+        settler = self.settler
+        if running is not None and settler.background is None and settler.pending():
             with self._wake:  # the guard flushes what is pending while this runs
                 self._wake.notify_all()
         if self.on_start is not None:

@@ -435,7 +435,7 @@ class Lane:
             got = ops.fetch(client, consumer.queues, consumer.name, free, consumer.received)
             if not got:
                 if consumer.settler.pending():
-                    consumer.settler.flush()
+                    consumer.settler.flush_soon()
                 got = ops.block_fetch(
                     client, consumer.streams, consumer.name, free, READ_BLOCK_MS, consumer.received
                 )

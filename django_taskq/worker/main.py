@@ -32,6 +32,7 @@ from django_taskq.worker import streams as ops
 from django_taskq.worker.burst import Idle
 from django_taskq.worker.consumer import Consumer
 from django_taskq.worker.control import ControlHandler
+from django_taskq.worker.flusher import Flusher
 from django_taskq.worker.heartbeat import Heartbeat
 from django_taskq.worker.inspection import Running
 from django_taskq.worker.limits import TimeLimits
@@ -427,6 +428,10 @@ class Worker:
         # one by one on each thread, so per-thread flushes cost a round trip
         # a task; docs/benchmarks.md, "Concurrency").
         settler = Settler(self.hostname)
+        # And one thread flushes it: consumers queue their writes and go on
+        # instead of queueing on the flush lock behind each other (worker/flusher.py).
+        flusher = settler.background = Flusher(settler)
+        flusher.start()
         threads = []
         for index in range(self.concurrency):
             name = self.consumer_name(f"t{index}")
@@ -442,12 +447,16 @@ class Worker:
         for t in threads:
             t.start()
         self._announce_ready()
-        while any(t.is_alive() for t in threads):
-            if self.cold.is_set():
-                self._give_back_all()
-                return
-            for t in threads:
-                t.join(timeout=0.2)
+        try:
+            while any(t.is_alive() for t in threads):
+                if self.cold.is_set():
+                    self._give_back_all()
+                    return
+                for t in threads:
+                    t.join(timeout=0.2)
+        finally:
+            settler.background = None  # from here on, whoever flushes waits for it
+            flusher.stop()
 
     def _run_solo(self) -> None:
         name = self.consumer_name("0")

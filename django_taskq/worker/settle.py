@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -56,6 +56,9 @@ from django_taskq.messages import Envelope
 from django_taskq.metrics import counters
 from django_taskq.trace import Outcome, result_record
 from django_taskq.worker import streams as ops
+
+if TYPE_CHECKING:
+    from django_taskq.worker.flusher import Flusher
 
 logger = logging.getLogger("django_taskq.worker")
 
@@ -260,6 +263,8 @@ class Settler:
         self.writes = Writes()
         self.lock = threading.Lock()  # guards self.writes
         self.flushing = threading.Lock()  # one flush at a time, in order
+        #: The thread that flushes for every consumer (the threads pool), or None.
+        self.background: Flusher | None = None
 
     # -- ending one message ----------------------------------------------------
     def finish(
@@ -499,6 +504,18 @@ class Settler:
         """Seconds since the oldest unflushed write (0 when there is none)."""
         w = self.writes
         return time.monotonic() - w.since if w else 0.0
+
+    def flush_soon(self) -> None:
+        """Flush now, or have the background flusher do it and return at once.
+
+        For a consumer that only wants its writes on their way (the end of a
+        batch); what must be in Redis before it goes on calls ``flush()``.
+        """
+        background = self.background
+        if background is None:
+            self.flush()
+        else:
+            background.nudge()
 
     def flush(self) -> None:
         """Write everything queued: results first, then publishes, dead letters, acks.

@@ -2,7 +2,7 @@
 
 The worker talks to Redis through the fault proxy (tests/faults/proxy.py);
 the producer thread talks to Redis directly, so only the worker is hurt.
-One test per way, each fault repeated (10 times at full scale):
+One test per way and pool (prefork, threads), each fault repeated (10 times at full scale):
 
 - FIN and RST of every connection the worker has;
 - a 12 s stall of every connection (longer than the 6 s heartbeat timeout
@@ -53,9 +53,17 @@ def fetch_commands() -> tuple[bytes, ...]:
     return tuple(found)
 
 
+#: The prefork pool (a consumer per child, each flushing its own writes), and
+#: the threads pool (consumers that share one Settler, flushed by one thread:
+#: worker/flusher.py), whose flushes fail and are sent again from that thread.
+POOLS = {"prefork": ("-c", "2"), "threads": ("-P", "threads", "-c", "4")}
+
+
+@pytest.mark.parametrize("pool", list(POOLS))
 @pytest.mark.parametrize("fault", list(Fault), ids=[f.value for f in Fault])
 def test_dropped_connections_lose_nothing(
     fault: Fault,
+    pool: str,
     start_worker: Any,
     recorder: Recorder,
     broker: redis.Redis,
@@ -64,8 +72,9 @@ def test_dropped_connections_lose_nothing(
 ) -> None:
     heartbeat = float(taskq_settings.WORKER_HEARTBEAT_TIMEOUT)
     with Proxy(redis_server.port) as proxy:
-        worker = start_worker("-c", "2", env={"TASKQ_BROKER_URL": proxy.url})
-        helpers.wait_children(worker, 2)
+        worker = start_worker(*POOLS[pool], env={"TASKQ_BROKER_URL": proxy.url})
+        if pool == "prefork":
+            helpers.wait_children(worker, 2)
         producer = Producer(fault_slow, (TASK_SECONDS,), interval=0.01).start()
         problems: list[str] = []
         rounds: list[dict[str, Any]] = []
