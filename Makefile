@@ -1,4 +1,4 @@
-.PHONY: demo test build demo-wheel faults bench bench-curves bench-peers lint
+.PHONY: demo test build demo-wheel faults bench bench-curves bench-peers lint messages
 
 # The virtualenv's Python once scripts/demo or scripts/test has made it.
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
@@ -48,6 +48,13 @@ bench-curves:
 PEERS_ARGS ?= --write-docs
 bench-peers:
 	scripts/bench-peers $(PEERS_ARGS)
+
+# The admin's translation catalogs: update them from the code and templates, and
+# compile them (translate the new entries of each .po, then run it again).
+messages:
+	P=$$($(PYTHON) -c 'import sys; print(sys.executable)') && cd django_taskq && \
+	$$P -m django makemessages -l es -l ja -l pt_BR -l zh_Hans --no-obsolete && \
+	$$P -m django compilemessages
 
 # What CI checks before the tests (needs the dev extras: scripts/test installs them).
 lint:

@@ -29,7 +29,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext_lazy
 
 from django_taskq.arguments import task_call_error
 from django_taskq.beat.task_names import is_registered
@@ -170,7 +170,11 @@ class RecentFailuresFilter(admin.SimpleListFilter):
     parameter_name = "failing"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("yes", _("Some")), ("no", _("None"))]
+        # With a context: a plain "None" would stand in for Django's own everywhere.
+        return [
+            ("yes", pgettext_lazy("failures in the last 24 h", "Some")),
+            ("no", pgettext_lazy("failures in the last 24 h", "None")),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "yes":

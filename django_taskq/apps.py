@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext_lazy as _
 
 
 class TaskqConfig(AppConfig):
     name = "django_taskq"
-    verbose_name = "Tasks (django_taskq)"
+    verbose_name = _("Tasks (django_taskq)")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

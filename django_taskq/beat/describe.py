@@ -12,9 +12,12 @@ from typing import Any
 
 from croniter import croniter
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from django_taskq.beat.cron import CronSpec
 
+#: Day and month names in English; shown through gettext, whose translations
+#: of them come with Django's own catalogs (django/utils/dates.py).
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -54,10 +57,10 @@ def _step(values: list[int], size: int) -> int | None:
 def _names(values: list[int], names: tuple[str, ...], offset: int) -> str:
     if _is_range(values):
         return _("%(start)s through %(end)s") % {
-            "start": names[values[0] - offset],
-            "end": names[values[-1] - offset],
+            "start": _(names[values[0] - offset]),
+            "end": _(names[values[-1] - offset]),
         }
-    return _join([names[v - offset] for v in values])
+    return _join([_(names[v - offset]) for v in values])
 
 
 def _time_part(spec: CronSpec, minutes: list[int] | None, hours: list[int] | None) -> str:
@@ -86,15 +89,21 @@ def _time_part(spec: CronSpec, minutes: list[int] | None, hours: list[int] | Non
     return _("%(head)s, in the hours starting %(list)s") % {"head": head, "list": listed}
 
 
-ORDINALS = ("first", "second", "third", "fourth", "fifth")
+ORDINALS = (
+    gettext_noop("first"),
+    gettext_noop("second"),
+    gettext_noop("third"),
+    gettext_noop("fourth"),
+    gettext_noop("fifth"),
+)
 
 
 def _ordinals(ns: set[int | str]) -> list[str]:
     """Words for croniter's nth-weekday marks: 1..5 (``5#2``) and ``"l"`` (``L5``, the last)."""
     numbered = sorted(n for n in ns if isinstance(n, int) and 1 <= n <= 5)
-    words = [ORDINALS[n - 1] for n in numbered]
+    words = [_(ORDINALS[n - 1]) for n in numbered]
     if any(isinstance(n, str) and n.lower() == "l" for n in ns):
-        words.append("last")
+        words.append(_("last"))
     return words
 
 
@@ -123,7 +132,7 @@ def _day_parts(
     weekday_values = _ints(weekdays)
     if nth:
         phrases = [
-            _("the %(nth)s %(day)s of the month") % {"nth": ordinal, "day": DAYS[day]}
+            _("the %(nth)s %(day)s of the month") % {"nth": ordinal, "day": _(DAYS[day])}
             for day, ns in sorted(nth.items())
             for ordinal in _ordinals(ns)
         ]
@@ -132,7 +141,7 @@ def _day_parts(
         if _is_range(weekday_values):
             parts.append(_names(weekday_values, DAYS, 0))
         elif len(weekday_values) == 1:
-            parts.append(_("only on %(day)s") % {"day": DAYS[weekday_values[0]]})
+            parts.append(_("only on %(day)s") % {"day": _(DAYS[weekday_values[0]])})
         else:
             parts.append(_("on %(days)s") % {"days": _names(weekday_values, DAYS, 0)})
     elif weekdays != ["*"]:
@@ -140,7 +149,7 @@ def _day_parts(
     month_values = _ints(months)
     if month_values is not None:
         if len(month_values) == 1:
-            parts.append(_("only in %(month)s") % {"month": MONTHS[month_values[0] - 1]})
+            parts.append(_("only in %(month)s") % {"month": _(MONTHS[month_values[0] - 1])})
         else:
             parts.append(_("in %(months)s") % {"months": _names(month_values, MONTHS, 1)})
     return parts

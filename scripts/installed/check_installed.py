@@ -99,6 +99,24 @@ def lua_scripts(args: argparse.Namespace) -> str:
     return f"{len(expected)} scripts"
 
 
+@check("the admin's translations are installed (ja, es, pt_BR, zh_Hans catalogs load)")
+def translations(args: argparse.Namespace) -> str:
+    from django.utils import translation
+
+    found = []
+    for language in LANGUAGES:
+        with translation.override(language):
+            said = str(translation.gettext("Tasks (django_taskq)"))
+        if said == "Tasks (django_taskq)":
+            raise Failed(f"no {language} catalog: the app's name is not translated")
+        found.append(f"{language}: {said}")
+    return "; ".join(found)
+
+
+#: The admin's languages (django_taskq/locale/).
+LANGUAGES = ("ja", "es", "pt-br", "zh-hans")
+
+
 @check("the migrations match the models (makemigrations --check)")
 def migrations(args: argparse.Namespace) -> str:
     from django.core.management import call_command

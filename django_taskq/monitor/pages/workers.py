@@ -27,7 +27,7 @@ from django_taskq.monitor.pages.base import LiveAdmin
 OPERATIONS = {
     "shutdown": gettext_lazy("Shut down"),
     "pool_grow": gettext_lazy("Pool +1"),
-    "pool_shrink": gettext_lazy("Pool \u22121"),
+    "pool_shrink": gettext_lazy("Pool −1"),  # noqa: RUF001 - a minus sign, as +1 beside it
 }
 
 

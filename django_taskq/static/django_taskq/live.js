@@ -16,6 +16,11 @@
   var paused = false;
   var busy = false;
 
+  // The words come translated from the page (data-* of the status line).
+  function word(name, fallback) {
+    return (status && status.dataset[name]) || fallback;
+  }
+
   function say(text) {
     if (status) {
       status.textContent = text;
@@ -41,11 +46,12 @@
             return; // paused while the request was under way: leave the page alone
           }
           region.innerHTML = data.html;
-          say((data.error ? "Redis unavailable; " : "Updated ") + new Date().toLocaleTimeString());
+          var said = data.error ? word("redisDown", "Redis unavailable; updated") : word("updated", "Updated");
+          say(said + " " + new Date().toLocaleTimeString());
         });
       })
       .catch(function (error) {
-        say("Refresh failed (" + error.message + "); retrying.");
+        say(word("failed", "Refresh failed; retrying.") + " (" + error.message + ")");
       })
       .finally(function () {
         busy = false;
@@ -56,7 +62,7 @@
     toggle.addEventListener("click", function () {
       paused = !paused;
       toggle.textContent = paused ? toggle.dataset.resume : toggle.dataset.pause;
-      say(paused ? "Paused." : "Resumed.");
+      say(paused ? word("paused", "Paused.") : word("resumed", "Resumed."));
       if (!paused) {
         refresh();
       }
