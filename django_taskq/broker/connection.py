@@ -26,6 +26,13 @@ from django_taskq.conf import affects_taskq, taskq_settings
 from django_taskq.exceptions import ImproperlyConfiguredTaskq
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+#: The connections one client's pool may open (per node on Cluster). redis-py 8
+#: caps a pool at 100 by default and raises "Too many connections" beyond: a
+#: threads-pool worker of 100 threads (each consumer holds a connection during
+#: its blocking read, beside the flusher, heartbeat and housekeeping) hit it
+#: and lost Redis again and again. Each thread uses one connection at a time,
+#: so the threads bound the pool; BROKER_CONNECTION_OPTIONS can set a cap.
+MAX_CONNECTIONS = 2**16
 
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
@@ -116,6 +123,7 @@ def _pool_options() -> dict[str, Any]:
         # takes back what it holds; a publish retries with its once key.
         "retry": Retry(NoBackoff(), 0),
         "redis_connect_func": _counting_connect,
+        "max_connections": MAX_CONNECTIONS,
     }
     options.update(taskq_settings.BROKER_CONNECTION_OPTIONS or {})
     return options

@@ -47,6 +47,32 @@ logger = logging.getLogger("django_taskq.worker")
 POOLS = ("prefork", "threads", "solo")
 
 
+def pool_too_small(client: Any, threads: int) -> str | None:
+    """Why ``client``'s connection pool is too small for ``threads`` threads; None if it is not.
+
+    Every consumer thread holds a connection while it waits for messages,
+    beside the flusher, the heartbeat and housekeeping; a pool capped below
+    that makes threads lose Redis ("Too many connections") again and again.
+    django_taskq's own clients are not capped (broker/connection.py); a cap
+    comes from TASKQ_BROKER_CONNECTION_OPTIONS or a django-redis cache's
+    CONNECTION_POOL_KWARGS.
+    """
+    limit = getattr(getattr(client, "connection_pool", None), "max_connections", None)
+    need = threads + THREADS_SPARE_CONNECTIONS
+    if not isinstance(limit, int) or limit >= need:
+        return None
+    return (
+        f"the broker's connection pool allows {limit} connections, but -P threads -c {threads} "
+        f"needs about {need}: raise max_connections in TASKQ_BROKER_CONNECTION_OPTIONS "
+        "(or in the cache's CONNECTION_POOL_KWARGS with TASKQ_REDIS_CACHE_ALIAS)"
+    )
+
+
+#: Connections a threads-pool worker uses beside one per thread (flusher,
+#: heartbeat, maintenance, control, beat, a thread's own while it acks early).
+THREADS_SPARE_CONNECTIONS = 10
+
+
 class ColdShutdown(BaseException):
     """Raised in the solo worker's main thread by the signal that makes a shutdown cold."""
 
@@ -422,6 +448,7 @@ class Worker:
         self.prefork.run(self.stopping, self.cold)
 
     def _run_threads(self) -> None:
+        self._check_pool_size()
         limits = TimeLimits(None, None, soft_only=True)
         # One settler for every thread: a flush then carries what all of them
         # ended since the last one, not one task each (I/O-bound tasks end
@@ -457,6 +484,11 @@ class Worker:
         finally:
             settler.background = None  # from here on, whoever flushes waits for it
             flusher.stop()
+
+    def _check_pool_size(self) -> None:
+        warning = pool_too_small(get_broker(), self.concurrency)
+        if warning:
+            logger.warning("%s", warning)
 
     def _run_solo(self) -> None:
         name = self.consumer_name("0")

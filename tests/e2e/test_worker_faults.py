@@ -235,6 +235,21 @@ def test_threads_pool_runs_tasks_concurrently(start_worker: Any) -> None:
     assert time.monotonic() - started < 3.5
 
 
+def test_a_threads_pool_larger_than_redis_pys_default_pool_keeps_its_connections(
+    start_worker: Any,
+) -> None:
+    """120 threads: each holds a connection in its blocking read, beside the flusher,
+    heartbeat and housekeeping. redis-py 8 caps a pool at 100 connections unless told
+    otherwise, and such a worker lost Redis ("Too many connections") again and again."""
+    from tests.testapp.tasks import sleep_then
+
+    worker = start_worker("-P", "threads", "-c", "120")
+    results = [sleep_then.delay(0.02, i) for i in range(600)]
+    assert [r.get(timeout=60) for r in results] == list(range(600))
+    assert "Too many connections" not in worker.output
+    assert "lost Redis" not in worker.output
+
+
 def test_banner_lists_queues_pool_and_tasks_without_password(start_worker: Any) -> None:
     worker = start_worker("-P", "solo", "-Q", "a,b")
     out = worker.output
