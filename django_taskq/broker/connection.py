@@ -64,6 +64,31 @@ def connects() -> int:
     return _connects
 
 
+def fill_pool(client: Any, count: int) -> int:
+    """Open ``count`` connections in ``client``'s pool now; returns how many it holds.
+
+    For a threads-pool worker before its threads start: every consumer
+    compares ``connects()`` between fetches and, when it moved, asks Redis
+    what it holds (a lost fetch reply). A pool that grows one connection at
+    a time while a hundred threads ramp up made each new connection cost a
+    hundred such checks, for the first seconds of every drain. A cluster
+    client (a pool per node, filled as slots are used) is left as it is.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or not hasattr(pool, "get_connection"):
+        return 0
+    taken = []
+    try:
+        for _ in range(count):
+            taken.append(pool.get_connection())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        pass  # a capped pool or Redis away: the consumers make do, as before
+    finally:
+        for connection in taken:
+            pool.release(connection)
+    return len(taken)
+
+
 def broker_url() -> str:
     """The broker URL in effect (the cache's when an alias is configured)."""
     url = taskq_settings.BROKER_URL

@@ -25,7 +25,7 @@ import redis
 from django_taskq import signals
 from django_taskq.broker import keys
 from django_taskq.broker import queues as queue_registry
-from django_taskq.broker.connection import broker_url, get_broker, redact
+from django_taskq.broker.connection import broker_url, fill_pool, get_broker, redact
 from django_taskq.conf import check_async_concurrency, taskq_settings
 from django_taskq.registry import registry
 from django_taskq.worker import streams as ops
@@ -449,6 +449,8 @@ class Worker:
 
     def _run_threads(self) -> None:
         self._check_pool_size()
+        # A connection per thread now, not one at a time as they ramp up (fill_pool()).
+        fill_pool(get_broker(), self.concurrency + THREADS_SPARE_CONNECTIONS)
         limits = TimeLimits(None, None, soft_only=True)
         # One settler for every thread: a flush then carries what all of them
         # ended since the last one, not one task each (I/O-bound tasks end

@@ -7,6 +7,8 @@ a threads-pool worker holds one per thread. The e2e side (120 threads, no
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from django_taskq.broker.connection import MAX_CONNECTIONS, get_broker
@@ -28,3 +30,17 @@ def test_django_taskqs_own_client_is_not_capped_at_redis_pys_default() -> None:
     if TOPOLOGY != "cluster":  # a cluster client has a pool per node, set the same way
         assert broker.connection_pool.max_connections == MAX_CONNECTIONS
     assert pool_too_small(broker, 1000) is None
+
+
+def test_fill_pool_opens_the_connections_at_once_and_keeps_them(redis_server: Any) -> None:
+    from django_taskq.broker.connection import fill_pool
+
+    url = redis_server.url
+    client = redis.Redis.from_url(url)
+    assert fill_pool(client, 15) == 15
+    idle = client.connection_pool._available_connections  # type: ignore[attr-defined]
+    assert len(idle) == 15 and all(c._sock is not None for c in idle)
+    capped = redis.Redis.from_url(url, max_connections=5)
+    assert fill_pool(capped, 15) == 5  # a cap is a cap: no error, the consumers make do
+    client.close()
+    capped.close()
