@@ -106,3 +106,14 @@ def test_crontab_zone_defaults_to_taskq_timezone_then_time_zone():
 )
 def test_descriptions(fields, text):
     assert describe(CronSpec(**fields)) == text
+
+
+def test_a_cron_description_names_days_months_and_ordinals_in_the_active_language() -> None:
+    from django.utils import translation
+
+    with translation.override("es"):
+        weekdays = describe(CronSpec(minute="0", hour="3", day_of_week="1-5"))
+        nth = describe(CronSpec(minute="0", hour="9", day_of_week="1#2", month_of_year="1"))
+    assert "lunes" in weekdays and "viernes" in weekdays and "Monday" not in weekdays
+    assert "segundo" in nth and "lunes" in nth and "enero" in nth, nth
+    assert "second" not in nth and "January" not in nth, nth
