@@ -20,8 +20,9 @@ stands by rules that do not depend on order:
 
 Applying an event twice leaves the row as it was, so replaying a stream
 converges on the same rows. Nothing read from Redis is trusted: a value of
-the wrong type is ignored, strings are cut to their column's length, and an
-event without a usable kind, id or time is dropped (and counted).
+the wrong type is ignored, strings are cut to their column's length and
+made storable (``storable()``), and an event without a usable kind, id or
+time is dropped (and counted).
 """
 
 from __future__ import annotations
@@ -147,6 +148,39 @@ def rank(state: str) -> int:
     return _RANK.get(state, CUSTOM_RANK)
 
 
+# -- text a database can store ---------------------------------------------------
+def storable(text: str) -> str:
+    """``text`` with what no database column can hold replaced by U+FFFD.
+
+    JSON read from Redis can hold a lone surrogate (``"\\ud800"``), which
+    no UTF-8 database driver encodes, and NUL, which PostgreSQL's text and
+    jsonb refuse. Either one in a task id stalled the recorder: the
+    driver's error is no ``DatabaseError``, so the batch was tried again
+    for ever and nothing after it was recorded. A surrogate pair stays the
+    character it encodes.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def storable_json(value: Any) -> Any:
+    """``value`` (decoded JSON) with every string in it, keys too, made ``storable()``."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [storable_json(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(str(k)): storable_json(v) for k, v in value.items()}
+    return value
+
+
 # -- reading an entry ------------------------------------------------------------
 @dataclass
 class Parsed:
@@ -185,7 +219,7 @@ def parse_entry(fields: dict[bytes, bytes], into: Parsed) -> None:
         into.dropped += 1
         return
     worker = fields.get(b"w")
-    name = worker.decode(errors="replace") if worker else None
+    name = storable(worker.decode(errors="replace")) if worker else None
     for event in data:
         if not _usable(event):
             into.dropped += 1
@@ -196,11 +230,13 @@ def parse_entry(fields: dict[bytes, bytes], into: Parsed) -> None:
 
 
 def _usable(event: Any) -> bool:
+    """Whether ``event`` has a known kind, an id and a time; makes its id ``storable()``."""
     if not isinstance(event, dict) or event.get("k") not in KINDS:
         return False
     task_id = event.get("id")
     if not isinstance(task_id, str) or not 0 < len(task_id) <= LIMITS["task_id"]:
         return False
+    event["id"] = storable(task_id)
     ts = event.get("ts")
     return isinstance(ts, int | float) and not isinstance(ts, bool) and 0 <= ts < 1e14
 
@@ -211,7 +247,7 @@ def _text(event: dict[str, Any], key: str, column: str | None = None) -> str | N
     if not isinstance(value, str):
         return None
     limit = LIMITS.get(column or "")
-    return value[:limit] if limit else value
+    return storable(value[:limit] if limit else value)
 
 
 def _count(event: dict[str, Any], key: str) -> int | None:
@@ -246,7 +282,7 @@ def _set(row: dict[str, Any], column: str, value: Any, overwrite: bool) -> None:
 # -- the merge -------------------------------------------------------------------
 def new_row(queue: str) -> dict[str, Any]:
     """The values of a row not written yet."""
-    return {**DEFAULTS, "queue": queue[: LIMITS["queue"]]}
+    return {**DEFAULTS, "queue": storable(queue[: LIMITS["queue"]])}
 
 
 def apply(row: dict[str, Any], event: dict[str, Any]) -> None:
@@ -335,7 +371,7 @@ def _apply_progress(row: dict[str, Any], event: dict[str, Any]) -> None:
     state = _text(event, "state", "state")
     if state and rank(state) == CUSTOM_RANK and current <= CUSTOM_RANK:
         row["state"] = state
-    row["progress"] = event.get("meta")
+    row["progress"] = storable_json(event.get("meta"))
     _set(row, "worker", _text(event, "w", "worker"), overwrite=False)
 
 

@@ -52,6 +52,21 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _queue_names(raw: Any) -> list[str]:
+    """The usable queue names of the registry's members; others are skipped.
+
+    Whatever bytes are in the set: a member that is not UTF-8, or not a
+    queue name, names no queue a worker reads, so it has no events stream.
+    """
+    names = []
+    for value in raw:
+        try:
+            names.append(keys.check_queue_name(_text(value), "queue registry"))
+        except (UnicodeDecodeError, ValueError):
+            logger.debug("history recorder: skipping %r in the queue registry", value)
+    return names
+
+
 #: Events an entry is taken to hold before any was read: a worker's flush
 #: joins up to 128 into one, a fetch's ``received`` entry up to 256 ids.
 FIRST_GUESS = 128.0
@@ -91,7 +106,7 @@ class EventReader:
 
     def refresh(self) -> list[str]:
         """Create the group on the streams of queues not seen yet; returns those queues."""
-        found = sorted(_text(q) for q in self.client.smembers(keys.queues()))
+        found = sorted(_queue_names(self.client.smembers(keys.queues())))
         added = []
         for queue in found:
             stream = keys.events(queue)

@@ -16,8 +16,10 @@ databases keep it too.
 A database error leaves the batch unwritten (the transaction rolls back)
 and raises, so the caller keeps the entries pending and tries again later,
 except a row the database refuses for its data (``DataError``,
-``IntegrityError``): that row is written alone, and dropped with a log line
-if it still fails, so one bad row cannot hold back every event after it.
+``IntegrityError``, or a driver's ``ValueError`` such as a string it cannot
+encode, should one get past ``fold.storable()``): that row is written
+alone, and dropped with a log line if it still fails, so one bad row
+cannot hold back every event after it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from django_taskq.history.reader import Entry
 logger = logging.getLogger("django_taskq.history")
 
 UPDATE_FIELDS = [*fold.COLUMNS, "updated_at"]
+#: Errors that mean the database, or its driver, refuses a row for its data.
+REFUSED = (DataError, IntegrityError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def write(entries: list[Entry]) -> Written:
         return Written(0, 0, dropped)
     try:
         rows = _upsert(pairs)
-    except (DataError, IntegrityError) as exc:
+    except REFUSED as exc:
         logger.warning(
             "history recorder: a batch was refused (%s); writing its rows one by one", exc
         )
@@ -169,7 +173,7 @@ def _upsert_one_by_one(pairs: list[tuple[str, dict[str, Any]]]) -> tuple[int, in
     for task_id, events in by_task.items():
         try:
             written += _upsert(events)
-        except (DataError, IntegrityError) as exc:
+        except REFUSED as exc:
             refused += len(events)
             logger.error(
                 "history recorder: dropped %d event(s) of task %s, its row was refused: %s",

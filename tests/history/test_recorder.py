@@ -194,3 +194,49 @@ def test_a_small_budget_still_records_everything(broker: Any, start_recorder: An
     wait_for(lambda: TaskRecord.objects.filter(state="SUCCESS").count() == 500)
     wait_for(lambda: _pending(broker) == 0, what="ack")
     assert recorder.reader.per_entry == 50.0
+
+
+def test_text_no_database_can_store_is_recorded_and_does_not_stall_the_recorder(
+    broker: Any, start_recorder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever bytes are in Redis: a lone surrogate or NUL in an event, junk in the registry.
+
+    A lone surrogate in a task id (JSON ``"\\ud800"``) made the database driver
+    raise UnicodeEncodeError, which is no DatabaseError: the recorder logged
+    "unexpected error" and tried the same batch again for ever, so nothing
+    after it was recorded (seen on CI, in the fuzzed-entries test).
+    """
+    broker.sadd(keys.queues(), b"\xff\xfe", "has space", "{tag}")
+    bad = {"lone": "x\ud800y", "nul": "a\x00b"}
+    for label, text in bad.items():
+        emit(
+            broker,
+            "default",
+            [
+                sent(f"{label}-{text}", a=text, kw=text, per=text),
+                progress(f"{label}-{text}", T0 + 1500, {text: [text, 1]}),
+                ended("dead", f"{label}-{text}", exc=text, msg=text, tb=text, w=text),
+            ],
+        )
+    emit(broker, "default", [sent("pair-\U0001f600"), sent("after")])
+    caplog.set_level(logging.WARNING, logger="django_taskq.history")
+    start_recorder()
+    wait_for(lambda: TaskRecord.objects.filter(task_id="after").exists())
+    lone = TaskRecord.objects.get(task_id="lone-x\ufffdy")
+    assert (lone.state, lone.dead_lettered, lone.args, lone.traceback, lone.worker) == (
+        "FAILURE",
+        True,
+        "x\ufffdy",
+        "x\ufffdy",
+        "x\ufffdy",
+    )
+    nul = TaskRecord.objects.get(task_id="nul-a\ufffdb")
+    assert (nul.args, nul.exception_type, nul.reason, nul.periodic_task_name) == (
+        "a\ufffdb",
+        "a\ufffdb",
+        "a\ufffdb",
+        "a\ufffdb",
+    )
+    assert TaskRecord.objects.filter(task_id="pair-\U0001f600").exists()  # a real pair stays
+    assert not [r for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert not broker.exists(keys.events("has space"), keys.events("{tag}"))
