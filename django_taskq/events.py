@@ -237,7 +237,10 @@ def received_events(fields: dict[bytes, bytes]) -> list[dict[str, Any]] | None:
     if raw is None:
         return None
     try:
-        ids = json.loads(raw)
+        # The ids are the raw bytes of the entries fetched (cjson copies them
+        # as they are): decoded leniently, as the worker decodes an entry's
+        # id, so one that is not UTF-8 does not hide every other id listed.
+        ids = json.loads(raw.decode(errors="replace") if isinstance(raw, bytes) else raw)
         ts = int(fields.get(b"ts", b""))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return []

@@ -73,6 +73,24 @@ def pending_detail(client: redis.Redis, queue: str = "default", count: int = 20)
     return out[:count]
 
 
+def history_behind(client: redis.Redis, queue: str = "default") -> int | None:
+    """Events of ``queue`` the history recorder has not recorded yet (lag + pending).
+
+    None when its consumer group does not exist (no recorder ever ran).
+    """
+    from django_taskq.history.reader import GROUP
+
+    try:
+        groups: Any = client.xinfo_groups(keys.events(queue))
+    except redis.ResponseError:
+        return None
+    for group in groups:
+        name = group["name"]
+        if (name.decode() if isinstance(name, bytes) else name) == GROUP:
+            return int(group.get("lag") or 0) + int(group["pending"])
+    return None
+
+
 def stream_entries(client: redis.Redis, queue: str = "default") -> int:
     """Entries still in the streams of ``queue`` (waiting or pending)."""
     return sum(int(client.xlen(stream)) for stream in queue_streams(queue))

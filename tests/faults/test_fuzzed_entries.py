@@ -31,7 +31,9 @@ from tests.faults.recorder import Recorder
 from tests.faults.scale import SCALE
 from tests.faults.tasks import fault_fast
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e]
+# A migrated database, so the worker's history recorder records the fuzz's
+# events (a stuck recorder is one of the failures checked below).
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 DEADLINE = 60 if SCALE.name == "small" else 300
 #: Stop waiting once nothing has changed for this long (a crash loop, a stuck worker).
@@ -77,6 +79,9 @@ def test_fuzzed_entries_are_dead_lettered_and_good_tasks_all_run(
 
     helpers.wait_until(settled, DEADLINE, interval=0.2)
     took = time.monotonic() - started
+    # The worker's history recorder reads the events of every bad entry too
+    # (a received entry lists their raw ids): it must get through them all.
+    helpers.wait_until(lambda: helpers.history_behind(broker) == 0, STALLED, interval=0.2)
 
     tally = recorder.read()
     children_after = sorted(worker.children())
@@ -135,6 +140,9 @@ def test_fuzzed_entries_are_dead_lettered_and_good_tasks_all_run(
         problems.append(f"expired: {len(not_revoked)} not REVOKED, dead-lettered {wrongly_dead}")
     if ran:
         problems.append(f"bad entries that ran a task body, by kind: {dict(ran)}")
+    if helpers.history_behind(broker):
+        problems.append(f"the history recorder is stuck: {helpers.history_behind(broker)} behind")
+        problems.append("\n".join(line.rstrip() for line in worker.lines if "recorder" in line))
     if helpers.pending(broker) or helpers.stream_entries(broker):
         problems.append(
             f"left behind: {helpers.pending(broker)} pending, "

@@ -117,3 +117,22 @@ def test_a_late_received_entry_never_moves_a_record_back(broker: Any, start_reco
     for task_id, state in (("done", "SUCCESS"), ("running", "STARTED")):
         row = record(task_id, state)
         assert (row.worker, row.received_at) == ("taskq@w1", before), task_id
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xfe", b"\xed\xa0\x80"], ids=["not-utf8", "surrogate"])
+def test_an_id_that_is_not_utf8_costs_only_its_own_event(
+    broker: Any, start_recorder: Any, junk: bytes
+) -> None:
+    """fetch.lua lists the raw ids it hands out: one fuzzed id must not hide the others.
+
+    The recorder decoded a received entry strictly, so one id that was not
+    UTF-8 dropped the ``received`` events of every task fetched with it (up
+    to 256). Its id is recorded with U+FFFD for each byte that is not UTF-8,
+    as the worker names it when it dead-letters the entry.
+    """
+    broker.sadd(keys.queues(), "default")
+    raw = b'["good1","' + junk + b'bad","good2"]'
+    broker.xadd(keys.events("default"), {"r": raw, "ts": T0 + 500, "w": "taskq@w1"})
+    start_recorder()
+    for task_id in ("good1", "good2", "\ufffd" * len(junk) + "bad"):
+        assert record(task_id, "RECEIVED").worker == "taskq@w1"
