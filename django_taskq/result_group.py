@@ -15,7 +15,7 @@ from typing import Any
 from django_taskq.broker import errors, keys
 from django_taskq.broker.connection import get_backend
 from django_taskq.conf import taskq_settings
-from django_taskq.exceptions import TimeoutError
+from django_taskq.exceptions import DecodeError, TimeoutError
 from django_taskq.messages import dumps, loads
 from django_taskq.result import AsyncResult
 
@@ -162,7 +162,7 @@ class GroupResult:
             raw = get_backend().get(keys.group_meta(id))
         if raw is None:
             return None
-        return _from_data(loads(raw))
+        return decode_group(id, raw)
 
     def delete(self) -> None:
         """Remove what ``save()`` stored."""
@@ -188,11 +188,30 @@ def _member_data(result: AsyncResult | GroupResult) -> dict[str, Any]:
     return {"id": result.id, "task": result.task_name}
 
 
+def decode_group(group_id: str, raw: bytes | str) -> GroupResult:
+    """The GroupResult saved as ``raw``, or DecodeError naming the group and key.
+
+    As ``result.decode_record()`` does for a task's record: whatever bytes
+    are under the key, ``restore()`` gives one clear error, not a KeyError
+    or TypeError from deep inside, and says how to remove them.
+    """
+    try:
+        return _from_data(loads(raw))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise DecodeError(
+            f"the saved group {group_id!r} (key {keys.group_meta(group_id)!r}) is not a group "
+            f"django_taskq saved ({type(exc).__name__}: {exc}); "
+            "GroupResult(id, []).delete() removes it"
+        ) from None
+
+
 def _from_data(data: dict[str, Any]) -> GroupResult:
     results: list[AsyncResult | GroupResult] = []
-    for item in data.get("results") or []:
+    for item in data["results"] or []:
         if "group" in item:
             results.append(_from_data(item["group"]))
         else:
+            if not isinstance(item["id"], str):
+                raise TypeError(f"a member's id is {item['id']!r}, not a string")
             results.append(AsyncResult(item["id"], task_name=item.get("task")))
     return GroupResult(data.get("id"), results)

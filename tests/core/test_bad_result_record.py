@@ -32,3 +32,45 @@ def test_aget_names_the_task_and_key_too() -> None:
     get_backend().set(keys.result("bad-async"), b"\x00\x01")
     with pytest.raises(DecodeError, match="'bad-async'"):
         asyncio.run(AsyncResult("bad-async").aget(timeout=0.2))
+
+
+GROUP_BAD = [
+    b"\xff\xfe not json",
+    b"[1, 2]",
+    b'{"id": "g"}',
+    b'{"id": "g", "results": 5}',
+    b'{"id": "g", "results": [{"task": "x"}]}',
+    b'{"id": "g", "results": [{"id": 7}]}',
+    b'{"id": "g", "results": ["abc"]}',
+    b'{"id": "g", "results": [{"group": 3}]}',
+    b"[" * 100_000,
+]
+
+
+@pytest.mark.parametrize("stored", GROUP_BAD, ids=range(len(GROUP_BAD)))
+def test_group_restore_names_the_group_and_key(stored: bytes) -> None:
+    from django_taskq.result_group import GroupResult
+
+    get_backend().set(keys.group_meta("bad-group"), stored)
+    with pytest.raises(DecodeError) as caught:
+        GroupResult.restore("bad-group")
+    text = str(caught.value)
+    assert "'bad-group'" in text and keys.group_meta("bad-group") in text
+    assert ".delete()" in text
+    GroupResult("bad-group", []).delete()
+    assert GroupResult.restore("bad-group") is None
+
+
+def test_a_saved_group_still_restores() -> None:
+    from django_taskq.result_group import GroupResult
+
+    inner = GroupResult("inner", [AsyncResult("c", task_name="t.c")])
+    GroupResult("outer", [AsyncResult("a", task_name="t.a"), inner]).save()
+    restored = GroupResult.restore("outer")
+    assert restored is not None and restored.as_dict() == {
+        "id": "outer",
+        "results": [
+            {"id": "a", "task": "t.a"},
+            {"group": {"id": "inner", "results": [{"id": "c", "task": "t.c"}]}},
+        ],
+    }
