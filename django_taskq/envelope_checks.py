@@ -14,12 +14,15 @@ import math
 from typing import Any, TypeGuard
 
 from django_taskq.exceptions import DecodeError
+from django_taskq.safe_text import encodable
 
 #: Longest task id accepted (ids go into Redis key names).
 MAX_ID_LENGTH = 255
 #: Longest task id in bytes of UTF-8: the entry's ``i`` field a worker takes
 #: (worker/entries.py) and what ``apply_async(task_id=...)`` accepts (task.py).
 MAX_ID_BYTES = 255
+#: What a name or id holding a lone surrogate is told.
+_NOT_TEXT = "must be valid Unicode text (it holds a lone surrogate)"
 
 
 def _fail(data: dict[str, Any], name: str, problem: str, value: Any) -> DecodeError:
@@ -27,7 +30,18 @@ def _fail(data: dict[str, Any], name: str, problem: str, value: Any) -> DecodeEr
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return DecodeError(f"message {task_id}: field {name!r} {problem}, not {shown}")
+    # encodable(): the reason is written to Redis with the dead letter.
+    return DecodeError(encodable(f"message {task_id}: field {name!r} {problem}, not {shown}"))
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` encodes as UTF-8: no lone surrogate (JSON ``"\\ud800"``).
+
+    The names and ids of a message go into Redis keys, counters and events as
+    they are; a lone surrogate there made every write of the worker's flush
+    fail with it.
+    """
+    return value.isascii() or encodable(value) is value
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
@@ -53,6 +67,9 @@ def check_fields(data: dict[str, Any]) -> None:
         raise _fail(data, "id", f"must be at most {MAX_ID_LENGTH} characters", task_id)
     if type(task) is not str or not task:
         raise _fail(data, "task", "must be a non-empty string", task)
+    for name, text in (("id", task_id), ("task", task)):
+        if not _is_text(text):
+            raise _fail(data, name, _NOT_TEXT, text)
     args = get("args", ())
     if type(args) is not list and "args" in data:
         raise _fail(data, "args", "must be a list", args)
@@ -65,7 +82,7 @@ def check_fields(data: dict[str, Any]) -> None:
     if queue is not None or "queue" in data:
         from django_taskq.broker.keys import QUEUE_NAME
 
-        if type(queue) is not str or not QUEUE_NAME.match(queue):
+        if type(queue) is not str or not QUEUE_NAME.match(queue) or not _is_text(queue):
             raise _fail(data, "queue", "must be a queue name", queue)
     priority = get("priority", 5)
     if type(priority) is not int or not 0 <= priority <= 9:
@@ -90,6 +107,8 @@ def check_fields(data: dict[str, Any]) -> None:
         value = get(name)
         if value is not None and type(value) is not str:
             raise _fail(data, name, "must be a string or null", value)
+        if value and not _is_text(value):
+            raise _fail(data, name, _NOT_TEXT, value)
     group_index = get("group_index")
     if group_index is not None and (not _is_int(group_index) or group_index < 0):
         raise _fail(data, "group_index", "must be an integer >= 0 or null", group_index)
@@ -128,6 +147,8 @@ def _check_chord(data: dict[str, Any], chord: Any, group_index: Any) -> None:
         raise _fail(data, "chord", "must be an object {id, size, body}", chord)
     if not isinstance(chord.get("id"), str) or not chord["id"]:
         raise _fail(data, "chord.id", "must be a non-empty string", chord.get("id"))
+    if not _is_text(chord["id"]):
+        raise _fail(data, "chord.id", _NOT_TEXT, chord["id"])
     size = chord.get("size")
     if not _is_int(size) or size < 1:
         raise _fail(data, "chord.size", "must be an integer >= 1", size)

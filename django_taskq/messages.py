@@ -108,7 +108,14 @@ def _type_names(expected: type | tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in types)
 
 
-_encoder = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
+#: ASCII out (``ensure_ascii``): every Python string round-trips, a lone
+#: surrogate included (a file name os.listdir() decoded with surrogateescape,
+#: say), which UTF-8 cannot encode: with raw text out, such an argument or
+#: result failed deep in redis-py, and a worker's flush failed with it for
+#: every write it carried. CPython's encoder is as fast or faster this way;
+#: text outside ASCII takes 6 bytes a character (12 outside the BMP) instead
+#: of 2-4, as in Celery's JSON messages.
+_encoder = json.JSONEncoder(default=_default, separators=(",", ":"))
 _decoder = json.JSONDecoder(object_hook=_object_hook)
 
 

@@ -112,7 +112,8 @@ def default_key(
         text = _canonical.encode(call)
     except TypeError:  # keys sort_keys cannot order (ints beside strs): keep their order
         text = dumps(call)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    # surrogatepass: an argument holding a lone surrogate hashes too (same bytes otherwise).
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{task_name}:{digest}"
 
 

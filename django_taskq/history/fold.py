@@ -47,6 +47,7 @@ from django_taskq.events import (
     SUCCEEDED,
     received_events,
 )
+from django_taskq.safe_text import storable, storable_json
 
 #: The state each kind of event puts a row in (``progress`` carries its own).
 KIND_STATE = {
@@ -146,39 +147,6 @@ COLUMNS = tuple(DEFAULTS)
 def rank(state: str) -> int:
     """Where ``state`` stands in the forward order (a custom state between STARTED and RETRY)."""
     return _RANK.get(state, CUSTOM_RANK)
-
-
-# -- text a database can store ---------------------------------------------------
-def storable(text: str) -> str:
-    """``text`` with what no database column can hold replaced by U+FFFD.
-
-    JSON read from Redis can hold a lone surrogate (``"\\ud800"``), which
-    no UTF-8 database driver encodes, and NUL, which PostgreSQL's text and
-    jsonb refuse. Either one in a task id stalled the recorder: the
-    driver's error is no ``DatabaseError``, so the batch was tried again
-    for ever and nothing after it was recorded. A surrogate pair stays the
-    character it encodes.
-    """
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
-
-
-def storable_json(value: Any) -> Any:
-    """``value`` (decoded JSON) with every string in it, keys too, made ``storable()``."""
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, list):
-        return [storable_json(item) for item in value]
-    if isinstance(value, dict):
-        return {storable(str(k)): storable_json(v) for k, v in value.items()}
-    return value
 
 
 # -- reading an entry ------------------------------------------------------------
@@ -371,7 +339,10 @@ def _apply_progress(row: dict[str, Any], event: dict[str, Any]) -> None:
     state = _text(event, "state", "state")
     if state and rank(state) == CUSTOM_RANK and current <= CUSTOM_RANK:
         row["state"] = state
-    row["progress"] = storable_json(event.get("meta"))
+    try:
+        row["progress"] = storable_json(event.get("meta"))
+    except RecursionError:  # nested as deep as json.loads allows: not worth a progress bar
+        row["progress"] = None
     _set(row, "worker", _text(event, "w", "worker"), overwrite=False)
 
 

@@ -301,7 +301,7 @@ def throughput(
         for _queue in queues:
             for minute in wanted:
                 for name, value in (next(replies) or {}).items():
-                    metric = name.decode() if isinstance(name, bytes) else str(name)
+                    metric = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
                     try:
                         n = int(value)
                     except (TypeError, ValueError):

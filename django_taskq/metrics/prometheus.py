@@ -44,6 +44,7 @@ from django_taskq.conf import taskq_settings
 from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.metrics import counters
 from django_taskq.monitor.queues import QueueStats, queue_stats
+from django_taskq.safe_text import encodable_json
 
 logger = logging.getLogger("django_taskq.metrics")
 
@@ -110,8 +111,9 @@ def seen_workers(client: Any) -> list[WorkerSeen]:
     out = []
     for name, (_, score), raw in zip(names, entries, infos, strict=True):
         try:
-            info = json.loads(raw) if raw else {}
-        except ValueError:
+            # encodable_json: a lone surrogate in a label made the scrape fail to encode.
+            info = encodable_json(json.loads(raw)) if raw else {}
+        except (ValueError, RecursionError):
             info = {}
         info = info if isinstance(info, dict) else {}
         queues = info.get("queues")

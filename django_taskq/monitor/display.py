@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django_taskq import bodies
+from django_taskq.safe_text import encodable
 
 #: The task shown for an entry whose body cannot be read; ``args`` says why.
 UNREADABLE = "(unreadable)"
@@ -64,10 +65,14 @@ class Shown:
 
 
 def text(value: Any, limit: int = 200) -> str:
-    """``value`` (bytes or anything) as text of at most ``limit`` characters."""
+    """``value`` (bytes or anything) as text of at most ``limit`` characters, encodable.
+
+    A lone surrogate (from JSON) becomes U+FFFD: the page could not be
+    encoded as UTF-8 with it, and would fail with a 500.
+    """
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
-    out = str(value)
+    out = encodable(str(value))
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 

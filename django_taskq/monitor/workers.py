@@ -27,6 +27,7 @@ from django_taskq.broker.connection import get_broker
 from django_taskq.broker.errors import translating_errors
 from django_taskq.conf import taskq_settings
 from django_taskq.metrics import counters
+from django_taskq.safe_text import encodable_json
 
 #: Counters that end a delivery: "processed" is their sum.
 PROCESSED = counters.ENDINGS
@@ -201,9 +202,10 @@ def _load(raw: Any) -> tuple[float, float, float] | None:
 
 
 def _decode(raw: Any) -> dict[str, Any]:
+    """A worker's record, with its text made encodable (a page shows it); {} if unreadable."""
     try:
-        info = json.loads(raw) if raw else {}
-    except ValueError:
+        info = encodable_json(json.loads(raw)) if raw else {}
+    except (ValueError, RecursionError):
         return {}
     return info if isinstance(info, dict) else {}
 

@@ -54,6 +54,7 @@ from django_taskq.exceptions import BrokerUnavailable
 from django_taskq.followups import after_finish, needs_after_finish
 from django_taskq.messages import Envelope
 from django_taskq.metrics import counters
+from django_taskq.safe_text import encodable
 from django_taskq.trace import Outcome, result_record
 from django_taskq.worker import streams as ops
 
@@ -554,7 +555,10 @@ def _task_name_of(delivery: ops.Delivery) -> str:
     except Exception:  # whatever the bytes are: the name is only for a counter
         return UNKNOWN
     name = data.get("task") if isinstance(data, dict) else None
-    return name if isinstance(name, str) and 0 < len(name) <= 255 else UNKNOWN
+    if not isinstance(name, str) or not 0 < len(name) <= 255:
+        return UNKNOWN
+    # A counter's field is name parts joined by tabs, written as UTF-8.
+    return encodable(name).replace(counters.SEP, " ")
 
 
 #: The task name of a dead letter whose body names none.

@@ -340,6 +340,11 @@ NAN, INF = math.nan, math.inf
 _body_kind("body_missing_id", _drop("id"))
 _body_kind("body_missing_task", _drop("task"))
 _field_kind("id_not_str", "id", [1, None, ["x"], {"id": 1}])
+# Text no UTF-8 encoder or database takes (a lone surrogate, JSON "\ud800") or
+# that PostgreSQL refuses (NUL): the worker's counters, events and dead
+# letter, the recorder and the admin pages all carry these names on.
+_field_kind("id_odd_text", "id", ["x\ud800", "x\x00", "\udcff"])
+_field_kind("task_odd_text", "task", ["t\ud800", "t\x00", "\udcff"])
 _field_kind("task_not_str", "task", [1, None, [FAULT_TASK]])
 _field_kind("unknown_task", "task", ["tests.faults.tasks.no_such_task", "os.system", ""])
 _field_kind("args_not_list", "args", [{"a": 1}, "abc", 7, None])

@@ -639,3 +639,23 @@ def test_redis_down_in_json_and_actions(admin_client: Client, redis_down: str) -
         response = admin_client.post(url, data, follow=True)
         assert response.status_code in (200, 503)
         assert f"Redis at {redis_down} is unreachable" in text(response)
+
+
+def test_text_utf8_cannot_encode_is_shown_not_a_500(admin_client: Client, broker: Any) -> None:
+    """A lone surrogate in JSON read from Redis ("\\ud800") made the page unencodable: a 500."""
+    odd = "\\ud800"
+    body = f'{{"id": "x{odd}", "task": "t{odd}", "args": ["a{odd}"], "kwargs": {{"k{odd}": 1}}}}'
+    broker.sadd(keys.queues(), "odd")
+    broker.xadd(keys.stream("odd", 5), {"i": b"\xed\xa0\x80", "b": body})
+    broker.zadd(keys.delayed("odd"), {"5\nx\n" + body: 1})
+    broker.xadd(keys.dead("odd"), {"i": "x", "b": body, "reason": "why \x00", "q": "odd"})
+    info = f'{{"pid": 2, "queues": ["q{odd}"], "running": [{{"id": "r{odd}", "task": "t{odd}"}}]}}'
+    remember_worker(broker, "taskq@odd:2:z", info.encode(), 0)
+    minute = int(time.time() // 60)
+    broker.hset(keys.throughput("odd", minute), mapping={b"\xff\xfe": 1, b"succeeded": b"x"})
+    for url in [*PAGES, f"{QUEUES}messages/?queue=odd", f"{DEAD}?queue=odd"]:
+        for suffix in ("", "&format=json" if "?" in url else "?format=json"):
+            response = admin_client.get(url + suffix)
+            assert response.status_code == 200, url + suffix
+    page = text(admin_client.get(f"{QUEUES}messages/?queue=odd"))
+    assert "t\ufffd" in page

@@ -194,3 +194,29 @@ def test_the_history_recorders_backlog_per_queue(broker: Any) -> None:
     assert value(samples, "taskq_history_lag", queue="work") == 3
     assert value(samples, "taskq_history_pending", queue="work") == 1
     assert value(samples, "taskq_history_lag", queue="quiet") is None  # no recorder group
+
+
+def test_whatever_bytes_are_in_redis_the_scrape_answers(broker: Any) -> None:
+    """Counter fields and worker records written by anything: no 500, the good series stay."""
+    batch = counters.Batch()
+    batch.task_ended("work", "tasks.good", "taskq@h", counters.SUCCEEDED, runtime=0.1, wait=0.1)
+    _write(broker, batch)
+    registry.register(broker, ["work"])
+    broker.hset(
+        keys.metrics("work"),
+        mapping={
+            b"succeeded\t\xed\xa0\x80\ttaskq@h": 1,
+            b"succeeded\tonly-two": 2,
+            b"\xff\xfe": 3,
+            b"succeeded\ttasks.x\ttaskq@h": b"not a number",
+            b"runtime\ttasks.x\ttaskq@h\tnot-a-bound": 1,
+        },
+    )
+    name = "taskq@odd:1:aa"
+    broker.zadd(keys.workers(), {name: time.time() * 1000})
+    broker.set(keys.worker_info(name), '{"hostname": "h\\ud800", "queues": ["work\\udcff"]}')
+    samples, _ = scrape()
+    assert value(samples, "taskq_broker_up") == 1
+    labels = {"name": "tasks.good", "queue": "work", "worker": "taskq@h"}
+    good = value(samples, "taskq_task_succeeded_total", **labels)
+    assert good == 1
