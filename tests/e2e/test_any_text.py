@@ -22,7 +22,7 @@ from django_taskq.broker import keys
 from django_taskq.control.dead import dead_letters
 from django_taskq.exceptions import EncodeError
 from tests.events.helpers import wait_dead_letters
-from tests.testapp.tasks import add, echo
+from tests.testapp.tasks import add, echo, file_name_of
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +34,16 @@ def test_odd_strings_round_trip_through_a_worker(start_worker: Any) -> None:
     results = [echo.delay(value) for value in ODD]
     start_worker("-P", "prefork", "-c", "2")
     assert [r.get(timeout=30) for r in results] == ODD
+
+
+def test_a_task_returning_a_lone_surrogate_stores_it_and_the_worker_goes_on(
+    start_worker: Any,
+) -> None:
+    """The result was written raw: the worker's flush failed on it, with every write it held."""
+    result = file_name_of.delay([0x66, 0xFF])
+    start_worker("-P", "prefork", "-c", "1")
+    assert result.get(timeout=30) == "f\udcff"
+    assert add.delay(2, 3).get(timeout=30) == 5
 
 
 def test_a_message_naming_odd_text_is_dead_lettered_and_the_worker_goes_on(

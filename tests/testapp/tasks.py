@@ -37,6 +37,12 @@ def echo(value: Any) -> Any:
 
 
 @shared_task
+def file_name_of(raw: list[int]) -> str:
+    """The name os.listdir() gives a file whose name is the bytes ``raw`` (surrogateescape)."""
+    return os.fsdecode(bytes(raw))
+
+
+@shared_task
 def fail(message: str = "boom") -> None:
     raise ValueError(message)
 
