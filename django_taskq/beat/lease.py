@@ -164,4 +164,4 @@ class Lease:
 
     def current_holder(self) -> str | None:
         raw = self.client.get(self.key)
-        return raw.decode() if isinstance(raw, bytes) else raw
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else raw

@@ -262,9 +262,9 @@ class Beat:
         channel = message.get("channel")
         data = message.get("data")
         if isinstance(channel, bytes):
-            channel = channel.decode()
+            channel = channel.decode(errors="replace")
         if isinstance(data, bytes):
-            data = data.decode()
+            data = data.decode(errors="replace")  # whatever a client published
         if channel == version.channel() and isinstance(data, str):
             self.changes.append(data)
 
@@ -320,7 +320,7 @@ class Beat:
         """Reload just the rows named in change notices (all rows for ``*``)."""
         changes, self.changes = self.changes, []
         parsed = [version.parse(change) for change in changes]
-        if any(kind == version.ALL or not pk.isdigit() for kind, pk, _ in parsed):
+        if any(kind == version.ALL for kind, _, _ in parsed):
             self._reload_all()
             return
         ids: set[int] = set()

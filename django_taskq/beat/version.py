@@ -17,6 +17,7 @@ Three paths, from fastest to the catch-all:
 from __future__ import annotations
 
 import logging
+import re
 
 import redis
 from django.db import DatabaseError
@@ -73,16 +74,33 @@ def notify(payload: str) -> None:
     bump(payload if current is None else f"{payload}@{current}")
 
 
+#: What a notice can name: a periodic task, or a schedule its tasks use.
+KINDS = frozenset({"task", "intervalschedule", "crontabschedule", "clockedschedule"})
+_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def parse(payload: str) -> tuple[str, str, int | None]:
-    """``"task:5@12"`` -> ("task", "5", 12); ``"*"`` -> ("*", "", None)."""
+    """``"task:5@12"`` -> ("task", "5", 12); ``"*"`` -> ("*", "", None).
+
+    The channel is plain Redis, so any client can publish anything on it: a
+    payload that names no known kind and row id reads as ``*`` (reload
+    everything), never an error.
+    """
     body, _, db = payload.partition("@")
     kind, _, pk = body.partition(":")
-    return kind, pk, int(db) if db.isdigit() else None
+    version = int(db) if _NUMBER.fullmatch(db) else None
+    if kind not in KINDS or not _NUMBER.fullmatch(pk):
+        return ALL, "", version
+    return kind, pk, version
 
 
 def redis_version(client: redis.Redis) -> int:
+    """The version counter in Redis; 0 when it is missing or not a number (someone wrote it)."""
     raw = client.get(version_key())
-    return int(raw) if raw is not None else 0
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return 0
 
 
 def db_version() -> int | None:

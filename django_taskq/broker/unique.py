@@ -80,7 +80,7 @@ def publish_unique(
         and not pending_in_script(client, envelope)
     ):
         _forget_pending(envelope.id)  # written beside the call; enqueue.lua writes none then
-    return holder.decode() if isinstance(holder, bytes) else str(holder)
+    return holder.decode(errors="replace") if isinstance(holder, bytes) else str(holder)
 
 
 def _forget_pending(task_id: str) -> None:

@@ -197,7 +197,7 @@ def history_backlog(client: Any, queues: list[str]) -> list[Backlog]:
             continue  # no events stream yet
         for group in reply:
             name = group.get("name")
-            if (name.decode() if isinstance(name, bytes) else name) != GROUP:
+            if (name.decode(errors="replace") if isinstance(name, bytes) else name) != GROUP:
                 continue
             lag = group.get("lag")
             out.append(

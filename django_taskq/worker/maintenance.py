@@ -144,7 +144,7 @@ class Maintenance(threading.Thread):
     def _on_message(self, message: dict[str, object]) -> None:
         channel = message.get("channel")
         if isinstance(channel, bytes):
-            channel = channel.decode()
+            channel = channel.decode(errors="replace")
         data = message.get("data")
         if channel == keys.delayed_wake():
             queue = data.decode(errors="replace") if isinstance(data, bytes) else str(data)

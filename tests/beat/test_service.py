@@ -252,3 +252,24 @@ def test_raw_sql_is_noticed_by_the_version_poll(
     beat.stop()
     assert len(beat.beat.scheduler) == 0
     assert len(runs_of(broker, "tick")) == count
+
+
+def test_whatever_is_published_or_stored_beside_it_beat_goes_on(
+    broker, every_second, beat_thread, caplog
+):
+    """Notices and the version key are plain Redis: any client can write anything there."""
+    from django_taskq.beat import version
+
+    caplog.set_level(logging.INFO, logger="django_taskq.beat")
+    beat = beat_thread()
+    wait_until(lambda: runs_of(broker, "tick"))
+    for junk in [b"\xff\xfe", "task:\u00b2", "task:1@\u00b2", "nosuchkind:5", "task:", ":", ""]:
+        broker.publish(version.channel(), junk)
+    broker.set(version.version_key(), b"not a number \xff")
+    broker.publish(version.channel(), "*")
+    count = len(runs_of(broker, "tick"))
+    wait_until(lambda: len(runs_of(broker, "tick")) >= count + 2)
+    assert beat.thread.is_alive()
+    beat.stop()
+    assert "unexpected error" not in caplog.text
+    assert "Traceback" not in caplog.text
