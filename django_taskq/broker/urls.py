@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from django_taskq.exceptions import ImproperlyConfiguredTaskq
 
@@ -115,6 +115,7 @@ def parse(url: str, setting: str) -> RedisTarget:
         raise _fail(setting, url, f"not a URL ({exc})", "single") from None
     scheme = parts.scheme.lower()
     if scheme in SINGLE_SCHEMES:
+        _check_single(url, setting, parts)
         return RedisTarget("single", url, tls=scheme == "rediss")
     if scheme in SENTINEL_SCHEMES:
         return _parse_sentinel(url, setting)
@@ -127,6 +128,28 @@ def parse(url: str, setting: str) -> RedisTarget:
         "or redis+cluster://[user:password@]host1:7000,host2:7001/ for Redis Cluster "
         "(rediss+sentinel://, rediss+cluster:// with TLS)"
     )
+
+
+def _check_single(url: str, setting: str, parts: SplitResult) -> None:
+    """Refuse what redis-py would refuse later, or silently ignore, in a one-Redis URL.
+
+    redis-py's ``from_url`` drops a db path that is not a number
+    (``redis://host/prod`` connects to db 0) and takes port 0 as no port, so
+    a typo would quietly point the project at another database.
+    """
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise _fail(setting, url, str(exc).rstrip("."), "single") from None
+    if parts.scheme.lower() == "unix":
+        return
+    if parts.port == 0:
+        raise _fail(setting, url, "the port is 0", "single")
+    path = parts.path.strip("/")
+    if path and not (path.isascii() and path.isdigit()):
+        raise _fail(setting, url, f"the db {path!r} after the host is not a number", "single")
 
 
 def _nodes(

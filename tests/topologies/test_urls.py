@@ -59,6 +59,14 @@ def test_a_cluster_url_names_its_seed_nodes() -> None:
         ("redis+cluster:///", "no cluster node", "redis+cluster://"),
         ("redis+cluster://h:7000/?sentinel_password=x", "belong to redis+sentinel", "redis+"),
         ("redis+cluster://h:7000/?socket_timeout=soon", "a query option is invalid", "redis+"),
+        # One Redis: redis-py connected to db 0 for a db path that is not a number.
+        ("redis://h:6379/prod", "the db 'prod' after the host is not a number", "redis://"),
+        ("redis://h:6379/0/extra", "the db '0/extra' after the host", "redis://"),
+        ("redis://h:99999/0", "Port out of range", "redis://"),
+        ("redis://h:port/0", "Port could not be cast", "redis://"),
+        ("redis://h:0/0", "the port is 0", "redis://"),
+        ("redis://h:6379/0?socket_timeout=soon", "Invalid value for 'socket_timeout'", "redis://"),
+        ("unix:///run/redis.sock?db=x", "Invalid value for 'db'", "redis://"),
     ],
 )
 def test_a_malformed_url_names_the_setting_the_problem_and_a_correct_example(
@@ -70,6 +78,20 @@ def test_a_malformed_url_names_the_setting_the_problem_and_a_correct_example(
     assert message.startswith("TASKQ_BROKER_URL=")
     assert problem in message
     assert f"A correct example: {example}" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://h:6379/0",
+        "redis://h",
+        "redis://h/",
+        "rediss://:pw@h:6380/15",
+        "unix:///run/r.sock?db=2",
+    ],
+)
+def test_a_usual_single_redis_url_is_taken(url: str) -> None:
+    assert urls.parse(url, "TASKQ_BROKER_URL").topology == "single"
 
 
 def test_an_unknown_scheme_lists_every_form() -> None:
