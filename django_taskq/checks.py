@@ -5,7 +5,7 @@
 - taskq.W001 an unknown TASKQ_* setting (with the closest known name)
 - taskq.W002 pickle accepted (TASKQ_ACCEPT_CONTENT): unsafe with untrusted Redis
 - taskq.E003 a setting of the wrong type or range (an unknown serializer or
-  compression among them)
+  compression among them; the plain settings' rules are in settings_types.py)
 - taskq.E004 connection settings that cannot work together (broker/checks.py)
 - taskq.W003 metrics configured (TASKQ_METRICS_TOKEN, or the taskq-metrics URL
   routed) while prometheus_client is not installed
@@ -35,6 +35,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from django_taskq import settings_types
 from django_taskq.conf import DEFAULTS, PREFIX, check_async_concurrency
 
 
@@ -93,6 +94,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskq.E003",
             )
         )
+    messages += [
+        Error(problem, hint="See docs/settings.md.", id="taskq.E003")
+        for problem in settings_types.problems()
+    ]
     messages += _check_tasks_options()
     messages += _check_metrics()
     messages += _check_send_ahead()
@@ -164,7 +169,16 @@ def _check_codecs() -> list[CheckMessage]:
     from django_taskq import codecs
 
     messages: list[CheckMessage] = []
-    accept = list(getattr(settings, PREFIX + "ACCEPT_CONTENT", ["json"]))
+    accept = getattr(settings, PREFIX + "ACCEPT_CONTENT", ["json"])
+    if isinstance(accept, str) or not isinstance(accept, list | tuple | set | frozenset):
+        return [
+            Error(
+                f"TASKQ_ACCEPT_CONTENT={accept!r} must be a list of content types.",
+                hint='For example ["json"] (the default) or ["json", "msgpack", "zlib"].',
+                id="taskq.E003",
+            )
+        ]
+    accept = list(accept)
     serializer = getattr(settings, PREFIX + "TASK_SERIALIZER", "json")
     if "pickle" in accept or serializer == "pickle":
         messages.append(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import math
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ImproperlyConfigured
@@ -41,7 +42,11 @@ def send_ahead_seconds() -> float:
     value = taskq_settings.BEAT_SEND_AHEAD
     ttl = taskq_settings.BEAT_RUN_KEY_TTL
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not 0 <= value <= 60 or (number and value * 10 > float(ttl)):
+    try:
+        ttl_seconds = float(ttl)
+    except (TypeError, ValueError):  # taskq.E003 names TASKQ_BEAT_RUN_KEY_TTL itself
+        ttl_seconds = math.inf
+    if not number or not 0 <= value <= 60 or (number and value * 10 > ttl_seconds):
         raise ImproperlyConfigured(
             f"TASKQ_BEAT_SEND_AHEAD={value!r} must be a number of seconds from 0 to 60, and "
             f"at most a tenth of TASKQ_BEAT_RUN_KEY_TTL ({ttl!r}); 0 sends runs when due."

@@ -272,7 +272,18 @@ def handlers() -> list[tuple[Handler, frozenset[str] | None]]:
     entries: Any = taskq_settings.AUTH_HANDLERS or []
     if isinstance(entries, str | dict) or callable(entries):
         entries = [entries]
-    defaults = dict(taskq_settings.AUTH_HANDLER_OPTIONS or {})
+    if not isinstance(entries, list | tuple):
+        raise ImproperlyConfigured(
+            f"{taskq_settings.origin('AUTH_HANDLERS')}={entries!r} must be a list of handlers "
+            "(dotted paths, callables or {'HANDLER': ...} dicts)"
+        )
+    defaults = taskq_settings.AUTH_HANDLER_OPTIONS or {}
+    if not isinstance(defaults, dict):
+        raise ImproperlyConfigured(
+            f"{taskq_settings.origin('AUTH_HANDLER_OPTIONS')}={defaults!r} must be a dict of "
+            "options given to every handler"
+        )
+    defaults = dict(defaults)
     return [_entry(entry, defaults) for entry in entries]
 
 
