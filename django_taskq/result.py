@@ -227,9 +227,13 @@ class AsyncResult:
     def date_done(self) -> dt.datetime | None:
         record = self._record()
         value = record.get("date_done") if record else None
-        if value is None:
+        # A record written by something else may hold anything here: no time, then.
+        if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+        try:
+            return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
 
     @property
     def name(self) -> str | None:
@@ -239,7 +243,8 @@ class AsyncResult:
     @property
     def retries(self) -> int:
         record = self._record()
-        return int((record or {}).get("retries") or 0)
+        retries = (record or {}).get("retries")
+        return retries if isinstance(retries, int) and not isinstance(retries, bool) else 0
 
     @property
     def worker(self) -> str | None:

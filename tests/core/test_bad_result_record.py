@@ -74,3 +74,23 @@ def test_a_saved_group_still_restores() -> None:
             {"group": {"id": "inner", "results": [{"id": "c", "task": "t.c"}]}},
         ],
     }
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b'{"status": "SUCCESS", "date_done": "yesterday", "retries": "x"}',
+        b'{"status": "SUCCESS", "date_done": 1e300, "retries": null}',
+        b'{"status": "SUCCESS", "date_done": true, "retries": 1.5}',
+    ],
+)
+def test_odd_fields_of_a_record_read_as_unknown(stored: bytes) -> None:
+    """A record with a status but odd fields: its state and result read, the rest as unknown."""
+    get_backend().set(keys.result("odd-fields"), stored)
+    found = AsyncResult("odd-fields")
+    assert (found.state, found.get(timeout=1), found.date_done, found.retries) == (
+        "SUCCESS",
+        None,
+        None,
+        0,
+    )
