@@ -19,6 +19,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq.control import Replies
+from django_taskq.management import numbers
 
 Render = Callable[[Any], list[str]]
 
@@ -35,7 +36,7 @@ def add_remote_options(
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=numbers.some_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="How long to wait for replies (default TASKQ_CONTROL_TIMEOUT, 2 s).",

@@ -68,13 +68,46 @@ def test_taskq_call_errors_are_one_line(broker: Any) -> None:
         ("tests.testapp.tasks.add", "--args", "[1"): "--args/--kwargs must be JSON",
         ("tests.testapp.tasks.add", "--args", "{}"): "--args must be a JSON list",
         ("tests.testapp.tasks.add", "--args", "[1, 2, 3]"): "add",
-        ("tests.testapp.tasks.add", "--args", "[1, 1]", "--priority", "12"): "priority",
         ("tests.testapp.tasks.add", "--args", "[1, 1]", "--wait", "0.3"): "no result within",
     }
     for args, text in cases.items():
         done = manage("taskq_call", *args)
         assert done.returncode == 1, (args, done.stdout)
         assert "Traceback" not in done.stderr and text in done.stderr, (args, done.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("taskq_worker", "-c", "0"), "-c/--concurrency: '0' is not a whole number >= 1"),
+        (("taskq_worker", "-c", "-3"), "'-3' is not a whole number >= 1"),
+        (("taskq_worker", "--prefetch", "0"), "--prefetch: '0'"),
+        (("taskq_worker", "--max-tasks", "0"), "--max-tasks: '0'"),
+        (("taskq_worker", "--max-tasks-per-child", "-1"), "--max-tasks-per-child: '-1'"),
+        (("taskq_worker", "--max-memory-per-child", "0"), "is not a memory size"),
+        (("taskq_worker", "--max-memory-per-child", "lots"), "is not a memory size"),
+        (("taskq_worker", "--time-limit", "nan"), "is not a number of seconds > 0"),
+        (("taskq_worker", "--soft-time-limit", "-5"), "is not a number of seconds > 0"),
+        (("taskq_worker", "--shutdown-timeout", "-1"), "is not a number of seconds >= 0"),
+        (("taskq_worker", "--failed-exit-code", "300"), "is not a whole number from 0 to 255"),
+        (("taskq_worker", "--metrics-port", "70000"), "from 0 to 65535"),
+        (("taskq_call", "tests.testapp.tasks.add", "--priority", "12"), "from 0 to 9"),
+        (("taskq_call", "tests.testapp.tasks.add", "--wait", "-1"), "--wait: '-1'"),
+        (("taskq_dead", "--count", "0"), "--count: '0'"),
+        (("taskq_inspect", "--dead", "-1"), "--dead: '-1' is not a whole number >= 0"),
+        (("taskq_inspect", "scheduled", "--limit", "0"), "--limit: '0'"),
+        (("taskq_inspect", "ping", "--timeout", "0"), "--timeout: '0'"),
+        (("taskq_control", "pool_grow", "0"), "'0' is not a whole number >= 1"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else None,
+)
+def test_a_number_out_of_range_is_a_usage_error_naming_the_option(
+    args: tuple[str, ...], says: str
+) -> None:
+    """``type=int`` took ``-c 0``, ``-c -3`` and ``--prefetch 0``; now argparse refuses them."""
+    with pytest.raises(CommandError) as refused:
+        command(*args)
+    assert says in str(refused.value)
 
 
 def test_every_taskq_call_option_has_help() -> None:

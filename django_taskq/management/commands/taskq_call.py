@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq.exceptions import NotRegistered, TaskqError
 from django_taskq.exceptions import TimeoutError as TaskqTimeout
+from django_taskq.management import numbers
 from django_taskq.management.errors import reports_broker_errors
 from django_taskq.registry import registry
 
@@ -49,14 +50,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--priority",
-            type=int,
+            type=numbers.priority,
             default=None,
             metavar="0-9",
             help="Priority from 0 to 9; 9 runs first (default: the task's, else 5).",
         )
         parser.add_argument(
             "--wait",
-            type=float,
+            type=numbers.some_seconds,
             default=None,
             metavar="SECONDS",
             help="Wait up to SECONDS for the result and print its state and value.",

@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq import control
+from django_taskq.management import numbers
 from django_taskq.management.errors import reports_broker_errors
 from django_taskq.management.replies import (
     add_remote_options,
@@ -58,7 +59,8 @@ class Command(BaseCommand):
             ("pool_grow", "Start N more child processes (prefork; default 1)."),
             ("pool_shrink", "Stop N child processes after their task (prefork; default 1)."),
         ):
-            sub.add_parser(name, help=text).add_argument("n", nargs="?", type=int, default=1)
+            subparser = sub.add_parser(name, help=text)
+            subparser.add_argument("n", nargs="?", type=numbers.positive, default=1)
         for name, text in (
             ("add_consumer", "Consume QUEUE too."),
             ("cancel_consumer", "Stop consuming QUEUE."),

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq import bodies
 from django_taskq.control import dead_letters, delete_dead, requeue_dead, requeue_refusals
+from django_taskq.management import numbers
 from django_taskq.management.errors import reports_broker_errors
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
-            "--count", type=int, default=20, help="How many to list (newest first)."
+            "--count", type=numbers.positive, default=20, help="How many to list (newest first)."
         )
         parser.add_argument(
             "-Q",

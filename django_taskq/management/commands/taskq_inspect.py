@@ -17,6 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from django_taskq import control
+from django_taskq.management import numbers
 from django_taskq.management.errors import reports_broker_errors
 from django_taskq.management.replies import (
     Render,
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON instead of text.")
         parser.add_argument(
             "--dead",
-            type=int,
+            type=numbers.non_negative,
             default=0,
             metavar="N",
             help="Overview only: also list the N newest dead letters with their reason.",
@@ -61,7 +62,10 @@ class Command(BaseCommand):
                 subparser.add_argument("task_ids", nargs="+", metavar="ID", help="Task ids.")
             if name == "scheduled":
                 subparser.add_argument(
-                    "--limit", type=int, default=100, help="Most messages per queue (100)."
+                    "--limit",
+                    type=numbers.positive,
+                    default=100,
+                    help="Most messages per queue (100).",
                 )
 
     @reports_broker_errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from argparse import ArgumentParser
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from django_taskq.management import numbers
 from django_taskq.management.foreground import configure_worker_logging
 from django_taskq.management.loglevel import add_loglevel_argument
 from django_taskq.worker.main import POOLS, Worker
@@ -18,9 +20,15 @@ def _memory_kib(value: str) -> int:
     """``--max-memory-per-child`` in KiB (Celery's unit), or with a K/M/G suffix."""
     units = {"k": 1, "m": 1024, "g": 1024 * 1024}
     value = value.strip().lower().removesuffix("b")
-    if value and value[-1] in units:
-        return int(float(value[:-1]) * units[value[-1]])
-    return int(value)
+    try:
+        kib = int(float(value[:-1]) * units[value[-1]]) if value[-1:] in units else int(value)
+    except (ValueError, OverflowError):
+        kib = 0
+    if kib < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a memory size: KiB, or a number with K, M or G (200M, 1G)"
+        )
+    return kib
 
 
 class Command(BaseCommand):
@@ -36,7 +44,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "-c",
             "--concurrency",
-            type=int,
+            type=numbers.positive,
             default=None,
             help="Number of child processes or threads (default: number of CPUs).",
         )
@@ -52,7 +60,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--max-tasks-per-child",
-            type=int,
+            type=numbers.positive,
             default=None,
             help="Replace a child after it ran this many tasks.",
         )
@@ -64,25 +72,25 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--time-limit",
-            type=float,
+            type=numbers.some_seconds,
             default=None,
             help="Hard time limit in seconds for tasks that set none.",
         )
         parser.add_argument(
             "--soft-time-limit",
-            type=float,
+            type=numbers.some_seconds,
             default=None,
             help="Soft time limit in seconds for tasks that set none.",
         )
         parser.add_argument(
             "--prefetch",
-            type=int,
+            type=numbers.positive,
             default=None,
             help="Most messages one consumer holds unstarted (default TASKQ_WORKER_PREFETCH).",
         )
         parser.add_argument(
             "--async-concurrency",
-            type=int,
+            type=int,  # checked with the setting, naming both (conf.check_async_concurrency)
             default=None,
             metavar="N",
             help="async def tasks one consumer runs at once on its event loop "
@@ -102,7 +110,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--max-tasks",
-            type=int,
+            type=numbers.positive,
             default=None,
             metavar="N",
             help="Stop the worker (warm, exit 0) after its consumers ended N tasks; with "
@@ -110,7 +118,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--shutdown-timeout",
-            type=float,
+            type=numbers.any_seconds,
             default=None,
             metavar="SECONDS",
             help="Turn a warm shutdown (SIGTERM, Ctrl-C) cold after this long: running tasks "
@@ -124,14 +132,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--failed-exit-code",
-            type=int,
+            type=numbers.exit_code,
             default=None,
             metavar="N",
             help="With --burst: exit N if a task this worker ran failed or was dead-lettered.",
         )
         parser.add_argument(
             "--empty-exit-code",
-            type=int,
+            type=numbers.exit_code,
             default=None,
             metavar="N",
             help="With --burst: exit N if the queues held nothing to run.",
@@ -145,7 +153,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--metrics-port",
-            type=int,
+            type=numbers.port,
             default=None,
             metavar="PORT",
             help="Serve Prometheus metrics on this port at /metrics (0: any free port; needs "
