@@ -98,6 +98,8 @@ def test_taskq_call_errors_are_one_line(broker: Any) -> None:
         (("taskq_inspect", "scheduled", "--limit", "0"), "--limit: '0'"),
         (("taskq_inspect", "ping", "--timeout", "0"), "--timeout: '0'"),
         (("taskq_control", "pool_grow", "0"), "'0' is not a whole number >= 1"),
+        (("taskq_recorder", "--lease", "0"), "--lease: '0' is not a number of seconds >= 1"),
+        (("taskq_recorder", "--lease", "nan"), "--lease: 'nan'"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, tuple) else None,
 )

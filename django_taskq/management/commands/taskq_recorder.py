@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_taskq.history.recorder import LEASE_SECONDS, run_recorder
+from django_taskq.management import numbers
 from django_taskq.management.foreground import configure_logging, stop_on_signals
 from django_taskq.management.loglevel import add_loglevel_argument
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--lease",
-            type=float,
+            type=numbers.seconds(1, strict=False),
             default=LEASE_SECONDS,
             metavar="SECONDS",
             help=(
