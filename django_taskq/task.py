@@ -12,6 +12,7 @@ import datetime as dt
 import fnmatch
 import functools
 import inspect
+import math
 import os
 import random
 import sys
@@ -74,6 +75,35 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
+#: Latest instant a message may name, in epoch seconds (about the year 33,600):
+#: its milliseconds stay exact in a double and inside Redis's integers, which
+#: a countdown of 1e20 overflowed in the enqueue script (a ResponseError).
+MAX_EPOCH = 1e12
+
+
+def _instant(value: float | None, what: str, task: str) -> float | None:
+    """``value`` (epoch seconds) if it is a usable instant; ValueError naming ``what`` if not."""
+    if value is not None and not (math.isfinite(value) and abs(value) < MAX_EPOCH):
+        raise ValueError(
+            f"{task}: {what} is out of range ({value!r}): give a time before the year 30,000"
+        )
+    return value
+
+
+def _seconds(value: Any, what: str, task: str) -> float:
+    """A number of seconds given as an option; TypeError or ValueError naming ``what`` if not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{task}: {what} must be a number of seconds, not {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"{task}: {what} must be a finite number of seconds, not {shown}")
+    return seconds
+
+
 def _to_epoch(value: dt.datetime | float | None, what: str, task: str) -> float | None:
     if value is None:
         return None
@@ -85,8 +115,8 @@ def _to_epoch(value: dt.datetime | float | None, what: str, task: str) -> float 
                 _warn_naive(value, what, task, timezone.get_current_timezone_name())
             value = timezone.make_aware(value)
         return value.timestamp()
-    if isinstance(value, int | float):
-        return float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _seconds(value, what, task)
     raise TypeError(f"{task}: {what} must be a datetime or a number, not {type(value).__name__}")
 
 
@@ -198,6 +228,37 @@ def check_task_id(task_id: Any, where: str) -> str:
     return task_id
 
 
+def _check_task_options(where: str, opts: dict[str, Any]) -> None:
+    """TypeError or ValueError naming the first option of a task declaration that is wrong.
+
+    Checked when the task is declared, not at each call: a negative
+    ``time_limit`` or a string ``queue`` would otherwise fail every call,
+    or reach a worker that dead-letters the message.
+    """
+    for option in ("time_limit", "soft_time_limit"):
+        value = opts[option]
+        if value is not None and _seconds(value, option, where) <= 0:
+            raise ValueError(f"{where}: {option} must be a number of seconds > 0, or None")
+    if opts["queue"] is not None:
+        from django_taskq.broker.keys import check_queue_name
+
+        check_queue_name(opts["queue"], where)
+    retries = opts["max_retries"]
+    given = retries is not UNSET and retries is not None
+    if given and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+        raise ValueError(
+            f"{where}: max_retries must be a whole number >= 0, or None for no limit, "
+            f"not {retries!r}"
+        )
+    for option in ("default_retry_delay", "retry_backoff_max"):
+        value = opts[option]
+        if value is not None and _seconds(value, option, where) < 0:
+            raise ValueError(f"{where}: {option} must be a number of seconds >= 0")
+    expires = opts["expires"]
+    if expires is not None and not isinstance(expires, dt.timedelta | dt.datetime):
+        _seconds(expires, "expires", where)
+
+
 class Task:
     """A function that can run in a worker. Made by ``@shared_task``.
 
@@ -273,6 +334,7 @@ class Task:
         self.result_compression: str | None = opts["result_compression"]
         for option in ("serializer", "compression", "result_compression"):
             check_codec(self.name, option, opts[option])
+        _check_task_options(where, opts)
         self.typing: bool = bool(opts["typing"])
         self.unique_for: float | None = None
         if opts["unique_for"] is not None:
@@ -556,15 +618,33 @@ class Task:
         now = time.time()
         eta_ts = _to_epoch(eta, "eta", self.name)
         if countdown is not None:
-            eta_ts = now + float(countdown)
+            eta_ts = now + _seconds(countdown, "countdown", self.name)
+        eta_ts = _instant(eta_ts, "countdown" if countdown is not None else "eta", self.name)
         if expires is None:
             expires = self.expires
         if isinstance(expires, dt.timedelta):
             expires_ts: float | None = now + expires.total_seconds()
         elif isinstance(expires, int | float) and not isinstance(expires, bool):
-            expires_ts = now + float(expires)
+            expires_ts = now + _seconds(expires, "expires", self.name)
         else:
             expires_ts = _to_epoch(expires, "expires", self.name)
+        expires_ts = _instant(expires_ts, "expires", self.name)
+        if time_limit is None:
+            time_limit = self.time_limit
+        if soft_time_limit is None:
+            soft_time_limit = self.soft_time_limit
+        for what, limit in (("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
+            if limit is not None and _seconds(limit, what, self.name) <= 0:
+                raise ValueError(f"{self.name}: {what} must be a number of seconds > 0, or None")
+        if headers is not None and not isinstance(headers, dict):
+            raise TypeError(f"{self.name}: headers must be a dict, not {type(headers).__name__}")
+        try:
+            links, error_links = _sig_dicts(link), _sig_dicts(link_error)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{self.name}: link and link_error take a signature or a list of signatures "
+                f"(task.s(...)), not {exc}"
+            ) from None
 
         routed = route(self.name)
         queue = queue or routed.get("queue") or self.queue or taskq_settings.DEFAULT_QUEUE
@@ -605,12 +685,10 @@ class Task:
             group_id=group_id,
             group_index=group_index,
             ignore_result=self.ignore_result if ignore_result is None else bool(ignore_result),
-            time_limit=time_limit if time_limit is not None else self.time_limit,
-            soft_time_limit=soft_time_limit
-            if soft_time_limit is not None
-            else self.soft_time_limit,
-            link=_sig_dicts(link),
-            link_error=_sig_dicts(link_error),
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            link=links,
+            link_error=error_links,
             chord=chord,
         )
 
@@ -950,11 +1028,15 @@ def _sig_dicts(value: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(value, dict) or hasattr(value, "to_dict"):
         value = [value]
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"a {type(value).__name__}")
     out = []
     for item in value:
         # A Signature is a dict whose nested signatures must become plain
         # dicts too, so the envelope holds only plain JSON values.
         to_dict = getattr(item, "to_dict", None)
+        if to_dict is None and not isinstance(item, dict):
+            raise TypeError(f"a list holding a {type(item).__name__}")
         out.append(to_dict() if to_dict is not None else dict(item))
     return out
 

@@ -50,8 +50,6 @@ def seconds(low: float = 0.0, *, strict: bool = True) -> Callable[[str], float]:
 #: The types the commands use.
 positive = whole(1)
 non_negative = whole(0)
-exit_code = whole(0, 255)
 priority = whole(0, 9)
 port = whole(0, 65535)
 some_seconds = seconds(0.0)
-any_seconds = seconds(0.0, strict=False)

@@ -39,6 +39,12 @@ def test_calling_a_task_runs_it_inline() -> None:
         ({"retry_every": 3}, "unknown option(s) retry_every"),
         ({"autoretry_for": ("ValueError",)}, "take exception classes"),
         ({"rate_limit": "10/fortnight"}, "rate_limit='10/fortnight' is not valid"),
+        ({"time_limit": -1}, "time_limit must be a number of seconds > 0"),
+        ({"soft_time_limit": "60"}, "soft_time_limit must be a number of seconds, not str"),
+        ({"queue": "two words"}, "queue must be a name"),
+        ({"max_retries": -1}, "max_retries must be a whole number >= 0, or None"),
+        ({"default_retry_delay": "soon"}, "default_retry_delay must be a number of seconds"),
+        ({"expires": "never"}, "expires must be a number of seconds"),
     ],
 )
 def test_bad_options_fail_when_declared(options: dict[str, Any], fragment: str) -> None:
@@ -123,6 +129,33 @@ def test_routes_pick_the_queue(broker: Any) -> None:
 def test_priority_out_of_range_is_refused_at_call() -> None:
     with pytest.raises(ValueError, match="priority must be an integer from 0 to 9"):
         add.apply_async((1, 1), priority=-1)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "says"),
+    [
+        ({"countdown": "10"}, TypeError, "countdown must be a number of seconds, not str"),
+        ({"countdown": float("nan")}, ValueError, "countdown must be a finite number"),
+        ({"countdown": 10**20}, ValueError, "countdown is out of range"),
+        ({"countdown": 10**400}, ValueError, "countdown must be a finite number"),
+        ({"eta": float("inf")}, ValueError, "eta must be a finite number"),
+        ({"expires": float("nan")}, ValueError, "expires must be a finite number"),
+        ({"time_limit": 0}, ValueError, "time_limit must be a number of seconds > 0"),
+        ({"soft_time_limit": "x"}, TypeError, "soft_time_limit must be a number of seconds"),
+        ({"headers": 5}, TypeError, "headers must be a dict, not int"),
+        ({"link": 5}, TypeError, "link and link_error take a signature"),
+        ({"link_error": ["x"]}, TypeError, "not a list holding a str"),
+    ],
+    ids=repr,
+)
+def test_a_bad_call_option_is_refused_naming_the_task_and_option(
+    broker: Any, options: dict[str, Any], error: type[Exception], says: str
+) -> None:
+    """These reached redis-py or the enqueue script (a ResponseError from Lua), or a worker."""
+    with pytest.raises(error) as refused:
+        add.apply_async((1, 1), **options)
+    assert add.name in str(refused.value) and says in str(refused.value)
+    assert broker.dbsize() == 0
 
 
 def test_args_must_be_a_sequence() -> None:

@@ -110,7 +110,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--max-tasks",
-            type=numbers.positive,
+            type=int,
             default=None,
             metavar="N",
             help="Stop the worker (warm, exit 0) after its consumers ended N tasks; with "
@@ -118,7 +118,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--shutdown-timeout",
-            type=numbers.any_seconds,
+            type=float,
             default=None,
             metavar="SECONDS",
             help="Turn a warm shutdown (SIGTERM, Ctrl-C) cold after this long: running tasks "
@@ -132,14 +132,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--failed-exit-code",
-            type=numbers.exit_code,
+            type=int,
             default=None,
             metavar="N",
             help="With --burst: exit N if a task this worker ran failed or was dead-lettered.",
         )
         parser.add_argument(
             "--empty-exit-code",
-            type=numbers.exit_code,
+            type=int,
             default=None,
             metavar="N",
             help="With --burst: exit N if the queues held nothing to run.",
