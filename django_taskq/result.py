@@ -14,6 +14,7 @@ redis.asyncio client of the running loop (broker/aio.py).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 import time
 import uuid
@@ -100,6 +101,21 @@ def rebuild_exception(info: Any) -> BaseException:
         except Exception:
             pass
     return TaskError(name, message)
+
+
+def check_timeout(timeout: Any, where: str) -> None:
+    """TypeError or ValueError naming ``where`` unless ``timeout`` is None or a number of seconds.
+
+    A string or NaN failed deep in the wait with a bare ValueError. A
+    negative timeout is taken as 0, as before: ready now, or TimeoutError.
+    """
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        shown = f"{timeout!r:.40}"
+        raise TypeError(f"{where}: timeout must be a number of seconds or None, not {shown}")
+    if math.isnan(timeout):
+        raise ValueError(f"{where}: timeout must be a number of seconds or None, not nan")
 
 
 def _bounded(timeout: float | None) -> AbstractContextManager[Any]:
@@ -341,6 +357,7 @@ class AsyncResult:
         the other task has finished, so the outcome never depends on timing;
         ``.state`` and ``.result`` read a result without waiting.
         """
+        check_timeout(timeout, f"AsyncResult({self.id!r}).get()")
         if disable_sync_subtasks:
             assert_not_in_task(self.id)
         waiting = errors.translating_errors(f"wait for task {self.id}", uses="results")
@@ -366,6 +383,7 @@ class AsyncResult:
         wake-up list: no polling), on a redis.asyncio client of the running
         loop (``broker/aio.py``), so any number of waits share one thread.
         """
+        check_timeout(timeout, f"AsyncResult({self.id!r}).aget()")
         if disable_sync_subtasks:
             assert_not_in_task(self.id)
         from django_taskq.broker import aio

@@ -93,9 +93,10 @@ class GroupResult:
         With ``propagate`` the first failed member's exception is raised;
         ``timeout`` bounds the whole wait, not each member.
         """
-        if disable_sync_subtasks:
-            from django_taskq.result import assert_not_in_task
+        from django_taskq.result import assert_not_in_task, check_timeout
 
+        check_timeout(timeout, f"group {self.id}")
+        if disable_sync_subtasks:
             assert_not_in_task(f"group {self.id}")
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
@@ -121,9 +122,10 @@ class GroupResult:
 
         The same arguments, result and errors as ``get()``; no thread, no polling.
         """
-        if disable_sync_subtasks:
-            from django_taskq.result import assert_not_in_task
+        from django_taskq.result import assert_not_in_task, check_timeout
 
+        check_timeout(timeout, f"group {self.id}")
+        if disable_sync_subtasks:
             assert_not_in_task(f"group {self.id}")
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []

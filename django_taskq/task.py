@@ -27,6 +27,7 @@ from django_taskq import request as requests
 from django_taskq import states
 from django_taskq.arguments import check as check_call
 from django_taskq.arguments import positional_range
+from django_taskq.broker.keys import QUEUE_NAME
 from django_taskq.codecs import check_option as check_codec
 from django_taskq.codecs import default_serializer
 from django_taskq.conf import taskq_settings
@@ -648,8 +649,12 @@ class Task:
 
         routed = route(self.name)
         queue = queue or routed.get("queue") or self.queue or taskq_settings.DEFAULT_QUEUE
-        if not isinstance(queue, str) or not queue or "\n" in queue:
-            raise ValueError(f"{self.name}: queue must be a non-empty name, not {queue!r}")
+        if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+            # A name no worker can consume (-Q refuses it): the message would wait for ever.
+            raise ValueError(
+                f"{self.name}: queue must be a name of 1-200 characters without whitespace, "
+                f"'{{' or '}}', not {queue!r}"
+            )
         if priority is None:
             priority = routed.get("priority")
         if priority is None:
@@ -745,7 +750,7 @@ class Task:
         # Sent: publish_many() encodes every body before it sends any, and a
         # failed JSON encoding names the argument, so no separate check first.
         options.setdefault("json_check", bool(taskq_settings.TASK_ALWAYS_EAGER))
-        envelopes = [self.build_envelope(args, kwargs, **options) for args, kwargs in calls]
+        envelopes = [self.build_envelope(*self._pair(call), **options) for call in calls]
         if taskq_settings.TASK_ALWAYS_EAGER:
             propagate = taskq_settings.TASK_EAGER_PROPAGATES
             return [self._apply_envelope(e, propagate=propagate) for e in envelopes]
@@ -755,6 +760,14 @@ class Task:
         with publish_deadline():
             publish_many(envelopes)
         return [AsyncResult(e.id, task_name=self.name) for e in envelopes]
+
+    def _pair(self, call: Any) -> tuple[Any, Any]:
+        """One ``apply_many()`` call as (args, kwargs); TypeError naming the task if it is not."""
+        if isinstance(call, tuple | list) and len(call) == 2:
+            return call[0], call[1]
+        raise TypeError(
+            f"{self.name}.apply_many(): each call is an (args, kwargs) pair, not {call!r:.80}"
+        )
 
     def delay_on_commit(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Send the task when the current transaction commits; the id is known now."""

@@ -158,6 +158,31 @@ def test_a_bad_call_option_is_refused_naming_the_task_and_option(
     assert broker.dbsize() == 0
 
 
+def test_a_queue_no_worker_can_consume_is_refused(broker: Any) -> None:
+    """``queue="two words"`` was sent, to a stream no worker can read (-Q refuses the name)."""
+    for queue in ("two words", "{tag}", "x" * 201):
+        with pytest.raises(ValueError, match="queue must be a name of 1-200 characters"):
+            add.apply_async((1, 1), queue=queue)
+    assert broker.dbsize() == 0
+
+
+def test_apply_many_names_a_call_that_is_no_args_kwargs_pair(broker: Any) -> None:
+    with pytest.raises(TypeError, match=r"add.apply_many\(\): each call is an \(args, kwargs\)"):
+        add.apply_many([((1, 2), {}), ((1, 2), {}, {"countdown": 5})])
+    assert broker.dbsize() == 0
+
+
+@pytest.mark.parametrize("timeout", ["10", float("nan"), [1]], ids=repr)
+def test_a_wait_with_a_timeout_that_is_no_number_is_refused(broker: Any, timeout: Any) -> None:
+    from django_taskq.result_group import GroupResult
+
+    result = add.delay(1, 1)
+    with pytest.raises((TypeError, ValueError), match="timeout must be a number of seconds"):
+        result.get(timeout=timeout)
+    with pytest.raises((TypeError, ValueError), match="timeout must be a number of seconds"):
+        GroupResult("g", [result]).get(timeout=timeout)
+
+
 def test_args_must_be_a_sequence() -> None:
     with pytest.raises(TypeError, match="args must be a list or tuple"):
         add.apply_async(5)  # type: ignore[arg-type]
