@@ -508,6 +508,18 @@ class PeriodicTask(models.Model):
             raise ValidationError({"kwargs": _("Keyword arguments must be a JSON object.")})
         if not isinstance(self.headers, dict):
             raise ValidationError({"headers": _("Headers must be a JSON object.")})
+        from django_taskq.broker.keys import QUEUE_NAME
+
+        if self.queue and not QUEUE_NAME.match(self.queue):
+            # A name no worker can consume (taskq_worker -Q refuses it); the call refuses it too.
+            raise ValidationError(
+                {
+                    "queue": _(
+                        "A queue name has no whitespace, '{' or '}'; "
+                        "leave it empty for the default."
+                    )
+                }
+            )
 
     def upcoming(self, count: int = 5, now: dt.datetime | None = None) -> list[dt.datetime]:
         """The next ``count`` run times beat would send, in the schedule's zone."""

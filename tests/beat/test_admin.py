@@ -126,6 +126,8 @@ def test_add_valid_task(admin_client, weekday_cron):
         ({"kwargs": "[1]"}, "kwargs", "JSON object"),
         ({"args": "[1,"}, "args", "valid JSON"),
         ({"priority": "12"}, "priority", "less than or equal to 9"),
+        ({"queue": "two words"}, "queue", "A queue name has no whitespace"),
+        ({"queue": "{tag}"}, "queue", "A queue name has no whitespace"),
     ],
 )
 def test_wrong_calls_are_caught_in_the_form(admin_client, hourly, overrides, field, fragment):
