@@ -29,6 +29,7 @@ from typing import Any
 
 from django.db import transaction
 
+from django_taskq.broker.keys import QUEUE_NAME
 from django_taskq.exceptions import ImproperlyConfiguredTaskq
 from django_taskq.schedules import crontab, schedule
 
@@ -155,6 +156,13 @@ def parse_entry(name: str, raw: Any) -> SettingsEntry:
         isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
     ):
         raise _fail(name, f"priority must be an integer from 0 to 9, not {priority!r}")
+    queue = values["queue"]
+    if queue and (not isinstance(queue, str) or not QUEUE_NAME.match(queue)):
+        raise _fail(
+            name,
+            f"queue must be a name of 1-200 characters without whitespace, '{{' or '}}' "
+            f"(one a worker can consume), not {queue!r}",
+        )
     try:
         from django_taskq.messages import dumps
 

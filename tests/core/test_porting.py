@@ -152,6 +152,15 @@ def test_an_unreadable_beat_schedule_entry_fails_the_check() -> None:
     assert message.msg.startswith("TASKQ_BEAT_SCHEDULE['odd']: 'schedule' must be")
 
 
+@pytest.mark.django_db
+def test_a_beat_schedule_queue_no_worker_can_consume_fails_the_check() -> None:
+    entry = {"task": "tests.testapp.tasks.add", "schedule": 60, "args": [1, 2]}
+    schedule = {"spaced": {**entry, "options": {"queue": "two words"}}}
+    with override_settings(TASKQ_BEAT_SCHEDULE=schedule):
+        [message] = [m for m in check_settings() if m.id == "taskq.E005"]
+    assert message.msg.startswith("TASKQ_BEAT_SCHEDULE['spaced']: queue must be a name")
+
+
 # -- naive datetimes ----------------------------------------------------------------
 def test_a_naive_eta_warns_at_the_callers_line(broker: Any) -> None:
     naive = dt.datetime.now() + dt.timedelta(hours=1)
