@@ -82,6 +82,31 @@ TASK_OPTIONS: dict[str, Any] = {
 MAX_EPOCH = 1e12
 
 
+#: Queue names a call has checked (a set lookup, not a regex match, per call).
+_QUEUE_NAMES_SEEN: set[str] = set()
+
+
+def _check_queue(queue: Any, task: str) -> None:
+    """ValueError unless ``queue`` is a name a worker can consume (-Q refuses the others).
+
+    A message sent to another name would wait for ever. A good name is
+    remembered (up to 1,024 of them), so the common call only looks it up.
+    """
+    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+        raise ValueError(
+            f"{task}: queue must be a name of 1-200 characters without whitespace, "
+            f"'{{' or '}}', not {queue!r}"
+        )
+    if len(_QUEUE_NAMES_SEEN) < 1024:
+        _QUEUE_NAMES_SEEN.add(queue)
+
+
+def _check_limits(time_limit: Any, soft_time_limit: Any, task: str) -> None:
+    for what, limit in (("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
+        if limit is not None and _seconds(limit, what, task) <= 0:
+            raise ValueError(f"{task}: {what} must be a number of seconds > 0, or None")
+
+
 def _instant(value: float | None, what: str, task: str) -> float | None:
     """``value`` (epoch seconds) if it is a usable instant; ValueError naming ``what`` if not."""
     if value is not None and not (math.isfinite(value) and abs(value) < MAX_EPOCH):
@@ -93,7 +118,10 @@ def _instant(value: float | None, what: str, task: str) -> float | None:
 
 def _seconds(value: Any, what: str, task: str) -> float:
     """A number of seconds given as an option; TypeError or ValueError naming ``what`` if not."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)
+    if kind is float and value - value == 0.0:  # the common case: finite (NaN and inf are not)
+        return value  # type: ignore[no-any-return]
+    if kind is bool or not isinstance(value, int | float):
         raise TypeError(f"{task}: {what} must be a number of seconds, not {type(value).__name__}")
     try:
         seconds = float(value)
@@ -620,7 +648,8 @@ class Task:
         eta_ts = _to_epoch(eta, "eta", self.name)
         if countdown is not None:
             eta_ts = now + _seconds(countdown, "countdown", self.name)
-        eta_ts = _instant(eta_ts, "countdown" if countdown is not None else "eta", self.name)
+        if eta_ts is not None:
+            eta_ts = _instant(eta_ts, "countdown" if countdown is not None else "eta", self.name)
         if expires is None:
             expires = self.expires
         if isinstance(expires, dt.timedelta):
@@ -629,14 +658,14 @@ class Task:
             expires_ts = now + _seconds(expires, "expires", self.name)
         else:
             expires_ts = _to_epoch(expires, "expires", self.name)
-        expires_ts = _instant(expires_ts, "expires", self.name)
+        if expires_ts is not None:
+            expires_ts = _instant(expires_ts, "expires", self.name)
         if time_limit is None:
             time_limit = self.time_limit
         if soft_time_limit is None:
             soft_time_limit = self.soft_time_limit
-        for what, limit in (("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
-            if limit is not None and _seconds(limit, what, self.name) <= 0:
-                raise ValueError(f"{self.name}: {what} must be a number of seconds > 0, or None")
+        if time_limit is not None or soft_time_limit is not None:
+            _check_limits(time_limit, soft_time_limit, self.name)
         if headers is not None and not isinstance(headers, dict):
             raise TypeError(f"{self.name}: headers must be a dict, not {type(headers).__name__}")
         try:
@@ -649,12 +678,8 @@ class Task:
 
         routed = route(self.name)
         queue = queue or routed.get("queue") or self.queue or taskq_settings.DEFAULT_QUEUE
-        if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
-            # A name no worker can consume (-Q refuses it): the message would wait for ever.
-            raise ValueError(
-                f"{self.name}: queue must be a name of 1-200 characters without whitespace, "
-                f"'{{' or '}}', not {queue!r}"
-            )
+        if type(queue) is not str or queue not in _QUEUE_NAMES_SEEN:
+            _check_queue(queue, self.name)
         if priority is None:
             priority = routed.get("priority")
         if priority is None:
