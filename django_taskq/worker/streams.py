@@ -21,6 +21,7 @@ import redis
 from django_taskq.broker import keys, scripts, topology
 from django_taskq.broker.publish import run_pipeline
 from django_taskq.conf import taskq_settings
+from django_taskq.safe_text import encodable
 
 #: stream key -> its queue: parsed once per stream, not once per message (the
 #: parse reads the key prefix from the settings, which is dear on the hot path).
@@ -301,7 +302,13 @@ def _mark_revoked(
 
 
 def queue_dead_letter(pipe: Any, client: redis.Redis, delivery: Delivery, reason: str) -> None:
-    """Queue the move of ``delivery`` to its queue's dead letters (dead_letter.lua)."""
+    """Queue the move of ``delivery`` to its queue's dead letters (dead_letter.lua).
+
+    The reason is made encodable: it may quote anything (a task's
+    ``Reject(reason)``, a field of the message), and a lone surrogate in it
+    made the whole flush fail, killing a prefork child at every delivery.
+    """
+    reason = encodable(reason)
     scripts.queue_evalsha(
         pipe,
         client,

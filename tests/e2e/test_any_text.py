@@ -22,7 +22,7 @@ from django_taskq.broker import keys
 from django_taskq.control.dead import dead_letters
 from django_taskq.exceptions import EncodeError
 from tests.events.helpers import wait_dead_letters
-from tests.testapp.tasks import add, echo, file_name_of
+from tests.testapp.tasks import add, echo, file_name_of, reject_with
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +43,18 @@ def test_a_task_returning_a_lone_surrogate_stores_it_and_the_worker_goes_on(
     result = file_name_of.delay([0x66, 0xFF])
     start_worker("-P", "prefork", "-c", "1")
     assert result.get(timeout=30) == "f\udcff"
+    assert add.delay(2, 3).get(timeout=30) == 5
+
+
+def test_a_reject_reason_holding_a_lone_surrogate_is_dead_lettered(
+    start_worker: Any, broker: Any
+) -> None:
+    """The reason went into the dead-letter XADD as it was, which UTF-8 cannot encode."""
+    result = reject_with.delay("no such file: f\udcff")
+    start_worker("-P", "prefork", "-c", "1")
+    wait_dead_letters(broker, 1)
+    [row] = dead_letters()
+    assert row["i"] == result.id and "f\ufffd" in row["reason"]
     assert add.delay(2, 3).get(timeout=30) == 5
 
 

@@ -37,6 +37,14 @@ def echo(value: Any) -> Any:
 
 
 @shared_task
+def reject_with(reason: str) -> None:
+    """Refuse the message for good (dead-lettered) with ``reason``."""
+    from django_taskq.exceptions import Reject
+
+    raise Reject(reason)
+
+
+@shared_task
 def file_name_of(raw: list[int]) -> str:
     """The name os.listdir() gives a file whose name is the bytes ``raw`` (surrogateescape)."""
     return os.fsdecode(bytes(raw))
