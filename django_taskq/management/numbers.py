@@ -51,5 +51,4 @@ def seconds(low: float = 0.0, *, strict: bool = True) -> Callable[[str], float]:
 positive = whole(1)
 non_negative = whole(0)
 priority = whole(0, 9)
-port = whole(0, 65535)
 some_seconds = seconds(0.0)

@@ -15,7 +15,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_taskq import control
-from django_taskq.management import numbers
 from django_taskq.management.errors import reports_broker_errors
 from django_taskq.management.replies import (
     add_remote_options,
@@ -60,7 +59,9 @@ class Command(BaseCommand):
             ("pool_shrink", "Stop N child processes after their task (prefork; default 1)."),
         ):
             subparser = sub.add_parser(name, help=text)
-            subparser.add_argument("n", nargs="?", type=numbers.positive, default=1)
+            subparser.add_argument(
+                "n", nargs="?", type=int, default=1
+            )  # checked with its own message
         for name, text in (
             ("add_consumer", "Consume QUEUE too."),
             ("cancel_consumer", "Stop consuming QUEUE."),

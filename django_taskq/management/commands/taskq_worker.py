@@ -153,7 +153,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--metrics-port",
-            type=numbers.port,
+            type=int,
             default=None,
             metavar="PORT",
             help="Serve Prometheus metrics on this port at /metrics (0: any free port; needs "
