@@ -30,8 +30,8 @@ def _fail(data: dict[str, Any], name: str, problem: str, value: Any) -> DecodeEr
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    # encodable(): the reason is written to Redis with the dead letter.
-    return DecodeError(encodable(f"message {task_id}: field {name!r} {problem}, not {shown}"))
+    # The dead letter's reason is made encodable where it is written (worker/streams.py).
+    return DecodeError(f"message {task_id}: field {name!r} {problem}, not {shown}")
 
 
 def _is_text(value: str) -> bool:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from django_taskq.envelope_checks import MAX_ID_BYTES
 from django_taskq.exceptions import DecodeError
 from django_taskq.messages import Envelope
-from django_taskq.safe_text import encodable
 from django_taskq.worker.streams import Delivery
 
 KNOWN_FIELDS = frozenset({b"i", b"b", b"dc", b"v"})
@@ -36,7 +35,6 @@ class BadEntry(Exception):
     """An entry a worker cannot use; ``reason`` names the field."""
 
     def __init__(self, reason: str, task_id: str | None = None) -> None:
-        reason = encodable(reason)  # written to Redis with the dead letter, whatever it quotes
         super().__init__(reason)
         self.reason = reason
         #: The task id, when it could be read (so its result can say why).
